@@ -1,0 +1,1 @@
+"""Intake: where a person enters the system: registration, consent, assessment."""

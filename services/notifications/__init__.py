@@ -1,0 +1,1 @@
+"""Notifications: Inbox, reminders, escalations and webhooks."""

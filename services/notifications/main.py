@@ -1,0 +1,13 @@
+"""The notifications service: what it serves and which events it handles."""
+
+from shared.client_refs import CLIENT_REF_HANDLERS, client_refs_router
+from shared.spec import ServiceSpec
+
+SPEC = ServiceSpec(
+    name="notifications",
+    title="Notifications",
+    description="Inbox, reminders, escalations and webhooks.",
+    port_index=4,
+    routers=[client_refs_router()],
+    handlers=CLIENT_REF_HANDLERS,
+)

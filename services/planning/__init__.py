@@ -1,0 +1,1 @@
+"""Planning: Cases, service plans, goals and notes."""

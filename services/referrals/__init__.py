@@ -1,0 +1,1 @@
+"""Referrals: Resource directory and closed-loop referrals."""

@@ -1,0 +1,13 @@
+"""The referrals service: what it serves and which events it handles."""
+
+from shared.client_refs import CLIENT_REF_HANDLERS, client_refs_router
+from shared.spec import ServiceSpec
+
+SPEC = ServiceSpec(
+    name="referrals",
+    title="Referrals",
+    description="Resource directory and closed-loop referrals.",
+    port_index=3,
+    routers=[client_refs_router()],
+    handlers=CLIENT_REF_HANDLERS,
+)

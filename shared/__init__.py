@@ -1,0 +1,1 @@
+"""Contracts and infrastructure shared by every Casework service. No domain rules live here."""

@@ -1,0 +1,131 @@
+"""The `casework` command: one entry point for every process the system runs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+
+from shared.logs import configure_logging
+from shared.settings import Settings
+
+
+def _api(settings: Settings, service: str) -> int:
+    import uvicorn
+
+    from services.registry import SERVICES
+    from shared.http.app import create_app
+
+    spec = SERVICES[service]
+    configure_logging(service, settings.log_level)
+    uvicorn.run(
+        create_app(spec, settings),
+        host=settings.http_host,
+        port=spec.http_port(settings),
+        log_config=None,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        proxy_headers=True,
+    )
+    return 0
+
+
+def _worker(settings: Settings, service: str) -> int:
+    import uvloop
+
+    from services.registry import SERVICES
+    from shared.worker import Worker
+
+    configure_logging(f"{service}-worker", settings.log_level)
+    worker = Worker(SERVICES[service], settings)
+
+    async def main() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker.run()
+
+    uvloop.run(main())
+    return 0
+
+
+def _migrate(settings: Settings, services: list[str]) -> int:
+    from services.registry import SERVICES
+    from shared.db.migrations import migrate_services
+
+    configure_logging("migrate", settings.log_level)
+    asyncio.run(
+        migrate_services(
+            settings.database_url, services or list(SERVICES), settings.service_db_password
+        )
+    )
+    return 0
+
+
+def _topics(settings: Settings) -> int:
+    from shared.messaging.kafka import create_topics
+
+    configure_logging("topics", settings.log_level)
+    asyncio.run(create_topics(settings))
+    return 0
+
+
+def _dev(settings: Settings) -> int:
+    from shared import devstack
+
+    configure_logging("devstack", "WARNING")
+    return devstack.run(settings)
+
+
+def _contracts(check: bool) -> int:
+    from shared.events.docs import write_or_check
+
+    problems = write_or_check(check=check)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return 1 if problems else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="casework", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    services = ("intake", "planning", "referrals", "notifications")
+    commands.add_parser("api", help="serve a service's HTTP API").add_argument(
+        "service", choices=services
+    )
+    commands.add_parser("worker", help="run a service's outbox relay and consumers").add_argument(
+        "service", choices=services
+    )
+    commands.add_parser(
+        "migrate", help="provision schemas and roles, apply migrations (all services if none named)"
+    ).add_argument("services", nargs="*", metavar="service")
+    commands.add_parser("topics", help="create every Kafka topic")
+    commands.add_parser("dev", help="the whole system on the embedded default (make run)")
+    contracts = commands.add_parser("contracts", help="write the event JSON Schemas and AsyncAPI")
+    contracts.add_argument("--check", action="store_true", help="fail if they are out of date")
+    args = parser.parse_args(argv)
+    if args.command == "contracts":
+        return _contracts(args.check)
+    settings = Settings()
+    if args.command == "api":
+        return _api(settings, args.service)
+    if args.command == "worker":
+        return _worker(settings, args.service)
+    if args.command == "migrate":
+        unknown = set(args.services) - set(services)
+        if unknown:
+            parser.error(f"unknown services: {', '.join(sorted(unknown))}")
+        return _migrate(settings, args.services)
+    if args.command == "topics":
+        return _topics(settings)
+    return _dev(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

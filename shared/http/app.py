@@ -1,0 +1,62 @@
+"""Builds a service's FastAPI application: conventions applied the same way everywhere."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
+
+from shared.db.database import Database
+from shared.http.health import health_router
+from shared.http.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from shared.http.problems import install_problem_handlers
+from shared.settings import Settings
+from shared.spec import ServiceSpec
+
+
+def service_database(spec: ServiceSpec, settings: Settings) -> Database:
+    return Database(
+        settings.database_url_for(spec.name),
+        schema=spec.schema,
+        pool_size=settings.database_pool_size,
+    )
+
+
+def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database = service_database(spec, settings)
+        await database.connect()
+        app.state.database = database
+        try:
+            yield
+        finally:
+            await database.close()
+
+    app = FastAPI(
+        title=f"Casework {spec.title}",
+        description=spec.description,
+        version="1.0.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.spec = spec
+    install_problem_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
+    app.add_middleware(RequestContextMiddleware, service=spec.name)
+    app.include_router(health_router(service=spec.name, broker_required=False))
+    for router in spec.routers:
+        app.include_router(router)
+    return app
+
+
+def get_database(request: Request) -> Database:
+    database: Database = request.app.state.database
+    return database
+
+
+DatabaseDep = Annotated[Database, Depends(get_database)]

@@ -1,0 +1,72 @@
+"""`Idempotency-Key` on creating POSTs: the key, the request's fingerprint and the response are
+stored in the same transaction as the effect, so a retried request replays the first answer."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import Header
+from pydantic import BaseModel
+
+from shared.http.problems import ProblemError
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        description="Send the same key when retrying a create: the first response is replayed "
+        "and nothing is created twice.",
+    ),
+]
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status_code: int
+    body: dict[str, Any]
+
+
+def fingerprint(request_body: BaseModel) -> str:
+    return hashlib.sha256(request_body.model_dump_json().encode()).hexdigest()
+
+
+async def claim(
+    connection: asyncpg.Connection, *, key: str, scope: str, request_fingerprint: str
+) -> StoredResponse | None:
+    """Reserve the key (blocking while a concurrent request holds it) or return its response."""
+    scoped_key = f"{scope}:{key}"
+    inserted = await connection.execute(
+        "INSERT INTO idempotency_keys (key, fingerprint) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        scoped_key,
+        request_fingerprint,
+    )
+    if inserted == "INSERT 0 1":
+        return None
+    row = await connection.fetchrow(
+        "SELECT fingerprint, status_code, response_body FROM idempotency_keys WHERE key = $1",
+        scoped_key,
+    )
+    if row["fingerprint"] != request_fingerprint:
+        raise ProblemError(
+            422,
+            "idempotency-key-reused",
+            "Idempotency-Key reused with a different request",
+            detail="This key was already used for a request with another body; use a new key.",
+        )
+    return StoredResponse(status_code=row["status_code"], body=row["response_body"])
+
+
+async def remember(
+    connection: asyncpg.Connection, *, key: str, scope: str, status_code: int, body: dict[str, Any]
+) -> None:
+    await connection.execute(
+        "UPDATE idempotency_keys SET status_code = $2, response_body = $3 WHERE key = $1",
+        f"{scope}:{key}",
+        status_code,
+        body,
+    )

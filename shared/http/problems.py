@@ -1,0 +1,166 @@
+"""RFC 9457 problem details for every error a service returns."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.tracing import current_request_id
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "https://casework.dev/problems/"
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="Dotted path of the offending field, e.g. `body.birth_date`.")
+    message: str
+    code: str = Field(description="Machine-readable reason, e.g. `missing`, `date_future`.")
+
+
+class Problem(BaseModel):
+    """The body of every error response (media type application/problem+json)."""
+
+    type: str = Field(description="A URI naming the kind of problem.")
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    request_id: str | None = None
+    errors: list[FieldError] | None = None
+
+
+class ProblemError(Exception):
+    """Raise to answer with problem details; `extra` members are added to the body."""
+
+    def __init__(
+        self,
+        status: int,
+        slug: str,
+        title: str,
+        detail: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail or title)
+        self.status = status
+        self.slug = slug
+        self.title = title
+        self.detail = detail
+        self.headers = headers
+        self.extra = extra
+
+
+def problem_response(
+    request: Request,
+    *,
+    status: int,
+    slug: str,
+    title: str,
+    detail: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + slug,
+        "title": title,
+        "status": status,
+        "instance": request.url.path,
+        "request_id": current_request_id.get(),
+    }
+    if detail:
+        body["detail"] = detail
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+_STATUS_SLUGS = {
+    400: ("bad-request", "Bad request"),
+    401: ("unauthenticated", "Authentication required"),
+    403: ("forbidden", "Not allowed"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    406: ("not-acceptable", "Not acceptable"),
+    409: ("conflict", "Conflict"),
+    412: ("precondition-failed", "Precondition failed"),
+    413: ("payload-too-large", "Request body too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+    428: ("precondition-required", "Precondition required"),
+}
+
+
+def _field_errors(error: RequestValidationError) -> list[dict[str, str]]:
+    return [
+        {
+            "field": ".".join(str(part) for part in item.get("loc", ())),
+            "message": str(item.get("msg", "")).removeprefix("Value error, "),
+            "code": str(item.get("type", "invalid")),
+        }
+        for item in error.errors()
+    ]
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ProblemError)
+    async def on_problem(request: Request, error: ProblemError) -> JSONResponse:
+        return problem_response(
+            request,
+            status=error.status,
+            slug=error.slug,
+            title=error.title,
+            detail=error.detail,
+            headers=error.headers,
+            **error.extra,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation(request: Request, error: RequestValidationError) -> JSONResponse:
+        return problem_response(
+            request,
+            status=422,
+            slug="validation-error",
+            title="The request is not valid",
+            detail="One or more fields are missing or invalid; nothing was changed.",
+            errors=_field_errors(error),
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        slug, title = _STATUS_SLUGS.get(error.status_code, ("http-error", "Request failed"))
+        detail = error.detail if isinstance(error.detail, str) and error.detail != title else None
+        return problem_response(
+            request,
+            status=error.status_code,
+            slug=slug,
+            title=title,
+            detail=detail,
+            headers=dict(error.headers) if error.headers else None,
+        )
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return problem_response(
+            request,
+            status=500,
+            slug="internal-error",
+            title="Internal error",
+            detail="The request failed on our side; quote the request id when reporting it.",
+        )
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": title}
+    for status, (_slug, title) in _STATUS_SLUGS.items()
+    if status in (404, 409, 413, 412, 428)
+} | {
+    422: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": "Validation error"},
+    500: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": "Internal error"},
+}

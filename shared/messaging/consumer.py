@@ -1,0 +1,217 @@
+"""The consumer runner: one consumer group per service, exactly-once effects over at-least-once delivery.
+
+For each message, in partition order: decode it; run its handler and record the event id in the
+inbox in one database transaction (a duplicate finds its id there and has no effect); commit the
+database; only then commit the Kafka offset. Auto-commit is off, so a shutdown or crash
+mid-message never commits it. Transient failures (database or network unreachable) retry in
+place with backoff, holding the partition so order is kept. A message that cannot be decoded,
+or whose handler keeps failing, goes to the group's dead-letter topic with the error in its
+headers, and the partition moves on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+
+from shared.db.database import Database
+from shared.events.contracts import dead_letter_topic
+from shared.events.envelope import Event, UndecodableEvent, UnknownEventType, decode
+from shared.messaging.kafka import producer as make_producer
+from shared.metrics import CONSUMER_LAG, CONSUMER_MESSAGES, CONSUMER_RETRIES
+from shared.settings import Settings
+from shared.tracing import continue_or_start, current_trace
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[asyncpg.Connection, Event], Awaitable[None]]
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+)
+
+_CLAIM = """
+INSERT INTO inbox (consumer_group, event_id, event_type) VALUES ($1, $2, $3)
+ON CONFLICT DO NOTHING
+"""
+
+
+class ConsumerRunner:
+    def __init__(
+        self,
+        *,
+        group: str,
+        topics: list[str],
+        handlers: Mapping[str, Handler],
+        database: Database,
+        settings: Settings,
+        dead_letter: str | None = None,
+    ) -> None:
+        self.group = group
+        self.topics = topics
+        self.handlers = dict(handlers)
+        self.database = database
+        self.settings = settings
+        self.dead_letter_topic = dead_letter or dead_letter_topic(group)
+        self.assigned = asyncio.Event()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+
+    async def run(self) -> None:
+        """Consume until cancelled. Cancellation mid-message rolls it back and leaves it uncommitted."""
+        self._consumer = AIOKafkaConsumer(
+            *self.topics,
+            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            group_id=self.group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+        )
+        self._producer = make_producer(self.settings)
+        await self._start_with_retry()
+        try:
+            while True:
+                batches = await self._consumer.getmany(timeout_ms=500, max_records=200)
+                if self._consumer.assignment():
+                    self.assigned.set()
+                for partition, messages in batches.items():
+                    for message in messages:
+                        await self.process(message)
+                        await self._commit(partition, message.offset + 1)
+                    await self._record_lag(partition)
+        finally:
+            with contextlib.suppress(KafkaError, OSError):
+                await self._consumer.stop()
+            with contextlib.suppress(KafkaError, OSError):
+                await self._producer.stop()
+
+    async def _start_with_retry(self) -> None:
+        assert self._consumer is not None and self._producer is not None
+        delay = 0.5
+        while True:
+            try:
+                await self._consumer.start()
+                await self._producer.start()
+                return
+            except (KafkaError, OSError) as error:
+                log.warning("broker unreachable; retrying", extra={"error": repr(error)})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def _commit(self, partition: TopicPartition, offset: int) -> None:
+        assert self._consumer is not None
+        try:
+            await self._consumer.commit({partition: offset})
+        except CommitFailedError:
+            # The partition moved to another member during a rebalance; it will see the
+            # message again and the inbox will make the repeat a no-op.
+            log.info("offset commit lost to a rebalance", extra={"partition": str(partition)})
+
+    async def _record_lag(self, partition: TopicPartition) -> None:
+        assert self._consumer is not None
+        highwater = self._consumer.highwater(partition)
+        if highwater is not None:
+            position = await self._consumer.position(partition)
+            CONSUMER_LAG.labels(self.group, partition.topic, partition.partition).set(
+                max(highwater - position, 0)
+            )
+
+    async def process(self, message: ConsumerRecord[bytes, bytes]) -> None:
+        try:
+            event = decode(list(message.headers), message.value)
+        except UnknownEventType:
+            CONSUMER_MESSAGES.labels(self.group, "ignored").inc()
+            return
+        except UndecodableEvent as error:
+            await self.send_to_dead_letter(message, error, attempts=0)
+            return
+        handler = self.handlers.get(event.type)
+        if handler is None:
+            CONSUMER_MESSAGES.labels(self.group, "ignored").inc()
+            return
+        token = current_trace.set(continue_or_start(event.traceparent))
+        try:
+            await self._handle_with_retries(message, event, handler)
+        finally:
+            current_trace.reset(token)
+
+    async def _handle_with_retries(
+        self, message: ConsumerRecord[bytes, bytes], event: Event, handler: Handler
+    ) -> None:
+        failures = 0
+        while True:
+            try:
+                outcome = await self.handle_once(event, handler)
+                CONSUMER_MESSAGES.labels(self.group, outcome).inc()
+                return
+            except TRANSIENT_ERRORS as error:
+                # Infrastructure is down: wait for it without limit, the message is not at fault.
+                delay = self._backoff(failures)
+                failures += 1
+                CONSUMER_RETRIES.labels(self.group).inc()
+                log.warning(
+                    "transient failure; retrying",
+                    extra={"event_id": event.id, "error": repr(error), "retry_in": delay},
+                )
+                await asyncio.sleep(delay)
+            except Exception as error:
+                failures += 1
+                if failures >= self.settings.consumer_max_attempts:
+                    await self.send_to_dead_letter(message, error, attempts=failures)
+                    return
+                CONSUMER_RETRIES.labels(self.group).inc()
+                log.warning(
+                    "handler failed; retrying",
+                    extra={"event_id": event.id, "error": repr(error), "attempt": failures},
+                )
+                await asyncio.sleep(self._backoff(failures))
+
+    def _backoff(self, failures: int) -> float:
+        return min(self.settings.consumer_retry_base_seconds * 2**failures, 10.0)
+
+    async def handle_once(self, event: Event, handler: Handler) -> str:
+        async with self.database.transaction() as connection:
+            claimed = await connection.execute(_CLAIM, self.group, event.id, event.type)
+            if claimed == "INSERT 0 0":
+                return "duplicate"
+            await handler(connection, event)
+        return "processed"
+
+    async def send_to_dead_letter(
+        self, message: ConsumerRecord[bytes, bytes], error: BaseException, *, attempts: int
+    ) -> None:
+        assert self._producer is not None
+        headers = [
+            *list(message.headers),
+            ("dlq_error", f"{type(error).__name__}: {error}"[:2000].encode()),
+            ("dlq_original_topic", message.topic.encode()),
+            ("dlq_original_partition", str(message.partition).encode()),
+            ("dlq_original_offset", str(message.offset).encode()),
+            ("dlq_consumer_group", self.group.encode()),
+            ("dlq_attempts", str(attempts).encode()),
+        ]
+        log.error(
+            "message sent to the dead-letter topic",
+            extra={
+                "topic": message.topic,
+                "partition": message.partition,
+                "offset": message.offset,
+                "error": repr(error),
+            },
+        )
+        await self._producer.send_and_wait(
+            self.dead_letter_topic, value=message.value, key=message.key, headers=headers
+        )
+        CONSUMER_MESSAGES.labels(self.group, "dead_lettered").inc()

@@ -1,0 +1,74 @@
+"""Kafka clients built from settings, and the topics Casework uses."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from shared.events.contracts import EVENT_TYPES, dead_letter_topic
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CONSUMER_GROUPS = ("intake", "planning", "referrals", "notifications")
+
+
+def all_topics() -> list[str]:
+    event_topics = {model.topic for model in EVENT_TYPES.values()}
+    return sorted(event_topics | {dead_letter_topic(group) for group in CONSUMER_GROUPS})
+
+
+def producer(settings: Settings) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        acks="all",
+        enable_idempotence=settings.kafka_idempotent_producer,
+        linger_ms=0,
+        request_timeout_ms=10_000,
+        retry_backoff_ms=200,
+    )
+
+
+async def create_topics(settings: Settings, topics: list[str] | None = None) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [topic for topic in (topics or all_topics()) if topic not in existing]
+        if wanted:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(
+                    [
+                        NewTopic(
+                            topic,
+                            num_partitions=settings.kafka_topic_partitions,
+                            replication_factor=settings.kafka_replication_factor,
+                        )
+                        for topic in wanted
+                    ]
+                )
+            log.info("created topics", extra={"topics": wanted})
+    finally:
+        await admin.close()
+
+
+async def broker_is_reachable(settings: Settings, wait_seconds: float = 2.0) -> bool:
+    """A metadata round trip: a paused or dead broker fails it, a half-open socket does not pass."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        request_timeout_ms=int(wait_seconds * 1000),
+    )
+    try:
+        await asyncio.wait_for(admin.start(), wait_seconds)
+        await asyncio.wait_for(admin.list_topics(), wait_seconds)
+    except (KafkaError, OSError, TimeoutError):
+        return False
+    finally:
+        with contextlib.suppress(KafkaError, OSError, TimeoutError):
+            await asyncio.wait_for(admin.close(), wait_seconds)
+    return True

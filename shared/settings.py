@@ -1,0 +1,86 @@
+"""Settings for every process, read from CASEWORK_* environment variables and a `.env` file."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CASEWORK_", env_file=".env", extra="ignore")
+
+    # Administrative connection: used only to provision schemas and roles and to run migrations.
+    database_url: str = "postgresql://postgres@127.0.0.1:55432/casework"
+    # The connection a service runs with. Unset: derived from database_url with the service's
+    # own role (`<service>_svc`) and service_db_password. Production sets it per service.
+    service_database_url: str | None = None
+    # Development default only; compose and production give each service its own secret.
+    service_db_password: str = "casework-dev"
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+
+    kafka_bootstrap: str = "127.0.0.1:59092"
+    # Real Kafka supports the idempotent producer; the embedded Tansu broker does not.
+    kafka_idempotent_producer: bool = False
+    kafka_topic_partitions: int = Field(default=3, ge=1)
+    kafka_replication_factor: int = Field(default=1, ge=1)
+
+    http_host: str = "127.0.0.1"
+    # Service n (intake 1, planning 2, referrals 3, notifications 4) serves its API on
+    # http_port_base + n and its worker's health and metrics on worker_port_base + n.
+    http_port_base: int = Field(default=8000, ge=0, le=65000)
+    worker_port_base: int = Field(default=9000, ge=0, le=65000)
+    max_request_body_bytes: int = Field(default=64 * 1024, ge=1024)
+
+    outbox_poll_seconds: float = Field(default=2.0, gt=0)
+    outbox_batch_size: int = Field(default=500, ge=1)
+    outbox_retention_hours: float = Field(default=72.0, gt=0)
+    consumer_max_attempts: int = Field(default=5, ge=1)
+    consumer_retry_base_seconds: float = Field(default=0.2, gt=0)
+
+    log_level: str = "INFO"
+    # `make run`: start the embedded PostgreSQL / broker on the ports of the URLs above, with
+    # data under data_dir. Set false to use an external server at those URLs instead.
+    embedded_postgres: bool = True
+    embedded_broker: bool = True
+    data_dir: str = ".casework"
+
+    @cached_property
+    def kafka_bootstrap_servers(self) -> list[str]:
+        return [server.strip() for server in self.kafka_bootstrap.split(",") if server.strip()]
+
+    def database_url_for(self, service: str) -> str:
+        """The DSN a service's API and worker connect with."""
+        if self.service_database_url:
+            return self.service_database_url
+        return with_credentials(self.database_url, service_role(service), self.service_db_password)
+
+
+def service_role(service: str) -> str:
+    """The login role a service runs as; it owns nothing and may only touch its own schema."""
+    return f"{service}_svc"
+
+
+def owner_role(service: str) -> str:
+    """The role that owns a service's schema and its tables (migrations run as it)."""
+    return f"{service}_owner"
+
+
+def with_credentials(url: str, user: str, password: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{user}:{password}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def with_database(url: str, database: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment))
+
+
+def database_name(url: str) -> str:
+    return urlsplit(url).path.lstrip("/") or "postgres"

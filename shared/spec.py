@@ -1,0 +1,38 @@
+"""What a service declares about itself; the same shape in every service."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from fastapi import APIRouter
+
+from shared.events.contracts import EVENT_TYPES
+from shared.messaging.consumer import Handler
+from shared.settings import Settings
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    title: str
+    description: str
+    # Position in the port layout: the API listens on http_port_base + port_index.
+    port_index: int
+    routers: Sequence[APIRouter] = ()
+    # Event type -> handler. The worker subscribes to the topics these types travel on.
+    handlers: Mapping[str, Handler] = field(default_factory=dict)
+
+    @property
+    def schema(self) -> str:
+        return self.name
+
+    @property
+    def topics(self) -> list[str]:
+        return sorted({EVENT_TYPES[event_type].topic for event_type in self.handlers})
+
+    def http_port(self, settings: Settings) -> int:
+        return settings.http_port_base + self.port_index
+
+    def worker_port(self, settings: Settings) -> int:
+        return settings.worker_port_base + self.port_index

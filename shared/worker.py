@@ -1,0 +1,101 @@
+"""A service's worker: its outbox relay and its event consumers, beside (not inside) the API.
+
+It serves /health/live, /health/ready and /metrics on its own port so ops can probe it, and
+restarts a crashed loop with backoff instead of dying with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+import uvicorn
+from fastapi import FastAPI
+
+from shared.db.database import Database
+from shared.http.app import service_database
+from shared.http.health import health_router
+from shared.messaging.consumer import ConsumerRunner
+from shared.messaging.relay import OutboxRelay
+from shared.settings import Settings
+from shared.spec import ServiceSpec
+
+log = logging.getLogger(__name__)
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to the worker that runs it."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):  # type: ignore[no-untyped-def]
+        yield
+
+
+async def supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:
+    """Run a loop forever; if it crashes, log and start it again after a growing pause."""
+    delay = 0.5
+    while True:
+        try:
+            await run()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("worker loop crashed; restarting", extra={"loop": name})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+
+class Worker:
+    def __init__(self, spec: ServiceSpec, settings: Settings, *, serve_http: bool = True) -> None:
+        self.spec = spec
+        self.settings = settings
+        self.serve_http = serve_http
+        self.database: Database = service_database(spec, settings)
+        self.relay = OutboxRelay(service=spec.name, database=self.database, settings=settings)
+        self.consumer: ConsumerRunner | None = None
+        if spec.handlers:
+            self.consumer = ConsumerRunner(
+                group=spec.name,
+                topics=spec.topics,
+                handlers=spec.handlers,
+                database=self.database,
+                settings=settings,
+            )
+
+    def http_app(self) -> FastAPI:
+        app = FastAPI(title=f"Casework {self.spec.title} worker", docs_url=None, redoc_url=None)
+        app.state.database = self.database
+        app.state.settings = self.settings
+        app.include_router(health_router(service=f"{self.spec.name}-worker", broker_required=True))
+        return app
+
+    async def run(self) -> None:
+        """Run until cancelled."""
+        await self.database.connect()
+        tasks = [asyncio.create_task(supervise("relay", self.relay.run))]
+        if self.consumer is not None:
+            tasks.append(asyncio.create_task(supervise("consumer", self.consumer.run)))
+        server: uvicorn.Server | None = None
+        if self.serve_http:
+            server = _EmbeddedServer(
+                uvicorn.Config(
+                    self.http_app(),
+                    host=self.settings.http_host,
+                    port=self.spec.worker_port(self.settings),
+                    log_config=None,
+                    access_log=False,
+                )
+            )
+            tasks.append(asyncio.create_task(server.serve()))
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            if server is not None:
+                server.should_exit = True
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.database.close()
