@@ -53,8 +53,10 @@ class DevStack:
     def start_infrastructure(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.settings.embedded_postgres:
-            port = urlsplit(self.settings.database_url).port or 5432
-            self.postgres = EmbeddedPostgres(self.data_dir / "postgres", port)
+            url = urlsplit(self.settings.database_url)
+            self.postgres = EmbeddedPostgres(
+                self.data_dir / "postgres", url.port or 5432, url.password or "postgres"
+            )
             self.postgres.start()
             _say(f"PostgreSQL      127.0.0.1:{port} (data in {self.data_dir / 'postgres'})")
         if self.settings.embedded_broker:
@@ -71,11 +73,17 @@ class DevStack:
         asyncio.run(create_topics(self.settings))
 
     def start_services(self) -> None:
+        logs = self.data_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
         for name in SERVICES:
             for role in ("api", "worker"):
-                process = subprocess.Popen(
-                    [sys.executable, "-m", "shared.cli", role, name], env=os.environ.copy()
-                )
+                with open(logs / f"{name}-{role}.log", "ab") as log_file:
+                    process = subprocess.Popen(
+                        [sys.executable, "-m", "shared.cli", role, name],
+                        env=os.environ.copy(),
+                        stdout=log_file,
+                        stderr=subprocess.STDOUT,
+                    )
                 self.children.append((f"{name} {role}", process))
         for name, spec in SERVICES.items():
             for role, port in (
@@ -94,7 +102,7 @@ class DevStack:
                 f"  {name:<14} http://{host}:{spec.http_port(self.settings)}   "
                 f"worker http://{host}:{spec.worker_port(self.settings)}/metrics"
             )
-        _say("Ctrl-C stops everything.")
+        _say(f"JSON logs in {self.data_dir / 'logs'}. Ctrl-C stops everything.")
 
     def watch(self) -> int:
         """Block until a signal or until a child dies; return the exit status to use."""

