@@ -58,7 +58,9 @@ class DevStack:
                 self.data_dir / "postgres", url.port or 5432, url.password or "postgres"
             )
             self.postgres.start()
-            _say(f"PostgreSQL      127.0.0.1:{self.postgres.port} (data in {self.data_dir / 'postgres'})")
+            _say(
+                f"PostgreSQL      127.0.0.1:{self.postgres.port} (data in {self.data_dir / 'postgres'})"
+            )
         if self.settings.embedded_broker:
             port = int(self.settings.kafka_bootstrap_servers[0].rsplit(":", 1)[1])
             self.broker = EmbeddedBroker(port, log_path=self.data_dir / "broker.log")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import cached_property
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field
@@ -47,7 +46,7 @@ class Settings(BaseSettings):
     embedded_broker: bool = True
     data_dir: str = ".casework"
 
-    @cached_property
+    @property
     def kafka_bootstrap_servers(self) -> list[str]:
         return [server.strip() for server in self.kafka_bootstrap.split(",") if server.strip()]
 

@@ -1,9 +1,15 @@
 """Everything intake keeps in its own schema."""
 
-from shared.db.metadata import service_metadata, table_base
+from sqlalchemy.orm import registry
+from sqlmodel import SQLModel
+
+from shared.db.metadata import service_metadata
 from shared.messaging.tables import add_messaging_tables
 
 SCHEMA = "intake"
 metadata = service_metadata(SCHEMA)
 add_messaging_tables(metadata)
-IntakeTable = table_base(metadata)
+
+
+class IntakeTable(SQLModel, registry=registry(metadata=metadata)):
+    """Base of intake's SQLModel tables: they land in intake's own metadata and schema."""

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sqlalchemy import Connection, MetaData, Table
-from sqlalchemy.orm import registry
-from sqlmodel import SQLModel
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -19,15 +17,6 @@ NAMING_CONVENTION = {
 
 def service_metadata(schema: str) -> MetaData:
     return MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
-
-
-def table_base(metadata: MetaData) -> type[SQLModel]:
-    """A SQLModel base whose `table=True` subclasses land in the service's own metadata."""
-
-    class ServiceTable(SQLModel, registry=registry(metadata=metadata)):
-        pass
-
-    return ServiceTable
 
 
 def create_tables(

@@ -156,11 +156,13 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
 
 
+def _documented(description: str) -> dict[str, Any]:
+    return {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": description}
+
+
+# For `responses=` in route decorators, so OpenAPI documents the problem bodies.
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": title}
-    for status, (_slug, title) in _STATUS_SLUGS.items()
-    if status in (404, 409, 413, 412, 428)
-} | {
-    422: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": "Validation error"},
-    500: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": "Internal error"},
+    **{status: _documented(title) for status, (_slug, title) in _STATUS_SLUGS.items()},
+    422: _documented("Validation error"),
+    500: _documented("Internal error"),
 }

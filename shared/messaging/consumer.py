@@ -179,7 +179,7 @@ class ConsumerRunner:
                 await asyncio.sleep(self._backoff(failures))
 
     def _backoff(self, failures: int) -> float:
-        return min(self.settings.consumer_retry_base_seconds * 2**failures, 10.0)
+        return min(self.settings.consumer_retry_base_seconds * 2.0**failures, 10.0)
 
     async def handle_once(self, event: Event, handler: Handler) -> str:
         async with self.database.transaction() as connection:

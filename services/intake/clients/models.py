@@ -67,7 +67,7 @@ class ClientPublic(ClientBase):
     updated_at: datetime
 
 
-class Client(IntakeTable, table=True):  # type: ignore[call-arg, misc]
+class Client(IntakeTable, table=True):
     __tablename__ = "clients"
 
     id: UUID = Field(sa_column=Column(PgUUID(as_uuid=True), primary_key=True))
