@@ -24,7 +24,7 @@ test: $(INSTALLED) ## Run the whole test suite against real PostgreSQL and broke
 lint: $(INSTALLED) ## ruff, mypy and the event-contract check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy shared services bench
+	$(BIN)/mypy shared services bench tests
 	$(BIN)/casework contracts --check
 
 format: $(INSTALLED)

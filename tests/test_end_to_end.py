@@ -69,6 +69,7 @@ async def test_the_event_is_a_binary_cloudevent_readable_with_the_sdk(
     assert event.get_datacontenttype() == "application/json"
     assert event.get_time() is not None
     data = event.get_data()
+    assert isinstance(data, dict)
     assert set(data) == {"client_id", "preferred_language", "registered_at"}
     assert (data["client_id"], data["preferred_language"]) == (client_id, "pt")
     assert datetime.fromisoformat(data["registered_at"]) == datetime.fromisoformat(

@@ -96,12 +96,12 @@ def test_an_unknown_event_type_is_not_an_error_but_is_told_apart() -> None:
 
 def test_a_service_connects_as_its_own_role_unless_told_otherwise() -> None:
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         database_url="postgresql://admin:secret@db.internal:5432/casework",
         service_db_password="p@ss",
     )
     assert settings.database_url_for("planning") == (
-        "postgresql://planning_svc:p@ss@db.internal:5432/casework"
+        "postgresql://planning_svc:p%40ss@db.internal:5432/casework"
     )
     explicit = settings.model_copy(update={"service_database_url": "postgresql://x:y@h/d"})
     assert explicit.database_url_for("planning") == "postgresql://x:y@h/d"
