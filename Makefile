@@ -6,10 +6,10 @@ INSTALLED := $(VENV)/.installed
 
 .PHONY: install run test lint format bench contracts clean lock
 
-$(INSTALLED): pyproject.toml requirements.lock
+$(INSTALLED): pyproject.toml requirements.lock requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet -r requirements-dev.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(INSTALLED)
 
@@ -40,9 +40,15 @@ contracts: $(INSTALLED) ## Regenerate the event JSON Schemas and docs/asyncapi.y
 clean: ## Remove local data (embedded PostgreSQL data, logs)
 	rm -rf .casework
 
-lock: ## Re-pin requirements.lock from a fresh resolve of pyproject.toml
+lock: ## Re-pin requirements.lock (runtime) and requirements-dev.lock from pyproject.toml
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install --quiet --upgrade pip
+	.lock-venv/bin/python -m pip install --quiet .
+	(echo "# Runtime dependencies, pinned. Regenerate with make lock."; \
+	 .lock-venv/bin/python -m pip freeze --exclude casework) > requirements.lock
 	.lock-venv/bin/python -m pip install --quiet ".[dev]"
-	.lock-venv/bin/python -m pip freeze --exclude casework > requirements.lock
+	(echo "# Development and test tools on top of the runtime set. Regenerate with make lock."; \
+	 echo "-r requirements.lock"; \
+	 .lock-venv/bin/python -m pip freeze --exclude casework | grep -vxFf requirements.lock) \
+	 > requirements-dev.lock
 	rm -rf .lock-venv
