@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test lint format bench contracts clean lock
+.PHONY: install run test lint format bench contracts clean lock token audit-verify
 
 $(INSTALLED): pyproject.toml requirements.lock requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,16 @@ lint: $(INSTALLED) ## ruff, mypy and the event-contract check
 format: $(INSTALLED)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+ROLE ?= caseworker
+SUB ?= alice
+ORG ?= org-dev
+TEAM ?= team-dev
+token: $(INSTALLED) ## A signed development token on the last line: make token ROLE=supervisor SUB=sam
+	@$(BIN)/casework token --role "$(ROLE)" --sub "$(SUB)" --org "$(ORG)" --team "$(TEAM)"
+
+audit-verify: $(INSTALLED) ## Recompute every audit hash chain (against CASEWORK_DATABASE_URL)
+	$(BIN)/casework audit-verify
 
 bench: $(INSTALLED) ## Throughput and latency figures, with a raw-asyncpg baseline
 	$(BIN)/python -m bench

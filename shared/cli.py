@@ -92,6 +92,54 @@ def _contracts(check: bool) -> int:
     return 1 if problems else 0
 
 
+def _token(settings: Settings, args: argparse.Namespace) -> int:
+    from shared.auth.tokens import issue_dev_token
+
+    if settings.auth_mode != "hs256":
+        print(
+            "casework token signs development tokens; CASEWORK_AUTH_MODE is jwks", file=sys.stderr
+        )
+        return 2
+    print(
+        issue_dev_token(
+            settings,
+            subject=args.sub,
+            roles=[role.strip() for role in args.role.split(",") if role.strip()],
+            organization_id=args.org,
+            team_id=args.team or None,
+            lifetime_seconds=args.hours * 3600,
+        )
+    )
+    return 0
+
+
+def _audit_verify(settings: Settings, services: list[str]) -> int:
+    import asyncpg
+
+    from services.registry import SERVICES
+    from shared.audit.log import verify_chains
+
+    async def verify() -> int:
+        failures = 0
+        connection = await asyncpg.connect(settings.database_url)
+        try:
+            for service in services or list(SERVICES):
+                await connection.execute(f'SET search_path = "{service}"')
+                breaks = await verify_chains(connection)
+                for found in breaks:
+                    print(
+                        f"{service}: chain {found.chain} breaks at seq {found.seq}: {found.reason}"
+                    )
+                if not breaks:
+                    print(f"{service}: audit trail intact")
+                failures += len(breaks)
+        finally:
+            await connection.close()
+        return 1 if failures else 0
+
+    return asyncio.run(verify())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="casework", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -106,6 +154,15 @@ def main(argv: list[str] | None = None) -> int:
         "migrate", help="provision schemas and roles, apply migrations (all services if none named)"
     ).add_argument("services", nargs="*", metavar="service")
     commands.add_parser("topics", help="create every Kafka topic")
+    token = commands.add_parser("token", help="print a signed development token")
+    token.add_argument("--role", required=True, help="one role, or several separated by commas")
+    token.add_argument("--sub", required=True, help="user id")
+    token.add_argument("--org", default="org-dev", help="organisation id")
+    token.add_argument("--team", default="team-dev", help="team id ('' for none)")
+    token.add_argument("--hours", type=int, default=8, help="lifetime in hours")
+    commands.add_parser(
+        "audit-verify", help="recompute every service's audit hash chains (exit 1 if broken)"
+    ).add_argument("services", nargs="*", metavar="service")
     commands.add_parser("dev", help="the whole system on the embedded default (make run)")
     contracts = commands.add_parser("contracts", help="write the event JSON Schemas and AsyncAPI")
     contracts.add_argument("--check", action="store_true", help="fail if they are out of date")
@@ -124,6 +181,10 @@ def main(argv: list[str] | None = None) -> int:
         return _migrate(settings, args.services)
     if args.command == "topics":
         return _topics(settings)
+    if args.command == "token":
+        return _token(settings, args)
+    if args.command == "audit-verify":
+        return _audit_verify(settings, args.services)
     return _dev(settings)
 
 

@@ -16,10 +16,26 @@ from pydantic import BaseModel
 from sqlalchemy import Column, DateTime, MetaData, Table, Text, text
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
 
-from shared.events.contracts import ClientRegistered
+from shared.audit.log import Outcome
+from shared.auth import facts
+from shared.auth.guard import GuardDep
+from shared.auth.policy import Permissions, Scope
+from shared.auth.principal import Role
+from shared.events.contracts import CaseAssigned, ClientRegistered
 from shared.events.envelope import Event
 from shared.http.app import DatabaseDep
 from shared.http.problems import PROBLEM_RESPONSES, ProblemError
+from shared.messaging.consumer import Handler
+
+READ = "client_ref.read"
+
+# Who may read a service's client references; services add their own actions to this.
+CLIENT_REF_PERMISSIONS: Permissions = {
+    Role.CASEWORKER: {READ: Scope.CASELOAD},
+    Role.SUPERVISOR: {READ: Scope.TEAM, "audit.read": Scope.TEAM},
+    Role.INTEGRATION: {READ: Scope.ORGANISATION},
+    Role.AUDITOR: {"audit.read": Scope.ALL},
+}
 
 
 def client_refs_table(metadata: MetaData) -> Table:
@@ -49,9 +65,13 @@ async def on_client_registered(connection: asyncpg.Connection, event: Event) -> 
         data.registered_at,
         event.id,
     )
+    await facts.on_client_registered(connection, event)
 
 
-CLIENT_REF_HANDLERS = {ClientRegistered.event_type: on_client_registered}
+CLIENT_REF_HANDLERS: dict[str, Handler] = {
+    ClientRegistered.event_type: on_client_registered,
+    CaseAssigned.event_type: facts.on_case_assigned,
+}
 
 
 class ClientRefPublic(BaseModel):
@@ -67,22 +87,31 @@ def client_refs_router() -> APIRouter:
     @router.get(
         "/{client_id}",
         response_model=ClientRefPublic,
-        responses={404: PROBLEM_RESPONSES[404]},
+        responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 404)},
         summary="This service's reference to a client registered at intake",
     )
     async def get_client_ref(
-        client_id: Annotated[UUID, Path()], database: DatabaseDep
+        client_id: Annotated[UUID, Path()], guard: GuardDep, database: DatabaseDep
     ) -> ClientRefPublic:
-        async with database.pool.acquire() as connection:
+        async with database.transaction() as connection:
+            grant = await guard.authorize_client(
+                connection, READ, client_id, resource_type="client_ref"
+            )
             row = await connection.fetchrow(
                 "SELECT client_id, preferred_language, registered_at, received_at "
                 "FROM client_refs WHERE client_id = $1",
                 client_id,
             )
-        if row is None:
-            raise ProblemError(
-                404, "not-found", "Not found", detail="No client reference with this id here."
-            )
+            # Access facts can arrive (with CaseAssigned) before the reference itself.
+            if row is None:
+                raise await guard.refuse(
+                    grant,
+                    ProblemError(
+                        404, "not-found", "Not found", detail="No client_ref with this id."
+                    ),
+                    Outcome.NOT_FOUND,
+                )
+            await guard.audit(connection, grant)
         return ClientRefPublic(**dict(row))
 
     return router

@@ -19,10 +19,20 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from services.registry import SERVICES
+from shared.auth.tokens import issue_dev_token
 from shared.db.migrations import migrate_services
 from shared.embedded import EmbeddedBroker, EmbeddedPostgres
 from shared.messaging.kafka import create_topics
 from shared.settings import Settings
+
+DEV_USERS = (
+    ("caseworker", "alice"),
+    ("supervisor", "sam"),
+    ("partner", "pat"),
+    ("admin", "ada"),
+    ("auditor", "audrey"),
+    ("integration", "agency-sync"),
+)
 
 
 def _say(message: str) -> None:
@@ -104,6 +114,17 @@ class DevStack:
                 f"  {name:<14} http://{host}:{spec.http_port(self.settings)}   "
                 f"worker http://{host}:{spec.worker_port(self.settings)}/metrics"
             )
+        _say("Development tokens (Authorization: Bearer <token>), 8 hours, org-dev/team-dev:")
+        for role, subject in DEV_USERS:
+            token = issue_dev_token(
+                self.settings,
+                subject=subject,
+                roles=[role],
+                organization_id="org-dev",
+                team_id="team-dev",
+            )
+            _say(f"  {role:<12} {subject:<8} {token}")
+        _say("More with: make token ROLE=caseworker SUB=alice [ORG=org-dev] [TEAM=team-dev]")
         _say(f"JSON logs in {self.data_dir / 'logs'}. Ctrl-C stops everything.")
 
     def watch(self) -> int:

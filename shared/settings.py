@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import Field
@@ -38,6 +39,15 @@ class Settings(BaseSettings):
     outbox_retention_hours: float = Field(default=72.0, gt=0)
     consumer_max_attempts: int = Field(default=5, ge=1)
     consumer_retry_base_seconds: float = Field(default=0.2, gt=0)
+
+    # Authentication. "hs256": tokens signed with jwt_secret (development, `make token`).
+    # "jwks": RS256/ES256 tokens verified against the issuer's keys at jwks_url (OpenID Connect).
+    auth_mode: Literal["hs256", "jwks"] = "hs256"
+    jwt_secret: str = "casework-development-secret-not-for-production"
+    jwt_issuer: str = "casework-dev"
+    jwt_audience: str = "casework"
+    jwks_url: str | None = None
+    jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
 
     log_level: str = "INFO"
     # `make run`: start the embedded PostgreSQL / broker on the ports of the URLs above, with

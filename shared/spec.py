@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from fastapi import APIRouter
 
+from shared.auth.policy import Policy
 from shared.events.contracts import EVENT_TYPES
 from shared.messaging.consumer import Handler
 from shared.settings import Settings
@@ -19,6 +20,8 @@ class ServiceSpec:
     description: str
     # Position in the port layout: the API listens on http_port_base + port_index.
     port_index: int
+    # Who may do what: role -> action -> scope (services/<name>/access.py).
+    policy: Policy = field(default_factory=lambda: Policy(permissions={}))
     routers: Sequence[APIRouter] = ()
     # Event type -> handler. The worker subscribes to the topics these types travel on.
     handlers: Mapping[str, Handler] = field(default_factory=dict)

@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from asgi_lifespan import LifespanManager
 
 from services.registry import SERVICES
+from shared.auth.tokens import issue_dev_token
 from shared.http.app import create_app
 from shared.settings import Settings
 from shared.worker import Worker
@@ -27,6 +28,29 @@ VALID_CLIENT = {
     "birth_date": "1990-02-03",
     "preferred_language": "pt",
 }
+
+
+@dataclass(frozen=True)
+class User:
+    subject: str
+    roles: tuple[str, ...]
+    organization_id: str = "org-a"
+    team_id: str | None = "team-a"
+
+
+# The default caller of the test stack's clients; tests pass other users' headers explicitly.
+CASEWORKER = User("alice", ("caseworker",))
+
+
+def bearer(settings: Settings, user: User) -> dict[str, str]:
+    token = issue_dev_token(
+        settings,
+        subject=user.subject,
+        roles=list(user.roles),
+        organization_id=user.organization_id,
+        team_id=user.team_id,
+    )
+    return {"Authorization": f"Bearer {token}"}
 
 
 @dataclass
@@ -49,6 +73,7 @@ async def running_stack(settings: Settings) -> AsyncIterator[Stack]:
                 httpx.AsyncClient(
                     transport=httpx.ASGITransport(app=manager.app),
                     base_url=f"http://{name}.test",
+                    headers=bearer(settings, CASEWORKER),
                 )
             )
             worker = Worker(spec, settings, serve_http=False)

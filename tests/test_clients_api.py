@@ -47,10 +47,15 @@ async def test_register_writes_client_and_event_in_one_transaction(
         "org.casework.intake.client.registered.v1",
     )
     event = json.loads(payload)
-    assert set(event) == {"client_id", "preferred_language", "registered_at"}
-    assert event["client_id"] == client_id
-    assert event["preferred_language"] == "pt"
-    assert datetime.fromisoformat(event["registered_at"]) == datetime.fromisoformat(
+    registered_at = event.pop("registered_at")
+    assert event == {
+        "client_id": client_id,
+        "preferred_language": "pt",
+        "organization_id": "org-a",
+        "team_id": "team-a",
+        "registered_by": "alice",
+    }
+    assert datetime.fromisoformat(registered_at) == datetime.fromisoformat(
         response.json()["created_at"]
     )
 

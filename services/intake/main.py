@@ -1,6 +1,10 @@
 """The intake service: what it serves and which events it handles."""
 
+from services.intake.access import POLICY
 from services.intake.clients.views import router as clients_router
+from shared.audit.views import audit_router
+from shared.auth.facts import on_case_assigned
+from shared.events.contracts import CaseAssigned
 from shared.spec import ServiceSpec
 
 SPEC = ServiceSpec(
@@ -8,5 +12,7 @@ SPEC = ServiceSpec(
     title="Intake",
     description="Client registration, consent and assessment. Publishes client events.",
     port_index=1,
-    routers=[clients_router],
+    policy=POLICY,
+    routers=[clients_router, audit_router()],
+    handlers={CaseAssigned.event_type: on_case_assigned},
 )

@@ -4,11 +4,11 @@ from sqlalchemy.orm import registry
 from sqlmodel import SQLModel
 
 from shared.db.metadata import service_metadata
-from shared.messaging.tables import add_messaging_tables
+from shared.db.platform_tables import add_platform_tables
 
 SCHEMA = "intake"
 metadata = service_metadata(SCHEMA)
-add_messaging_tables(metadata)
+add_platform_tables(metadata)
 
 
 class IntakeTable(SQLModel, registry=registry(metadata=metadata)):

@@ -1,5 +1,7 @@
 """The notifications service: what it serves and which events it handles."""
 
+from services.notifications.access import POLICY
+from shared.audit.views import audit_router
 from shared.client_refs import CLIENT_REF_HANDLERS, client_refs_router
 from shared.spec import ServiceSpec
 
@@ -8,6 +10,7 @@ SPEC = ServiceSpec(
     title="Notifications",
     description="Inbox, reminders, escalations and webhooks.",
     port_index=4,
-    routers=[client_refs_router()],
+    policy=POLICY,
+    routers=[client_refs_router(), audit_router()],
     handlers=CLIENT_REF_HANDLERS,
 )

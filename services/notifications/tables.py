@@ -2,9 +2,9 @@
 
 from shared.client_refs import client_refs_table
 from shared.db.metadata import service_metadata
-from shared.messaging.tables import add_messaging_tables
+from shared.db.platform_tables import add_platform_tables
 
 SCHEMA = "notifications"
 metadata = service_metadata(SCHEMA)
-add_messaging_tables(metadata)
+add_platform_tables(metadata)
 client_refs_table(metadata)

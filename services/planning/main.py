@@ -1,5 +1,8 @@
 """The planning service: what it serves and which events it handles."""
 
+from services.planning.access import POLICY
+from services.planning.cases.views import router as cases_router
+from shared.audit.views import audit_router
 from shared.client_refs import CLIENT_REF_HANDLERS, client_refs_router
 from shared.spec import ServiceSpec
 
@@ -8,6 +11,7 @@ SPEC = ServiceSpec(
     title="Planning",
     description="Cases, service plans, goals and notes.",
     port_index=2,
-    routers=[client_refs_router()],
+    policy=POLICY,
+    routers=[client_refs_router(), cases_router, audit_router()],
     handlers=CLIENT_REF_HANDLERS,
 )

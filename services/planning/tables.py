@@ -1,10 +1,12 @@
 """Everything planning keeps in its own schema."""
 
+from services.planning.cases.models import case_assignments_table
 from shared.client_refs import client_refs_table
 from shared.db.metadata import service_metadata
-from shared.messaging.tables import add_messaging_tables
+from shared.db.platform_tables import add_platform_tables
 
 SCHEMA = "planning"
 metadata = service_metadata(SCHEMA)
-add_messaging_tables(metadata)
+add_platform_tables(metadata)
 client_refs_table(metadata)
+case_assignments_table(metadata)

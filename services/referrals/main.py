@@ -1,5 +1,7 @@
 """The referrals service: what it serves and which events it handles."""
 
+from services.referrals.access import POLICY
+from shared.audit.views import audit_router
 from shared.client_refs import CLIENT_REF_HANDLERS, client_refs_router
 from shared.spec import ServiceSpec
 
@@ -8,6 +10,7 @@ SPEC = ServiceSpec(
     title="Referrals",
     description="Resource directory and closed-loop referrals.",
     port_index=3,
-    routers=[client_refs_router()],
+    policy=POLICY,
+    routers=[client_refs_router(), audit_router()],
     handlers=CLIENT_REF_HANDLERS,
 )

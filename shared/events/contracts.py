@@ -21,6 +21,8 @@ class Topic:
     """One topic per aggregate stream, keyed by the aggregate id (usually the client id)."""
 
     INTAKE_CLIENTS = "casework.intake.clients"
+    PLANNING_CASES = "casework.planning.cases"
+    AUDIT = "casework.audit"
 
 
 def dead_letter_topic(consumer_group: str) -> str:
@@ -56,9 +58,67 @@ class ClientRegistered(EventData):
         description="ISO 639 code of the language the client prefers.", examples=["en"]
     )
     registered_at: datetime = Field(description="When the client was registered.")
+    organization_id: str | None = Field(
+        default=None, description="The registering organisation: whose client this is."
+    )
+    team_id: str | None = Field(default=None, description="The registering worker's team.")
+    registered_by: str | None = Field(
+        default=None, description="User id of the worker who registered the client."
+    )
 
     def aggregate_id(self) -> str:
         return str(self.client_id)
 
 
-EVENT_TYPES: dict[str, type[EventData]] = {model.event_type: model for model in (ClientRegistered,)}
+class CaseAssigned(EventData):
+    """A client's case was assigned to a worker: access follows the assignment."""
+
+    event_type = "org.casework.planning.case.assigned.v1"
+    topic = Topic.PLANNING_CASES
+    aggregate_type = "case"
+    source_service = "planning"
+    summary = "A client's case was assigned to a worker (ids only)."
+
+    client_id: UUID
+    worker_id: str = Field(description="User id of the worker the case now belongs to.")
+    team_id: str | None = Field(default=None, description="The worker's team.")
+    organization_id: str | None = Field(default=None, description="The case's organisation.")
+    assigned_by: str = Field(description="User id of who assigned it.")
+    assigned_at: datetime
+
+    def aggregate_id(self) -> str:
+        return str(self.client_id)
+
+
+class AuditRecorded(EventData):
+    """An audit record, ids only, for an agency's SIEM."""
+
+    event_type = "org.casework.audit.recorded.v1"
+    topic = Topic.AUDIT
+    aggregate_type = "audit"
+    source_service = "any"
+    summary = (
+        "Someone read or changed (or tried to) a record. Ids only: no client data, no reasons."
+    )
+
+    audit_id: UUID
+    service: str
+    occurred_at: datetime
+    actor_id: str | None = Field(description="User id; null when the caller was not identified.")
+    actor_roles: list[str]
+    actor_organization_id: str | None
+    action: str = Field(examples=["client.read"])
+    resource_type: str
+    resource_id: str | None
+    client_id: UUID | None
+    outcome: str = Field(description="allowed, break_glass, denied, not_found or unauthenticated.")
+    request_id: str | None
+    source_address: str | None
+
+    def aggregate_id(self) -> str:
+        return str(self.client_id or self.audit_id)
+
+
+EVENT_TYPES: dict[str, type[EventData]] = {
+    model.event_type: model for model in (ClientRegistered, CaseAssigned, AuditRecorded)
+}

@@ -37,6 +37,11 @@ def _message_name(model: type[EventData]) -> str:
     return model.__name__
 
 
+def _publishers(model: type[EventData]) -> list[str]:
+    """`source_service = "any"`: every service publishes it (the audit stream)."""
+    return list(CONSUMER_GROUPS) if model.source_service == "any" else [model.source_service]
+
+
 def _ce_headers(model: type[EventData]) -> dict[str, Any]:
     return {
         "type": "object",
@@ -44,7 +49,10 @@ def _ce_headers(model: type[EventData]) -> dict[str, Any]:
         "properties": {
             "ce_specversion": {"type": "string", "const": "1.0"},
             "ce_id": {"type": "string", "description": "Unique event id (UUID)."},
-            "ce_source": {"type": "string", "const": f"/casework/{model.source_service}"},
+            "ce_source": {
+                "type": "string",
+                "pattern": "^/casework/(" + "|".join(_publishers(model)) + ")$",
+            },
             "ce_type": {"type": "string", "const": model.event_type},
             "ce_time": {"type": "string", "format": "date-time"},
             "ce_subject": {"type": "string", "description": "The aggregate id (Kafka key)."},
@@ -87,11 +95,12 @@ def asyncapi_document() -> dict[str, Any]:
             },
         }
         message_ref = f"#/channels/{model.topic}/messages/{name}"
-        operations[f"{model.source_service}.send.{name}"] = {
-            "action": "send",
-            "channel": {"$ref": f"#/channels/{model.topic}"},
-            "messages": [{"$ref": message_ref}],
-        }
+        for publisher in _publishers(model):
+            operations[f"{publisher}.send.{name}"] = {
+                "action": "send",
+                "channel": {"$ref": f"#/channels/{model.topic}"},
+                "messages": [{"$ref": message_ref}],
+            }
         for group in sorted(subscribers.get(event_type, [])):
             operations[f"{group}.receive.{name}"] = {
                 "action": "receive",

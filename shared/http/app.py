@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 
+from shared.auth.tokens import TokenVerifier
 from shared.db.database import Database
 from shared.http.health import health_router
 from shared.http.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
@@ -45,6 +46,7 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.spec = spec
+    app.state.verifier = TokenVerifier(settings)
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(RequestContextMiddleware, service=spec.name)

@@ -1,0 +1,80 @@
+"""HTTP for case assignment: thin; rules in service.py, permissions in access.py."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Path
+
+from services.planning.cases import service
+from services.planning.cases.models import AssignmentPublic, AssignmentRequest
+from shared.audit.log import Outcome
+from shared.auth.facts import load_facts
+from shared.auth.guard import GuardDep
+from shared.http.app import DatabaseDep
+from shared.http.problems import PROBLEM_RESPONSES, ProblemError
+
+router = APIRouter(prefix="/v1/cases", tags=["cases"])
+
+
+@router.put(
+    "/{client_id}/assignment",
+    response_model=AssignmentPublic,
+    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)},
+    summary="Assign a client's case to a worker of your team",
+    description="Supervisors assign within their own team; the worker's access (and the "
+    "registering worker's loss of it) reaches every service through `CaseAssigned`.",
+)
+async def assign_case(
+    client_id: Annotated[UUID, Path()],
+    body: AssignmentRequest,
+    guard: GuardDep,
+    database: DatabaseDep,
+) -> AssignmentPublic:
+    async with database.transaction() as connection:
+        grant = await guard.authorize_client(
+            connection, "case.assign", client_id, resource_type="case"
+        )
+        if grant.outcome != Outcome.ALLOWED:
+            # Break-glass opens records to read them, never to take them over.
+            raise await guard.refuse(
+                grant,
+                ProblemError(
+                    403,
+                    "forbidden",
+                    "Not allowed",
+                    detail="Assignments are made within your own team's scope.",
+                ),
+            )
+        facts = await load_facts(connection, client_id)
+        assert facts is not None
+        assignment = await service.assign_case(
+            connection, facts=facts, worker_id=body.worker_id, assigned_by=guard.principal
+        )
+        await guard.audit(connection, grant)
+    return assignment
+
+
+@router.get(
+    "/{client_id}/assignment",
+    response_model=AssignmentPublic,
+    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 404)},
+    summary="Who a client's case is assigned to",
+)
+async def get_assignment(
+    client_id: Annotated[UUID, Path()], guard: GuardDep, database: DatabaseDep
+) -> AssignmentPublic:
+    async with database.transaction() as connection:
+        grant = await guard.authorize_client(
+            connection, "case.read", client_id, resource_type="case"
+        )
+        assignment = await service.current_assignment(connection, client_id=client_id)
+        if assignment is None:
+            raise await guard.refuse(
+                grant,
+                ProblemError(404, "not-found", "Not found", detail="This case is not assigned."),
+                Outcome.NOT_FOUND,
+            )
+        await guard.audit(connection, grant)
+    return assignment

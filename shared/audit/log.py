@@ -1,0 +1,238 @@
+"""The audit trail: who read or changed (or tried to) which record, when, from where and why.
+
+Append-only: the service's role may insert but not update or delete (its migration revokes
+those rights). Tamper-evident: each row carries a SHA-256 over its content and the previous
+row's hash in the same chain. Rows are spread over a few chains so that concurrent requests do
+not all queue on one lock; within a chain an advisory lock held until commit makes insertion
+order, `seq` order and commit order the same. `verify_chains` recomputes every chain.
+Each record is also published (ids only) to the `casework.audit` topic through the outbox.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zlib
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Identity,
+    Index,
+    MetaData,
+    SmallInteger,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import UUID as PgUUID
+from sqlalchemy.engine import Connection
+
+from shared.db.metadata import create_tables
+from shared.events.contracts import AuditRecorded
+from shared.events.envelope import OutgoingEvent
+from shared.messaging import outbox
+from shared.settings import service_role
+
+CHAINS = 16
+GENESIS = "0" * 64
+
+
+class Outcome:
+    ALLOWED = "allowed"
+    BREAK_GLASS = "break_glass"
+    DENIED = "denied"
+    NOT_FOUND = "not_found"
+    UNAUTHENTICATED = "unauthenticated"
+
+
+def audit_log_table(metadata: MetaData) -> Table:
+    return Table(
+        "audit_log",
+        metadata,
+        Column("seq", BigInteger, Identity(always=True), primary_key=True),
+        Column("id", PgUUID(as_uuid=True), nullable=False, unique=True),
+        Column("chain", SmallInteger, nullable=False),
+        Column("occurred_at", DateTime(timezone=True), nullable=False),
+        Column("actor_id", Text),
+        Column("actor_roles", ARRAY(Text), nullable=False),
+        Column("actor_organization_id", Text),
+        Column("action", Text, nullable=False),
+        Column("resource_type", Text, nullable=False),
+        Column("resource_id", Text),
+        Column("client_id", PgUUID(as_uuid=True)),
+        Column("outcome", Text, nullable=False),
+        Column("request_id", Text),
+        Column("source_address", Text),
+        Column("purpose", Text),
+        Column("break_glass_reason", Text),
+        Column("prev_hash", Text, nullable=False),
+        Column("hash", Text, nullable=False),
+        Index("ix_audit_log_chain_seq", "chain", "seq"),
+        Index("ix_audit_log_client_id_seq", "client_id", "seq"),
+    )
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: UUID
+    occurred_at: datetime
+    actor_id: str | None
+    actor_roles: list[str]
+    actor_organization_id: str | None
+    action: str
+    resource_type: str
+    resource_id: str | None
+    client_id: UUID | None
+    outcome: str
+    request_id: str | None
+    source_address: str | None
+    purpose: str | None
+    break_glass_reason: str | None
+
+    @classmethod
+    def new(cls, **fields: Any) -> AuditEntry:
+        return cls(id=uuid4(), occurred_at=datetime.now(UTC), **fields)
+
+    def canonical(self) -> bytes:
+        values = asdict(self)
+        values["id"] = str(self.id)
+        values["client_id"] = str(self.client_id) if self.client_id else None
+        values["occurred_at"] = self.occurred_at.astimezone(UTC).isoformat()
+        values["actor_roles"] = sorted(self.actor_roles)
+        return json.dumps(values, sort_keys=True, separators=(",", ":")).encode()
+
+
+def chain_hash(previous: str, entry: AuditEntry) -> str:
+    return hashlib.sha256(previous.encode() + entry.canonical()).hexdigest()
+
+
+def _lock_keys(schema: str, chain: int) -> tuple[int, int]:
+    namespace = zlib.crc32(f"casework-audit:{schema}".encode()) - 2**31  # a signed int4
+    return namespace, chain
+
+
+_INSERT = """
+INSERT INTO audit_log (id, chain, occurred_at, actor_id, actor_roles, actor_organization_id,
+    action, resource_type, resource_id, client_id, outcome, request_id, source_address, purpose,
+    break_glass_reason, prev_hash, hash)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+"""
+
+
+async def record(connection: asyncpg.Connection, *, schema: str, entries: list[AuditEntry]) -> None:
+    """Append entries inside the caller's transaction, all on one chain. Call it last: the
+    chain's lock is held until the transaction ends."""
+    if not entries:
+        return
+    chain = entries[0].id.int % CHAINS
+    await connection.execute("SELECT pg_advisory_xact_lock($1, $2)", *_lock_keys(schema, chain))
+    previous = await connection.fetchval(
+        "SELECT hash FROM audit_log WHERE chain = $1 ORDER BY seq DESC LIMIT 1", chain
+    )
+    rows = []
+    prev_hash = previous or GENESIS
+    for entry in entries:
+        entry_hash = chain_hash(prev_hash, entry)
+        rows.append(
+            (
+                entry.id,
+                chain,
+                entry.occurred_at,
+                entry.actor_id,
+                entry.actor_roles,
+                entry.actor_organization_id,
+                entry.action,
+                entry.resource_type,
+                entry.resource_id,
+                entry.client_id,
+                entry.outcome,
+                entry.request_id,
+                entry.source_address,
+                entry.purpose,
+                entry.break_glass_reason,
+                prev_hash,
+                entry_hash,
+            )
+        )
+        prev_hash = entry_hash
+    await connection.executemany(_INSERT, rows)
+    await outbox.enqueue(connection, *(_published(schema, entry) for entry in entries))
+
+
+def _published(schema: str, entry: AuditEntry) -> OutgoingEvent:
+    return OutgoingEvent.of(
+        AuditRecorded(
+            audit_id=entry.id,
+            service=schema,
+            occurred_at=entry.occurred_at,
+            actor_id=entry.actor_id,
+            actor_roles=entry.actor_roles,
+            actor_organization_id=entry.actor_organization_id,
+            action=entry.action,
+            resource_type=entry.resource_type,
+            resource_id=entry.resource_id,
+            client_id=entry.client_id,
+            outcome=entry.outcome,
+            request_id=entry.request_id,
+            source_address=entry.source_address,
+        )
+    )
+
+
+_ENTRY_COLUMNS = (
+    "id, occurred_at, actor_id, actor_roles, actor_organization_id, action, resource_type, "
+    "resource_id, client_id, outcome, request_id, source_address, purpose, break_glass_reason"
+)
+
+
+def entry_from_row(row: asyncpg.Record) -> AuditEntry:
+    return AuditEntry(**{name: row[name] for name in AuditEntry.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    chain: int
+    seq: int
+    reason: str
+
+
+async def verify_chains(connection: asyncpg.Connection) -> list[ChainBreak]:
+    """Recompute every chain of the audit_log on the connection's search_path."""
+    breaks: list[ChainBreak] = []
+    previous: dict[int, str] = {}
+    broken: set[int] = set()
+    async with connection.transaction(isolation="repeatable_read", readonly=True):
+        cursor = connection.cursor(
+            f"SELECT seq, chain, prev_hash, hash, {_ENTRY_COLUMNS} FROM audit_log ORDER BY seq"
+        )
+        async for row in cursor:
+            chain = row["chain"]
+            if chain in broken:
+                continue
+            expected_previous = previous.get(chain, GENESIS)
+            if row["prev_hash"] != expected_previous:
+                breaks.append(
+                    ChainBreak(chain, row["seq"], "a row before it was removed or changed")
+                )
+                broken.add(chain)
+            elif chain_hash(expected_previous, entry_from_row(row)) != row["hash"]:
+                breaks.append(ChainBreak(chain, row["seq"], "its content was changed"))
+                broken.add(chain)
+            previous[chain] = row["hash"]
+    return breaks
+
+
+def create_audit_log_v1(connection: Connection, schema: str) -> None:
+    """For a service's migration: the table, then withhold UPDATE, DELETE and TRUNCATE from
+    the service's login role (the default privileges granted them on every table)."""
+    create_tables(connection, schema, audit_log_table)
+    connection.exec_driver_sql(
+        f'REVOKE UPDATE, DELETE, TRUNCATE ON "{schema}".audit_log FROM "{service_role(schema)}"'
+    )

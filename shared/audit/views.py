@@ -1,0 +1,102 @@
+"""GET /v1/audit: a service's audit trail, for auditors (all of it) and supervisors (the
+clients in their scope). Reading the trail is itself audited."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from shared.auth.guard import GuardDep
+from shared.auth.policy import Scope
+from shared.http.app import DatabaseDep
+from shared.http.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
+from shared.http.problems import PROBLEM_RESPONSES, ProblemError
+
+ACTION = "audit.read"
+
+
+class AuditRecordPublic(BaseModel):
+    seq: int
+    id: UUID
+    occurred_at: datetime
+    actor_id: str | None
+    actor_roles: list[str]
+    actor_organization_id: str | None
+    action: str
+    resource_type: str
+    resource_id: str | None
+    client_id: UUID | None
+    outcome: str
+    request_id: str | None
+    source_address: str | None
+    purpose: str | None
+    break_glass_reason: str | None
+    chain: int
+    prev_hash: str
+    hash: str
+
+
+_COLUMNS = ", ".join(AuditRecordPublic.model_fields)
+
+
+def audit_router() -> APIRouter:
+    router = APIRouter(prefix="/v1/audit", tags=["audit"])
+
+    @router.get(
+        "",
+        response_model=Page[AuditRecordPublic],
+        responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404)},
+        summary="The audit trail of this service, newest first",
+        description="Auditors may list everything; supervisors must name a client in their "
+        "scope. Every record is hash-chained; `casework audit-verify` checks the chains.",
+    )
+    async def list_audit(
+        guard: GuardDep,
+        database: DatabaseDep,
+        client_id: Annotated[UUID | None, Query(description="Only this client's records.")] = None,
+        cursor: Cursor = None,
+        limit: Limit = 50,
+    ) -> Page[AuditRecordPublic]:
+        before = int(decode_cursor(cursor, 1)[0]) if cursor else None
+        sees_everything = Scope.ALL in guard.policy.scopes(guard.principal, ACTION)
+        async with database.transaction() as connection:
+            if client_id is not None and not sees_everything:
+                grant = await guard.authorize_client(
+                    connection, ACTION, client_id, resource_type="audit_trail"
+                )
+            else:
+                grant = await guard.require(
+                    ACTION,
+                    resource_type="audit_trail",
+                    resource_id=str(client_id) if client_id else None,
+                    client_id=client_id,
+                )
+                if not sees_everything:
+                    raise await guard.refuse(
+                        grant,
+                        ProblemError(
+                            403,
+                            "forbidden",
+                            "Not allowed",
+                            detail="Your role may read the audit trail of one client at a "
+                            "time: pass client_id.",
+                        ),
+                    )
+            rows = await connection.fetch(
+                f"SELECT {_COLUMNS} FROM audit_log "
+                "WHERE ($1::uuid IS NULL OR client_id = $1) AND ($2::bigint IS NULL OR seq < $2) "
+                "ORDER BY seq DESC LIMIT $3",
+                client_id,
+                before,
+                limit + 1,
+            )
+            await guard.audit(connection, grant)
+        items = [AuditRecordPublic(**dict(row)) for row in rows[:limit]]
+        next_cursor = encode_cursor(items[-1].seq) if len(rows) > limit else None
+        return Page[AuditRecordPublic](items=items, next_cursor=next_cursor)
+
+    return router

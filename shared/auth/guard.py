@@ -1,0 +1,251 @@
+"""The per-request gatekeeper every endpoint that touches client data goes through.
+
+`authenticate` turns the bearer token into a Principal (401 otherwise). `Guard` checks the
+service's Policy: an action the caller's roles never have is 403; a client record outside the
+caller's scope is 404, so its existence is not revealed, unless a supervisor breaks the glass
+with a reason. Every outcome is audited: allowed and break-glass in the transaction of the
+action itself, refusals in a transaction of their own (the action's is rolled back).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Annotated
+from uuid import UUID
+
+import asyncpg
+from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from shared.audit.log import AuditEntry, Outcome, record
+from shared.auth.facts import load_facts
+from shared.auth.policy import Policy
+from shared.auth.principal import Principal
+from shared.auth.tokens import InvalidToken, TokenVerifier
+from shared.db.database import Database
+from shared.http.problems import ProblemError
+from shared.tracing import current_request_id
+
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    description="A JWT from your identity provider (in development: `make token`).",
+)
+
+PurposeHeader = Annotated[
+    str | None,
+    Header(
+        alias="X-Purpose-Of-Use",
+        pattern=r"^[a-z][a-z0-9-]{1,49}$",
+        description="Why you access the record, e.g. `care-coordination`; kept in the audit trail.",
+    ),
+]
+BreakGlassHeader = Annotated[
+    str | None,
+    Header(
+        alias="X-Break-Glass-Reason",
+        min_length=10,
+        max_length=500,
+        description="Supervisors only: open a record outside your scope, for this reason. "
+        "Allowed, flagged and audited.",
+    ),
+]
+
+
+def _source_address(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def _unauthenticated(detail: str) -> ProblemError:
+    return ProblemError(
+        401,
+        "unauthenticated",
+        "Authentication required",
+        detail=detail,
+        headers={
+            "WWW-Authenticate": f'Bearer realm="casework", error="invalid_token", '
+            f'error_description="{detail.replace(chr(34), chr(39))[:200]}"'
+        },
+    )
+
+
+async def _audit_alone(database: Database, schema: str, entry: AuditEntry) -> None:
+    async with database.transaction() as connection:
+        await record(connection, schema=schema, entries=[entry])
+
+
+async def authenticate(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> Principal:
+    verifier: TokenVerifier = request.app.state.verifier
+    try:
+        if credentials is None:
+            raise InvalidToken("a bearer token is required")
+        return await verifier.verify(credentials.credentials)
+    except InvalidToken as error:
+        await _audit_alone(
+            request.app.state.database,
+            request.app.state.spec.schema,
+            AuditEntry.new(
+                actor_id=None,
+                actor_roles=[],
+                actor_organization_id=None,
+                action=f"{request.method} {request.url.path}"[:200],
+                resource_type="request",
+                resource_id=None,
+                client_id=None,
+                outcome=Outcome.UNAUTHENTICATED,
+                request_id=current_request_id.get(),
+                source_address=_source_address(request),
+                purpose=None,
+                break_glass_reason=None,
+            ),
+        )
+        raise _unauthenticated(str(error)) from error
+
+
+CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
+
+
+@dataclass(frozen=True)
+class Grant:
+    """Permission to perform one action on one resource, and how it was obtained."""
+
+    action: str
+    resource_type: str
+    resource_id: str | None
+    client_id: UUID | None
+    outcome: str = Outcome.ALLOWED
+    break_glass_reason: str | None = None
+
+    def about(self, *, resource_id: str, client_id: UUID | None) -> Grant:
+        """The same grant, naming the resource once it exists (e.g. after a create)."""
+        return replace(self, resource_id=resource_id, client_id=client_id)
+
+
+class Guard:
+    def __init__(
+        self,
+        *,
+        principal: Principal,
+        policy: Policy,
+        database: Database,
+        schema: str,
+        request_id: str | None,
+        source_address: str | None,
+        purpose: str | None,
+        break_glass_reason: str | None,
+    ) -> None:
+        self.principal = principal
+        self.policy = policy
+        self.database = database
+        self.schema = schema
+        self.request_id = request_id
+        self.source_address = source_address
+        self.purpose = purpose
+        self.break_glass_reason = break_glass_reason
+
+    def _entry(self, grant: Grant) -> AuditEntry:
+        return AuditEntry.new(
+            actor_id=self.principal.subject,
+            actor_roles=sorted(self.principal.roles),
+            actor_organization_id=self.principal.organization_id,
+            action=grant.action,
+            resource_type=grant.resource_type,
+            resource_id=grant.resource_id,
+            client_id=grant.client_id,
+            outcome=grant.outcome,
+            request_id=self.request_id,
+            source_address=self.source_address,
+            purpose=self.purpose,
+            break_glass_reason=grant.break_glass_reason,
+        )
+
+    async def audit(self, connection: asyncpg.Connection, *grants: Grant) -> None:
+        """Record granted actions in the action's own transaction; call it last there."""
+        await record(connection, schema=self.schema, entries=[self._entry(g) for g in grants])
+
+    async def refuse(
+        self, grant: Grant, error: ProblemError, outcome: str = Outcome.DENIED
+    ) -> ProblemError:
+        """Audit the refusal in a transaction of its own and return the error to raise."""
+        refused = replace(grant, outcome=outcome, break_glass_reason=None)
+        await _audit_alone(self.database, self.schema, self._entry(refused))
+        return error
+
+    async def require(
+        self,
+        action: str,
+        *,
+        resource_type: str,
+        resource_id: str | None = None,
+        client_id: UUID | None = None,
+    ) -> Grant:
+        """The caller's roles must allow the action at all (403 otherwise)."""
+        grant = Grant(action, resource_type, resource_id, client_id)
+        if not self.policy.allows_action(self.principal, action):
+            raise await self.refuse(
+                grant,
+                ProblemError(
+                    403,
+                    "forbidden",
+                    "Not allowed",
+                    detail=f"Your roles do not allow {action}.",
+                ),
+            )
+        return grant
+
+    async def authorize_client(
+        self,
+        connection: asyncpg.Connection,
+        action: str,
+        client_id: UUID,
+        *,
+        resource_type: str,
+        resource_id: str | None = None,
+    ) -> Grant:
+        """The client must exist here and be in the caller's scope (404 otherwise)."""
+        resource_id = resource_id or str(client_id)
+        await self.require(
+            action, resource_type=resource_type, resource_id=resource_id, client_id=client_id
+        )
+        facts = await load_facts(connection, client_id)
+        not_found = ProblemError(
+            404, "not-found", "Not found", detail=f"No {resource_type} with this id."
+        )
+        grant = Grant(action, resource_type, resource_id, client_id)
+        if facts is None:
+            raise await self.refuse(grant, not_found, Outcome.NOT_FOUND)
+        if self.policy.allows_client(self.principal, action, facts):
+            return grant
+        if self.break_glass_reason and self.policy.may_break_glass(self.principal, action):
+            return Grant(
+                action,
+                resource_type,
+                resource_id,
+                client_id,
+                Outcome.BREAK_GLASS,
+                self.break_glass_reason,
+            )
+        raise await self.refuse(grant, not_found)
+
+
+async def get_guard(
+    request: Request,
+    principal: CurrentPrincipal,
+    purpose: PurposeHeader = None,
+    break_glass_reason: BreakGlassHeader = None,
+) -> Guard:
+    return Guard(
+        principal=principal,
+        policy=request.app.state.spec.policy,
+        database=request.app.state.database,
+        schema=request.app.state.spec.schema,
+        request_id=current_request_id.get(),
+        source_address=_source_address(request),
+        purpose=purpose,
+        break_glass_reason=break_glass_reason,
+    )
+
+
+GuardDep = Annotated[Guard, Depends(get_guard)]
