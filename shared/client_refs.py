@@ -87,7 +87,7 @@ def client_refs_router() -> APIRouter:
     @router.get(
         "/{client_id}",
         response_model=ClientRefPublic,
-        responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 404)},
+        responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)},
         summary="This service's reference to a client registered at intake",
     )
     async def get_client_ref(

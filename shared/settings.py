@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = "127.0.0.1:59092"
     # Real Kafka supports the idempotent producer; the embedded Tansu broker does not.
     kafka_idempotent_producer: bool = False
+    # How long the broker may hold a consumer's fetch when there is nothing new. Real Kafka
+    # answers as soon as data arrives, so 500 is right there; the embedded Tansu waits the
+    # whole time, so it needs a short wait to keep event latency in milliseconds.
+    kafka_fetch_max_wait_ms: int = Field(default=20, ge=1, le=10_000)
     kafka_topic_partitions: int = Field(default=3, ge=1)
     kafka_replication_factor: int = Field(default=1, ge=1)
 

@@ -10,6 +10,7 @@ Each record is also published (ids only) to the `casework.audit` topic through t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import zlib
@@ -113,9 +114,8 @@ def chain_hash(previous: str, entry: AuditEntry) -> str:
     return hashlib.sha256(previous.encode() + entry.canonical()).hexdigest()
 
 
-def _lock_keys(schema: str, chain: int) -> tuple[int, int]:
-    namespace = zlib.crc32(f"casework-audit:{schema}".encode()) - 2**31  # a signed int4
-    return namespace, chain
+def _lock_namespace(schema: str) -> int:
+    return zlib.crc32(f"casework-audit:{schema}".encode()) - 2**31  # a signed int4
 
 
 _INSERT = """
@@ -132,9 +132,10 @@ async def record(connection: asyncpg.Connection, *, schema: str, entries: list[A
     if not entries:
         return
     chain = entries[0].id.int % CHAINS
-    await connection.execute("SELECT pg_advisory_xact_lock($1, $2)", *_lock_keys(schema, chain))
+    # One round trip: the function takes the chain's lock, then reads its head with a fresh
+    # snapshot (a volatile function's statements each get one), so it sees the last commit.
     previous = await connection.fetchval(
-        "SELECT hash FROM audit_log WHERE chain = $1 ORDER BY seq DESC LIMIT 1", chain
+        "SELECT audit_chain_head($1, $2)", _lock_namespace(schema), chain
     )
     rows = []
     prev_hash = previous or GENESIS
@@ -162,7 +163,10 @@ async def record(connection: asyncpg.Connection, *, schema: str, entries: list[A
             )
         )
         prev_hash = entry_hash
-    await connection.executemany(_INSERT, rows)
+    if len(rows) == 1:
+        await connection.execute(_INSERT, *rows[0])
+    else:
+        await connection.executemany(_INSERT, rows)
     await outbox.enqueue(connection, *(_published(schema, entry) for entry in entries))
 
 
@@ -208,7 +212,12 @@ async def verify_chains(connection: asyncpg.Connection) -> list[ChainBreak]:
     breaks: list[ChainBreak] = []
     previous: dict[int, str] = {}
     broken: set[int] = set()
-    async with connection.transaction(isolation="repeatable_read", readonly=True):
+    snapshot = (
+        contextlib.nullcontext()
+        if connection.is_in_transaction()
+        else connection.transaction(isolation="repeatable_read", readonly=True)
+    )
+    async with snapshot:
         cursor = connection.cursor(
             f"SELECT seq, chain, prev_hash, hash, {_ENTRY_COLUMNS} FROM audit_log ORDER BY seq"
         )
@@ -233,6 +242,17 @@ def create_audit_log_v1(connection: Connection, schema: str) -> None:
     """For a service's migration: the table, then withhold UPDATE, DELETE and TRUNCATE from
     the service's login role (the default privileges granted them on every table)."""
     create_tables(connection, schema, audit_log_table)
+    connection.exec_driver_sql(
+        f"""
+        CREATE FUNCTION "{schema}".audit_chain_head(namespace integer, chain_number integer)
+        RETURNS text LANGUAGE plpgsql VOLATILE AS $$
+        BEGIN
+            PERFORM pg_advisory_xact_lock(namespace, chain_number);
+            RETURN (SELECT hash FROM "{schema}".audit_log
+                    WHERE chain = chain_number ORDER BY seq DESC LIMIT 1);
+        END $$
+        """
+    )
     connection.exec_driver_sql(
         f'REVOKE UPDATE, DELETE, TRUNCATE ON "{schema}".audit_log FROM "{service_role(schema)}"'
     )

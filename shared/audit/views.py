@@ -49,7 +49,7 @@ def audit_router() -> APIRouter:
     @router.get(
         "",
         response_model=Page[AuditRecordPublic],
-        responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404)},
+        responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 422)},
         summary="The audit trail of this service, newest first",
         description="Auditors may list everything; supervisors must name a client in their "
         "scope. Every record is hash-chained; `casework audit-verify` checks the chains.",

@@ -15,6 +15,7 @@ from shared.auth.principal import Principal, Role
 from shared.settings import Settings
 
 ASYMMETRIC_ALGORITHMS = ["RS256", "ES256"]
+_CACHE_SIZE = 10_000
 
 
 class InvalidToken(Exception):
@@ -29,8 +30,21 @@ class TokenVerifier:
             if not settings.jwks_url:
                 raise ValueError("CASEWORK_JWKS_URL is required when CASEWORK_AUTH_MODE=jwks")
             self._jwks = jwt.PyJWKClient(settings.jwks_url, cache_keys=True, lifespan=600)
+        # Verifying a signature costs more than the rest of a request's authentication; a token
+        # seen before is trusted until its own expiry (bounded memory: cleared when full).
+        self._verified: dict[str, tuple[Principal, float]] = {}
 
     async def verify(self, token: str) -> Principal:
+        cached = self._verified.get(token)
+        if cached is not None and cached[1] > time.time():
+            return cached[0]
+        principal, expires_at = await self._verify_signature(token)
+        if len(self._verified) >= _CACHE_SIZE:
+            self._verified.clear()
+        self._verified[token] = (principal, expires_at)
+        return principal
+
+    async def _verify_signature(self, token: str) -> tuple[Principal, float]:
         try:
             if self._jwks is not None:
                 # PyJWKClient fetches (and caches) keys with blocking I/O: keep it off the loop.
@@ -50,7 +64,7 @@ class TokenVerifier:
             )
         except (jwt.PyJWTError, ValueError) as error:
             raise InvalidToken(str(error)) from error
-        return principal_from_claims(claims)
+        return principal_from_claims(claims), float(claims["exp"])
 
 
 def principal_from_claims(claims: dict[str, Any]) -> Principal:

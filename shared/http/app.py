@@ -56,7 +56,8 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
+    # async on purpose: FastAPI runs a plain `def` dependency in a thread pool on every request.
     database: Database = request.app.state.database
     return database
 

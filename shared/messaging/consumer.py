@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -41,6 +41,17 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.SerializationError,
     asyncpg.DeadlockDetectedError,
 )
+
+
+@contextlib.contextmanager
+def _traced(event: Event) -> Iterator[None]:
+    """Continue the producer's trace for the work done on this event."""
+    token = current_trace.set(continue_or_start(event.traceparent))
+    try:
+        yield
+    finally:
+        current_trace.reset(token)
+
 
 _CLAIM = """
 INSERT INTO inbox (consumer_group, event_id, event_type) VALUES ($1, $2, $3)
@@ -78,6 +89,7 @@ class ConsumerRunner:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
+            fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
         )
         self._producer = make_producer(self.settings)
         await self._start_with_retry()
@@ -87,9 +99,10 @@ class ConsumerRunner:
                 if self._consumer.assignment():
                     self.assigned.set()
                 for partition, messages in batches.items():
-                    for message in messages:
-                        await self.process(message)
-                        await self._commit(partition, message.offset + 1)
+                    await self.process_batch(messages)
+                    # Every message of the batch is committed in the database by now. A stop
+                    # before this line redelivers them, and the inbox makes that harmless.
+                    await self._commit(partition, messages[-1].offset + 1)
                     await self._record_lag(partition)
         finally:
             with contextlib.suppress(KafkaError, OSError):
@@ -128,29 +141,69 @@ class ConsumerRunner:
                 max(highwater - position, 0)
             )
 
-    async def process(self, message: ConsumerRecord[bytes, bytes]) -> None:
+    def _decode(self, message: ConsumerRecord[bytes, bytes]) -> tuple[Event, Handler] | None:
+        """The event and its handler; None for types this group does not handle.
+        Raises UndecodableEvent for a message that can never be processed."""
         try:
             event = decode(list(message.headers), message.value)
         except UnknownEventType:
-            CONSUMER_MESSAGES.labels(self.group, "ignored").inc()
-            return
-        except UndecodableEvent as error:
-            await self.send_to_dead_letter(message, error, attempts=0)
-            return
+            return None
         handler = self.handlers.get(event.type)
-        if handler is None:
-            CONSUMER_MESSAGES.labels(self.group, "ignored").inc()
-            return
-        token = current_trace.set(continue_or_start(event.traceparent))
-        try:
-            await self._handle_with_retries(message, event, handler)
-        finally:
-            current_trace.reset(token)
+        return (event, handler) if handler is not None else None
+
+    async def process_batch(self, messages: list[ConsumerRecord[bytes, bytes]]) -> None:
+        """Handle a partition's batch in one transaction (one commit, not one per message);
+        if anything in it fails, roll it back and go message by message, with retries and the
+        dead-letter topic, so one bad message costs only itself."""
+        work: list[tuple[ConsumerRecord[bytes, bytes], Event, Handler]] = []
+        for message in messages:
+            try:
+                decoded = self._decode(message)
+            except UndecodableEvent as error:
+                await self.send_to_dead_letter(message, error, attempts=0)
+                continue
+            if decoded is None:
+                CONSUMER_MESSAGES.labels(self.group, "ignored").inc()
+            else:
+                work.append((message, *decoded))
+        failed_at: int | None = None
+        if len(work) > 1:
+            outcomes: list[str] = []
+            try:
+                async with self.database.transaction() as connection:
+                    for _message, event, handler in work:
+                        with _traced(event):
+                            outcomes.append(await self._apply(connection, event, handler))
+                for outcome in outcomes:
+                    CONSUMER_MESSAGES.labels(self.group, outcome).inc()
+                return
+            except TRANSIENT_ERRORS:
+                pass
+            except Exception:
+                failed_at = len(outcomes)  # the message whose handler raised
+        for index, (message, event, handler) in enumerate(work):
+            with _traced(event):
+                await self._handle_with_retries(
+                    message, event, handler, failures=1 if index == failed_at else 0
+                )
+
+    async def process(self, message: ConsumerRecord[bytes, bytes]) -> None:
+        await self.process_batch([message])
 
     async def _handle_with_retries(
-        self, message: ConsumerRecord[bytes, bytes], event: Event, handler: Handler
+        self,
+        message: ConsumerRecord[bytes, bytes],
+        event: Event,
+        handler: Handler,
+        *,
+        failures: int = 0,
     ) -> None:
-        failures = 0
+        """`failures`: attempts already spent (the batch attempt, when it was this message)."""
+        if failures >= self.settings.consumer_max_attempts:
+            await self.send_to_dead_letter(
+                message, RuntimeError("failed in batch"), attempts=failures
+            )
+            return
         while True:
             try:
                 outcome = await self.handle_once(event, handler)
@@ -183,10 +236,14 @@ class ConsumerRunner:
 
     async def handle_once(self, event: Event, handler: Handler) -> str:
         async with self.database.transaction() as connection:
-            claimed = await connection.execute(_CLAIM, self.group, event.id, event.type)
-            if claimed == "INSERT 0 0":
-                return "duplicate"
-            await handler(connection, event)
+            return await self._apply(connection, event, handler)
+
+    async def _apply(self, connection: asyncpg.Connection, event: Event, handler: Handler) -> str:
+        """Claim the event in the inbox and run its handler, in the caller's transaction."""
+        claimed = await connection.execute(_CLAIM, self.group, event.id, event.type)
+        if claimed == "INSERT 0 0":
+            return "duplicate"
+        await handler(connection, event)
         return "processed"
 
     async def send_to_dead_letter(

@@ -118,7 +118,7 @@ class OutboxRelay:
         self, connection: asyncpg.Connection, producer: AIOKafkaProducer
     ) -> None:
         loop = asyncio.get_running_loop()
-        next_purge = loop.time()
+        next_purge = next_gauge = loop.time()
         while True:
             if connection.is_closed():
                 raise asyncpg.InterfaceError("the relay lost its leader connection")
@@ -126,6 +126,9 @@ class OutboxRelay:
             published = await self.publish_batch(producer)
             if published == self.settings.outbox_batch_size:
                 continue
+            if loop.time() >= next_gauge:
+                await self.measure_backlog()
+                next_gauge = loop.time() + 5
             if loop.time() >= next_purge:
                 await self.purge_published()
                 next_purge = loop.time() + 600
@@ -135,9 +138,6 @@ class OutboxRelay:
     async def fetch_unpublished(self) -> list[OutboxRow]:
         async with self.database.pool.acquire() as connection:
             rows = await connection.fetch(_UNPUBLISHED, self.settings.outbox_batch_size)
-            count, oldest = await outbox_backlog(connection)
-        OUTBOX_BACKLOG.labels(self.service).set(count)
-        OUTBOX_OLDEST_SECONDS.labels(self.service).set(oldest)
         return [
             OutboxRow(
                 id=row["id"],
@@ -182,6 +182,12 @@ class OutboxRelay:
             await self.mark_published(rows)
             OUTBOX_PUBLISHED.labels(self.service).inc(len(rows))
         return len(rows)
+
+    async def measure_backlog(self) -> None:
+        async with self.database.pool.acquire() as connection:
+            count, oldest = await outbox_backlog(connection)
+        OUTBOX_BACKLOG.labels(self.service).set(count)
+        OUTBOX_OLDEST_SECONDS.labels(self.service).set(oldest)
 
     async def purge_published(self) -> None:
         async with self.database.pool.acquire() as connection:

@@ -35,7 +35,7 @@ def etag(client: ClientPublic) -> str:
     "",
     status_code=201,
     response_model=ClientPublic,
-    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 413, 422)},
+    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 413, 422)},
     summary="Register a client",
     description="Stores the client and publishes `ClientRegistered` (no names or birth date). "
     "The client is on the registering worker's caseload until the case is assigned.",
@@ -83,7 +83,7 @@ async def register_client(
 @router.get(
     "",
     response_model=Page[ClientPublic],
-    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403)},
+    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 422)},
     summary="List the clients you may see, newest first",
 )
 async def list_clients(
@@ -119,7 +119,7 @@ async def list_clients(
 @router.get(
     "/{client_id}",
     response_model=ClientPublic,
-    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 404)},
+    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)},
     summary="Read a client",
 )
 async def get_client(

@@ -21,7 +21,7 @@ router = APIRouter(prefix="/v1/cases", tags=["cases"])
 @router.put(
     "/{client_id}/assignment",
     response_model=AssignmentPublic,
-    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)},
+    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 413, 422)},
     summary="Assign a client's case to a worker of your team",
     description="Supervisors assign within their own team; the worker's access (and the "
     "registering worker's loss of it) reaches every service through `CaseAssigned`.",
@@ -59,7 +59,7 @@ async def assign_case(
 @router.get(
     "/{client_id}/assignment",
     response_model=AssignmentPublic,
-    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 404)},
+    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)},
     summary="Who a client's case is assigned to",
 )
 async def get_assignment(

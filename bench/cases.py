@@ -1,0 +1,270 @@
+"""The benchmark cases: each an async function of a BenchContext that emits figures.
+
+To add a case, write `async def my_case(context: BenchContext) -> None` that calls
+`context.emit({"case": "my_case", ...})` for each figure, and list it in CASES. Cases run in
+the order of CASES, on one stack; `python -m bench --cases NAME ...` runs a subset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bench.load import (
+    REQUEST_ERRORS,
+    HttpConnection,
+    build_request,
+    percentile,
+    rounded,
+    run_load_process,
+)
+from bench.stack import BenchStack, CpuMeter
+
+Figure = dict[str, Any]
+
+# One body for every registration, the same for intake and the baseline.
+REGISTER_BODY = json.dumps(
+    {
+        "given_name": "Ana",
+        "family_name": "Lima",
+        "birth_date": "1987-06-15",
+        "preferred_language": "pt",
+    }
+).encode()
+
+
+@dataclass(frozen=True)
+class Options:
+    concurrency: int = 32
+    requests: int = 3000
+    warmup: int = 200
+    rounds: int = 1
+    events: int = 200
+    event_interval_ms: float = 20.0
+    event_timeout_s: float = 10.0
+    # Sent with every request, to every target (e.g. an Authorization header).
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass
+class BenchContext:
+    stack: BenchStack
+    options: Options
+    emit: Callable[[Figure], None]
+
+
+Case = Callable[[BenchContext], Awaitable[None]]
+
+
+async def register_client(context: BenchContext) -> None:
+    """POST /v1/clients under load: the raw-asyncpg baseline and intake, same parameters.
+
+    Intake runs twice: with every worker paused (SIGSTOP), which measures the API alone like
+    the baseline; then as deployed, its relay and the three consumers working off the events
+    on the same cores meanwhile. Each phase starts once the consumers have caught up. With
+    several rounds the order alternates and the ratios use the median throughputs.
+    """
+    stack, options = context.stack, context.options
+    intake_url = f"{stack.api_url('intake')}/v1/clients"
+    targets = [
+        ("baseline_raw_asyncpg", f"{stack.baseline_url}/v1/clients", False),
+        ("intake_workers_paused", intake_url, True),
+        ("intake", intake_url, False),
+    ]
+    throughput: dict[str, list[float]] = {target: [] for target, _, _ in targets}
+    for round_number in range(1, options.rounds + 1):
+        for target, url, pause_workers in targets if round_number % 2 else targets[::-1]:
+            await stack.wait_caught_up()
+            figure = await _load_phase(context, target, url, pause_workers=pause_workers)
+            figure["round"] = round_number
+            context.emit(figure)
+            if figure["throughput_rps"] is not None:
+                throughput[target].append(figure["throughput_rps"])
+            if target == "intake":
+                # How long the relay and consumers need to work off what intake accepted.
+                backlog, seconds = await stack.wait_caught_up()
+                context.emit(
+                    {
+                        "case": "consumer_catch_up",
+                        "round": round_number,
+                        "backlog_events": backlog,
+                        "seconds": round(seconds, 2),
+                        "events_per_s": round(backlog / seconds, 1)
+                        if backlog and seconds > 0
+                        else None,
+                    }
+                )
+    baseline = _median(throughput["baseline_raw_asyncpg"])
+    for target in ("intake_workers_paused", "intake"):
+        rps = _median(throughput[target])
+        context.emit(
+            {
+                "case": "register_client_vs_baseline",
+                "target": target,
+                "ratio": round(rps / baseline, 3) if rps and baseline else None,
+                "rounds": options.rounds,
+            }
+        )
+
+
+def _median(values: list[float]) -> float | None:
+    return percentile(values, 50) if values else None
+
+
+async def _load_phase(
+    context: BenchContext, target: str, url: str, *, pause_workers: bool
+) -> Figure:
+    options = context.options
+    meter = CpuMeter(context.stack.process_groups())
+    if pause_workers:
+        context.stack.pause_workers()
+    try:
+        result = await run_load_process(
+            url,
+            body=REGISTER_BODY,
+            concurrency=options.concurrency,
+            requests=options.requests,
+            warmup=options.warmup,
+            headers=options.headers,
+            on_measuring=meter.start,
+            on_done=meter.stop,
+        )
+    finally:
+        if pause_workers:
+            context.stack.resume_workers()
+    figure: Figure = {
+        "case": "register_client",
+        "target": target,
+        "requests": result.requests,
+        "concurrency": options.concurrency,
+        "throughput_rps": result.throughput_rps,
+        "p50_ms": result.p50_ms,
+        "p99_ms": result.p99_ms,
+        "errors": result.errors,
+        "mean_ms": result.mean_ms,
+        "max_ms": result.max_ms,
+        "elapsed_s": result.elapsed_s,
+    }
+    if meter.seconds is not None:
+        figure["cpu_s"] = {"load_generator": result.cpu_s, **meter.seconds}
+    if result.error_samples:
+        figure["error_samples"] = result.error_samples
+    return figure
+
+
+async def event_latency(context: BenchContext) -> None:
+    """Register clients one at a time; how long until each consumer has stored the reference.
+
+    Latency = received_at (PostgreSQL's now() in the consumer's transaction) - registered_at
+    (intake's clock when it accepted the request), both read back from GET /v1/client-refs/{id}.
+    The polling only finds the references; it takes no part in the figure.
+    """
+    stack, options = context.stack, context.options
+    url = f"{stack.api_url('intake')}/v1/clients"
+    raw = build_request("POST", url, REGISTER_BODY, headers=options.headers)
+    intake = HttpConnection.for_url(url)
+    # Warm-up: on a fresh stack the consumer groups are still joining (seconds); some events
+    # on every partition (keyed by client id, 3 partitions: 20 miss one with p < 0.001) and
+    # waiting for them makes sure each consumer owns its partitions before measuring.
+    try:
+        for _ in range(20):
+            await intake.request(raw)
+    finally:
+        await intake.close()
+    await stack.wait_caught_up()
+    registered: list[tuple[str, float]] = []  # (client id, time.monotonic() at the answer)
+    errors = 0
+    interval = options.event_interval_ms / 1000
+    started = time.monotonic()
+    try:
+        for index in range(options.events):
+            delay = started + index * interval - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            try:
+                status, body = await intake.request(raw)
+            except REQUEST_ERRORS:
+                errors += 1
+                await intake.close()
+                continue
+            if status != 201:
+                errors += 1
+                continue
+            registered.append((json.loads(body)["id"], time.monotonic()))
+    finally:
+        await intake.close()
+    services = stack.client_ref_services
+    outcomes = await asyncio.gather(
+        *(_collect_latencies(stack.api_url(service), registered, options) for service in services)
+    )
+    relay = await stack.relay_latencies_ms([client_id for client_id, _ in registered])
+    context.emit(
+        {
+            "case": "outbox_relay_latency",
+            "events": len(relay),
+            "interval_ms": options.event_interval_ms,
+            "p50_ms": rounded(percentile(relay, 50)),
+            "p99_ms": rounded(percentile(relay, 99)),
+            "max_ms": rounded(max(relay)) if relay else None,
+        }
+    )
+    for service, (latencies, timeouts) in zip(services, outcomes, strict=True):
+        context.emit(
+            {
+                "case": "event_latency",
+                "consumer": service,
+                "events": len(latencies),
+                "interval_ms": options.event_interval_ms,
+                "p50_ms": rounded(percentile(latencies, 50)),
+                "p99_ms": rounded(percentile(latencies, 99)),
+                "max_ms": rounded(max(latencies)) if latencies else None,
+                "timeouts": timeouts,
+                "registration_errors": errors,
+            }
+        )
+
+
+async def _collect_latencies(
+    base_url: str, registered: list[tuple[str, float]], options: Options
+) -> tuple[list[float], int]:
+    """For each client, poll this service's reference until it is there: (latencies ms, misses)."""
+    connection = HttpConnection.for_url(base_url)
+    latencies: list[float] = []
+    misses = 0
+    try:
+        for client_id, answered in registered:
+            raw = build_request(
+                "GET", f"{base_url}/v1/client-refs/{client_id}", headers=options.headers
+            )
+            deadline = answered + options.event_timeout_s
+            while True:
+                try:
+                    status, body = await connection.request(raw)
+                except REQUEST_ERRORS:
+                    await connection.close()
+                    status, body = 0, b""
+                if status == 200:
+                    reference = json.loads(body)
+                    latency = datetime.fromisoformat(
+                        reference["received_at"]
+                    ) - datetime.fromisoformat(reference["registered_at"])
+                    latencies.append(latency.total_seconds() * 1000)
+                    break
+                if time.monotonic() > deadline:
+                    misses += 1
+                    break
+                await asyncio.sleep(0.02)
+    finally:
+        await connection.close()
+    return latencies, misses
+
+
+CASES: dict[str, Case] = {
+    "register_client": register_client,
+    "event_latency": event_latency,
+}
