@@ -26,6 +26,7 @@ from shared.events.envelope import Event
 from shared.http.app import DatabaseDep
 from shared.http.problems import PROBLEM_RESPONSES, ProblemError
 from shared.messaging.consumer import Handler
+from shared.messaging.outbox import unit_of_work
 
 READ = "client_ref.read"
 
@@ -93,7 +94,8 @@ def client_refs_router() -> APIRouter:
     async def get_client_ref(
         client_id: Annotated[UUID, Path()], guard: GuardDep, database: DatabaseDep
     ) -> ClientRefPublic:
-        async with database.transaction() as connection:
+        async with unit_of_work(database) as uow:
+            connection = uow.connection
             grant = await guard.authorize_client(
                 connection, READ, client_id, resource_type="client_ref"
             )
@@ -111,7 +113,7 @@ def client_refs_router() -> APIRouter:
                     ),
                     Outcome.NOT_FOUND,
                 )
-            await guard.audit(connection, grant)
+            await guard.audit(uow, grant)
         return ClientRefPublic(**dict(row))
 
     return router

@@ -37,8 +37,7 @@ from sqlalchemy.engine import Connection
 
 from shared.db.metadata import create_tables
 from shared.events.contracts import AuditRecorded
-from shared.events.envelope import OutgoingEvent
-from shared.messaging import outbox
+from shared.messaging.outbox import UnitOfWork
 from shared.settings import service_role
 
 CHAINS = 16
@@ -126,11 +125,12 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $
 """
 
 
-async def record(connection: asyncpg.Connection, *, schema: str, entries: list[AuditEntry]) -> None:
+async def record(uow: UnitOfWork, *, schema: str, entries: list[AuditEntry]) -> None:
     """Append entries inside the caller's transaction, all on one chain. Call it last: the
     chain's lock is held until the transaction ends."""
     if not entries:
         return
+    connection = uow.connection
     chain = entries[0].id.int % CHAINS
     # One round trip: the function takes the chain's lock, then reads its head with a fresh
     # snapshot (a volatile function's statements each get one), so it sees the last commit.
@@ -167,26 +167,24 @@ async def record(connection: asyncpg.Connection, *, schema: str, entries: list[A
         await connection.execute(_INSERT, *rows[0])
     else:
         await connection.executemany(_INSERT, rows)
-    await outbox.enqueue(connection, *(_published(schema, entry) for entry in entries))
+    uow.publish(*(_published(schema, entry) for entry in entries))
 
 
-def _published(schema: str, entry: AuditEntry) -> OutgoingEvent:
-    return OutgoingEvent.of(
-        AuditRecorded(
-            audit_id=entry.id,
-            service=schema,
-            occurred_at=entry.occurred_at,
-            actor_id=entry.actor_id,
-            actor_roles=entry.actor_roles,
-            actor_organization_id=entry.actor_organization_id,
-            action=entry.action,
-            resource_type=entry.resource_type,
-            resource_id=entry.resource_id,
-            client_id=entry.client_id,
-            outcome=entry.outcome,
-            request_id=entry.request_id,
-            source_address=entry.source_address,
-        )
+def _published(schema: str, entry: AuditEntry) -> AuditRecorded:
+    return AuditRecorded(
+        audit_id=entry.id,
+        service=schema,
+        occurred_at=entry.occurred_at,
+        actor_id=entry.actor_id,
+        actor_roles=entry.actor_roles,
+        actor_organization_id=entry.actor_organization_id,
+        action=entry.action,
+        resource_type=entry.resource_type,
+        resource_id=entry.resource_id,
+        client_id=entry.client_id,
+        outcome=entry.outcome,
+        request_id=entry.request_id,
+        source_address=entry.source_address,
     )
 
 

@@ -15,6 +15,7 @@ from shared.auth.policy import Scope
 from shared.http.app import DatabaseDep
 from shared.http.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from shared.http.problems import PROBLEM_RESPONSES, ProblemError
+from shared.messaging.outbox import unit_of_work
 
 ACTION = "audit.read"
 
@@ -63,7 +64,8 @@ def audit_router() -> APIRouter:
     ) -> Page[AuditRecordPublic]:
         before = int(decode_cursor(cursor, 1)[0]) if cursor else None
         sees_everything = Scope.ALL in guard.policy.scopes(guard.principal, ACTION)
-        async with database.transaction() as connection:
+        async with unit_of_work(database) as uow:
+            connection = uow.connection
             if client_id is not None and not sees_everything:
                 grant = await guard.authorize_client(
                     connection, ACTION, client_id, resource_type="audit_trail"
@@ -94,7 +96,7 @@ def audit_router() -> APIRouter:
                 before,
                 limit + 1,
             )
-            await guard.audit(connection, grant)
+            await guard.audit(uow, grant)
         items = [AuditRecordPublic(**dict(row)) for row in rows[:limit]]
         next_cursor = encode_cursor(items[-1].seq) if len(rows) > limit else None
         return Page[AuditRecordPublic](items=items, next_cursor=next_cursor)

@@ -24,6 +24,7 @@ from shared.auth.principal import Principal
 from shared.auth.tokens import InvalidToken, TokenVerifier
 from shared.db.database import Database
 from shared.http.problems import ProblemError
+from shared.messaging.outbox import UnitOfWork, unit_of_work
 from shared.tracing import current_request_id
 
 bearer_scheme = HTTPBearer(
@@ -69,8 +70,8 @@ def _unauthenticated(detail: str) -> ProblemError:
 
 
 async def _audit_alone(database: Database, schema: str, entry: AuditEntry) -> None:
-    async with database.transaction() as connection:
-        await record(connection, schema=schema, entries=[entry])
+    async with unit_of_work(database) as uow:
+        await record(uow, schema=schema, entries=[entry])
 
 
 async def authenticate(
@@ -161,9 +162,9 @@ class Guard:
             break_glass_reason=grant.break_glass_reason,
         )
 
-    async def audit(self, connection: asyncpg.Connection, *grants: Grant) -> None:
-        """Record granted actions in the action's own transaction; call it last there."""
-        await record(connection, schema=self.schema, entries=[self._entry(g) for g in grants])
+    async def audit(self, uow: UnitOfWork, *grants: Grant) -> None:
+        """Record granted actions in the action's own unit of work; call it last there."""
+        await record(uow, schema=self.schema, entries=[self._entry(g) for g in grants])
 
     async def refuse(
         self, grant: Grant, error: ProblemError, outcome: str = Outcome.DENIED

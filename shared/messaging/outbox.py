@@ -1,22 +1,46 @@
-"""Writing events: in the same transaction as the business rows they describe."""
+"""Writing events: in the same transaction as the business rows they describe.
+
+A command runs in a UnitOfWork: it writes its rows on `uow.connection` and raises events with
+`uow.publish(...)`; when the block ends without error, the events go into the outbox in one
+statement, and the transaction commits rows and events together (or neither).
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import lru_cache
+
 import asyncpg
 
+from shared.db.database import Database
+from shared.events.contracts import EventData
 from shared.events.envelope import OutgoingEvent
 from shared.tracing import current_traceparent
 
-_INSERT = """
-INSERT INTO outbox (id, aggregatetype, aggregateid, type, topic, payload, headers, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-"""
+_COLUMNS = 8
+
+
+@lru_cache(maxsize=64)
+def _insert(rows: int) -> str:
+    values = ", ".join(
+        "(" + ", ".join(f"${row * _COLUMNS + column + 1}" for column in range(_COLUMNS)) + ")"
+        for row in range(rows)
+    )
+    return (
+        "INSERT INTO outbox (id, aggregatetype, aggregateid, type, topic, payload, headers, "
+        f"created_at) VALUES {values}"
+    )
 
 
 async def enqueue(connection: asyncpg.Connection, *events: OutgoingEvent) -> None:
-    """Add events to the outbox. Call inside the transaction that writes the business rows."""
-    rows = [
-        (
+    """Add events to the outbox, in one statement. Call inside the transaction that writes the
+    business rows (a UnitOfWork does)."""
+    if not events:
+        return
+    parameters: list[object] = []
+    for event in events:
+        parameters += [
             event.id,
             event.data.aggregate_type,
             event.data.aggregate_id(),
@@ -25,11 +49,28 @@ async def enqueue(connection: asyncpg.Connection, *events: OutgoingEvent) -> Non
             event.data.model_dump(mode="json"),
             {"traceparent": event.traceparent or current_traceparent()},
             event.time,
-        )
-        for event in events
-    ]
-    # executemany costs a prepare-and-batch round of its own; one row needs one execute.
-    if len(rows) == 1:
-        await connection.execute(_INSERT, *rows[0])
-    else:
-        await connection.executemany(_INSERT, rows)
+        ]
+    await connection.execute(_insert(len(events)), *parameters)
+
+
+class UnitOfWork:
+    """One transaction: the rows a command writes and the events it raises."""
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self.connection = connection
+        self._pending: list[OutgoingEvent] = []
+
+    def publish(self, *events: EventData) -> None:
+        self._pending += [OutgoingEvent.of(data) for data in events]
+
+    async def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        await enqueue(self.connection, *pending)
+
+
+@asynccontextmanager
+async def unit_of_work(database: Database) -> AsyncIterator[UnitOfWork]:
+    async with database.transaction() as connection:
+        uow = UnitOfWork(connection)
+        yield uow
+        await uow.flush()

@@ -11,8 +11,7 @@ from services.intake.clients.models import ClientCreate, ClientPublic
 from shared.auth.facts import record_registration
 from shared.auth.principal import Principal
 from shared.events.contracts import ClientRegistered
-from shared.events.envelope import OutgoingEvent
-from shared.messaging import outbox
+from shared.messaging.outbox import UnitOfWork
 
 _COLUMNS = (
     "c.id, c.given_name, c.family_name, c.birth_date, c.preferred_language, c.version, "
@@ -30,8 +29,9 @@ RETURNING """
 
 
 async def register_client(
-    connection: asyncpg.Connection, *, data: ClientCreate, registered_by: Principal
+    uow: UnitOfWork, *, data: ClientCreate, registered_by: Principal
 ) -> ClientPublic:
+    connection = uow.connection
     row = await connection.fetchrow(
         _INSERT,
         uuid4(),
@@ -49,18 +49,15 @@ async def register_client(
         team_id=registered_by.team_id,
         registered_by=registered_by.subject,
     )
-    await outbox.enqueue(
-        connection,
-        OutgoingEvent.of(
-            ClientRegistered(
-                client_id=client.id,
-                preferred_language=client.preferred_language,
-                registered_at=client.created_at,
-                organization_id=registered_by.organization_id,
-                team_id=registered_by.team_id,
-                registered_by=registered_by.subject,
-            )
-        ),
+    uow.publish(
+        ClientRegistered(
+            client_id=client.id,
+            preferred_language=client.preferred_language,
+            registered_at=client.created_at,
+            organization_id=registered_by.organization_id,
+            team_id=registered_by.team_id,
+            registered_by=registered_by.subject,
+        )
     )
     return client
 

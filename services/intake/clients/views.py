@@ -23,6 +23,7 @@ from shared.http.pagination import (
     invalid_cursor,
 )
 from shared.http.problems import PROBLEM_RESPONSES
+from shared.messaging.outbox import unit_of_work
 
 router = APIRouter(prefix="/v1/clients", tags=["clients"])
 
@@ -50,7 +51,8 @@ async def register_client(
     grant = await guard.require("client.create", resource_type="client")
     # Keys are per caller: one user's key can never replay another user's response.
     scope = f"register_client:{guard.principal.subject}"
-    async with database.transaction() as connection:
+    async with unit_of_work(database) as uow:
+        connection = uow.connection
         if idempotency_key:
             stored = await idempotency.claim(
                 connection,
@@ -65,7 +67,7 @@ async def register_client(
                     status_code=stored.status_code,
                     headers={"ETag": etag(replayed), "Location": f"/v1/clients/{replayed.id}"},
                 )
-        client = await service.register_client(connection, data=body, registered_by=guard.principal)
+        client = await service.register_client(uow, data=body, registered_by=guard.principal)
         if idempotency_key:
             await idempotency.remember(
                 connection,
@@ -74,7 +76,7 @@ async def register_client(
                 status_code=201,
                 body=client.model_dump(mode="json"),
             )
-        await guard.audit(connection, grant.about(resource_id=str(client.id), client_id=client.id))
+        await guard.audit(uow, grant.about(resource_id=str(client.id), client_id=client.id))
     response.headers["ETag"] = etag(client)
     response.headers["Location"] = f"/v1/clients/{client.id}"
     return client
@@ -97,7 +99,8 @@ async def list_clients(
             after = (datetime.fromisoformat(created_at), UUID(client_id))
         except (TypeError, ValueError) as error:
             raise invalid_cursor() from error
-    async with database.transaction() as connection:
+    async with unit_of_work(database) as uow:
+        connection = uow.connection
         clients = await service.list_clients(
             connection,
             visible=guard.policy.list_filter(guard.principal, "client.list", first_parameter=1),
@@ -107,7 +110,7 @@ async def list_clients(
         page = clients[:limit]
         # One record per client the caller was shown: each client's access log is complete.
         shown = [grant.about(resource_id=str(c.id), client_id=c.id) for c in page]
-        await guard.audit(connection, *(shown or [grant]))
+        await guard.audit(uow, *(shown or [grant]))
     next_cursor = (
         encode_cursor(page[-1].created_at.isoformat(), page[-1].id)
         if len(clients) > limit
@@ -125,12 +128,13 @@ async def list_clients(
 async def get_client(
     client_id: Annotated[UUID, Path()], guard: GuardDep, database: DatabaseDep, response: Response
 ) -> ClientPublic:
-    async with database.transaction() as connection:
+    async with unit_of_work(database) as uow:
+        connection = uow.connection
         grant = await guard.authorize_client(
             connection, "client.read", client_id, resource_type="client"
         )
         client = await service.get_client(connection, client_id=client_id)
-        await guard.audit(connection, grant)
+        await guard.audit(uow, grant)
     assert client is not None, "access facts exist for every registered client"
     response.headers["ETag"] = etag(client)
     return client

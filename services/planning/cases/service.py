@@ -11,12 +11,11 @@ from services.planning.cases.models import AssignmentPublic
 from shared.auth.facts import ClientFacts, record_assignment
 from shared.auth.principal import Principal
 from shared.events.contracts import CaseAssigned
-from shared.events.envelope import OutgoingEvent
-from shared.messaging import outbox
+from shared.messaging.outbox import UnitOfWork
 
 
 async def assign_case(
-    connection: asyncpg.Connection, *, facts: ClientFacts, worker_id: str, assigned_by: Principal
+    uow: UnitOfWork, *, facts: ClientFacts, worker_id: str, assigned_by: Principal
 ) -> AssignmentPublic:
     assignment = AssignmentPublic(
         client_id=facts.client_id,
@@ -25,6 +24,7 @@ async def assign_case(
         assigned_by=assigned_by.subject,
         assigned_at=datetime.now(UTC),
     )
+    connection = uow.connection
     await connection.execute(
         "INSERT INTO case_assignments (id, client_id, worker_id, team_id, assigned_by, assigned_at) "
         "VALUES ($1, $2, $3, $4, $5, $6)",
@@ -43,18 +43,15 @@ async def assign_case(
         team_id=assignment.team_id,
         assigned_at=assignment.assigned_at,
     )
-    await outbox.enqueue(
-        connection,
-        OutgoingEvent.of(
-            CaseAssigned(
-                client_id=assignment.client_id,
-                worker_id=assignment.worker_id,
-                team_id=assignment.team_id,
-                organization_id=facts.organization_id,
-                assigned_by=assignment.assigned_by,
-                assigned_at=assignment.assigned_at,
-            )
-        ),
+    uow.publish(
+        CaseAssigned(
+            client_id=assignment.client_id,
+            worker_id=assignment.worker_id,
+            team_id=assignment.team_id,
+            organization_id=facts.organization_id,
+            assigned_by=assignment.assigned_by,
+            assigned_at=assignment.assigned_at,
+        )
     )
     return assignment
 

@@ -14,6 +14,7 @@ from shared.auth.facts import load_facts
 from shared.auth.guard import GuardDep
 from shared.http.app import DatabaseDep
 from shared.http.problems import PROBLEM_RESPONSES, ProblemError
+from shared.messaging.outbox import unit_of_work
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
 
@@ -32,7 +33,8 @@ async def assign_case(
     guard: GuardDep,
     database: DatabaseDep,
 ) -> AssignmentPublic:
-    async with database.transaction() as connection:
+    async with unit_of_work(database) as uow:
+        connection = uow.connection
         grant = await guard.authorize_client(
             connection, "case.assign", client_id, resource_type="case"
         )
@@ -50,9 +52,9 @@ async def assign_case(
         facts = await load_facts(connection, client_id)
         assert facts is not None
         assignment = await service.assign_case(
-            connection, facts=facts, worker_id=body.worker_id, assigned_by=guard.principal
+            uow, facts=facts, worker_id=body.worker_id, assigned_by=guard.principal
         )
-        await guard.audit(connection, grant)
+        await guard.audit(uow, grant)
     return assignment
 
 
@@ -65,7 +67,8 @@ async def assign_case(
 async def get_assignment(
     client_id: Annotated[UUID, Path()], guard: GuardDep, database: DatabaseDep
 ) -> AssignmentPublic:
-    async with database.transaction() as connection:
+    async with unit_of_work(database) as uow:
+        connection = uow.connection
         grant = await guard.authorize_client(
             connection, "case.read", client_id, resource_type="case"
         )
@@ -76,5 +79,5 @@ async def get_assignment(
                 ProblemError(404, "not-found", "Not found", detail="This case is not assigned."),
                 Outcome.NOT_FOUND,
             )
-        await guard.audit(connection, grant)
+        await guard.audit(uow, grant)
     return assignment
