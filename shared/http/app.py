@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 
+from shared.auth.guide import AUTH_GUIDE
 from shared.auth.tokens import TokenVerifier
 from shared.db.database import Database
 from shared.http.health import health_router
@@ -40,7 +41,7 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title=f"Casework {spec.title}",
-        description=spec.description,
+        description=spec.description + AUTH_GUIDE,
         version="1.0.0",
         lifespan=lifespan,
     )
