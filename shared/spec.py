@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from fastapi import APIRouter
 
 from shared.auth.policy import Policy
-from shared.events.contracts import EVENT_TYPES
+from shared.events.registry import EVENT_TYPES
 from shared.messaging.consumer import Handler
 from shared.settings import Settings
 

@@ -12,8 +12,9 @@ import jsonschema
 import pytest
 import yaml
 
-from shared.events.contracts import EVENT_TYPES, ClientRegistered
+from shared.events.contracts import ClientRegistered
 from shared.events.docs import ASYNCAPI_PATH, SCHEMA_DIR, write_or_check
+from shared.events.registry import EVENT_TYPES
 from shared.messaging.kafka import all_topics
 
 PERSONAL_FIELDS = {

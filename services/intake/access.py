@@ -3,27 +3,44 @@
 from shared.auth.policy import Policy, Scope
 from shared.auth.principal import Role
 
+# What a worker may do on the clients in their scope (caseload, team, ...).
+_CASE_WORK = (
+    "client.read", "client.list", "client.update",
+    "consent.read", "consent.write",
+    "assessment.read", "assessment.write", "assessment.override",
+    "flag.read", "flag.write",
+    "link.read",
+)  # fmt: skip
+
 POLICY = Policy(
     permissions={
         Role.CASEWORKER: {
             "client.create": Scope.ALL,
-            "client.read": Scope.CASELOAD,
-            "client.list": Scope.CASELOAD,
+            # Search before create looks across the organisation, or duplicates slip through;
+            # candidates show only what identifies them, and each one shown is audited.
+            "client.search": Scope.ORGANISATION,
+            "code_list.read": Scope.ALL,
+            **dict.fromkeys(_CASE_WORK, Scope.CASELOAD),
         },
         Role.SUPERVISOR: {
             "client.create": Scope.ALL,
-            "client.read": Scope.TEAM,
-            "client.list": Scope.TEAM,
+            "client.search": Scope.ORGANISATION,
+            "code_list.read": Scope.ALL,
+            **dict.fromkeys(_CASE_WORK, Scope.TEAM),
+            "link.write": Scope.ORGANISATION,
+            "report.equity": Scope.ORGANISATION,
             "audit.read": Scope.TEAM,
         },
         Role.INTEGRATION: {
             "client.read": Scope.ORGANISATION,
             "client.list": Scope.ORGANISATION,
+            "consent.read": Scope.ORGANISATION,
+            "code_list.read": Scope.ALL,
         },
-        Role.AUDITOR: {"audit.read": Scope.ALL},
-        # Partners see referral data in the referrals service, within the client's consent;
-        # admins manage the directory and configuration. Neither reads the registry.
-        Role.PARTNER: {},
-        Role.ADMIN: {},
+        Role.AUDITOR: {"audit.read": Scope.ALL, "report.equity": Scope.ALL},
+        # Admins configure; aggregated figures carry no client data.
+        Role.ADMIN: {"code_list.read": Scope.ALL, "report.equity": Scope.ORGANISATION},
+        # Partners see referral data in the referrals service, within the client's consent.
+        Role.PARTNER: {"code_list.read": Scope.ALL},
     }
 )

@@ -1,7 +1,11 @@
 """The intake service: what it serves and which events it handles."""
 
 from services.intake.access import POLICY
+from services.intake.assessments.views import router as assessments_router
 from services.intake.clients.views import router as clients_router
+from services.intake.code_lists.views import router as code_lists_router
+from services.intake.consents.views import router as consents_router
+from services.intake.links.views import router as links_router
 from shared.audit.views import audit_router
 from shared.auth.facts import on_case_assigned
 from shared.events.contracts import CaseAssigned
@@ -13,6 +17,13 @@ SPEC = ServiceSpec(
     description="Client registration, consent and assessment. Publishes client events.",
     port_index=1,
     policy=POLICY,
-    routers=[clients_router, audit_router()],
+    routers=[
+        code_lists_router,
+        clients_router,
+        consents_router,
+        assessments_router,
+        links_router,
+        audit_router(),
+    ],
     handlers={CaseAssigned.event_type: on_case_assigned},
 )

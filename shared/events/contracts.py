@@ -119,6 +119,4 @@ class AuditRecorded(EventData):
         return str(self.client_id or self.audit_id)
 
 
-EVENT_TYPES: dict[str, type[EventData]] = {
-    model.event_type: model for model in (ClientRegistered, CaseAssigned, AuditRecorded)
-}
+PLATFORM_EVENTS: tuple[type[EventData], ...] = (ClientRegistered, CaseAssigned, AuditRecorded)

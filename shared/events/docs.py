@@ -14,7 +14,8 @@ from typing import Any
 
 import yaml
 
-from shared.events.contracts import EVENT_TYPES, EventData, dead_letter_topic
+from shared.events.contracts import EventData, dead_letter_topic
+from shared.events.registry import EVENT_TYPES
 from shared.messaging.kafka import CONSUMER_GROUPS
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,8 @@ from uuid import UUID, uuid4
 
 from pydantic import ValidationError
 
-from shared.events.contracts import CE_SOURCE_PREFIX, EVENT_TYPES, EventData
+from shared.events.contracts import CE_SOURCE_PREFIX, EventData
+from shared.events.registry import EVENT_TYPES
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"

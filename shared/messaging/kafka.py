@@ -10,7 +10,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-from shared.events.contracts import EVENT_TYPES, dead_letter_topic
+from shared.events.contracts import dead_letter_topic
+from shared.events.registry import EVENT_TYPES
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,5 @@
+"""HTTP for the consent ledger."""
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/v1/clients", tags=["consents"])

@@ -1,0 +1,7 @@
+"""Assessment and safety-flag events (intake)."""
+
+from __future__ import annotations
+
+from shared.events.contracts import EventData
+
+EVENTS: tuple[type[EventData], ...] = ()
