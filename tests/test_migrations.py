@@ -19,8 +19,7 @@ pytestmark = pytest.mark.asyncio
 
 
 def service_metadata(service: str) -> MetaData:
-    if service == "intake":
-        importlib.import_module("services.intake.clients.models")  # registers the SQLModel tables
+    importlib.import_module(f"services.{service}.main")  # imports (registers) every table
     metadata: MetaData = importlib.import_module(f"services.{service}.tables").metadata
     return metadata
 
