@@ -22,11 +22,14 @@ from shared.worker import Worker
 
 T = TypeVar("T")
 
+# Tests register this person again and again; the duplicate check is confirmed away here and
+# exercised on purpose in tests/test_client_registry.py.
 VALID_CLIENT = {
     "given_name": "Ana",
     "family_name": "Lima",
     "birth_date": "1990-02-03",
     "preferred_language": "pt",
+    "duplicate_check": "confirmed_new",
 }
 
 

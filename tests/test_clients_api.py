@@ -25,7 +25,9 @@ async def test_register_returns_the_stored_client_with_etag_and_location(stack: 
 
     assert response.status_code == 201
     body = response.json()
-    assert {key: body[key] for key in VALID_CLIENT} == VALID_CLIENT
+    assert {key: body[key] for key in REQUIRED} == {key: VALID_CLIENT[key] for key in REQUIRED}
+    assert "duplicate_check" not in body
+    assert (body["name_data_quality"], body["birth_date_quality"]) == ("1", "1")
     assert body["version"] == 1
     assert response.headers["location"] == f"/v1/clients/{body['id']}"
     assert response.headers["etag"] == f'"{body["id"]}.1"'
@@ -54,6 +56,8 @@ async def test_register_writes_client_and_event_in_one_transaction(
         "organization_id": "org-a",
         "team_id": "team-a",
         "registered_by": "alice",
+        "interpreter_needed": False,
+        "postal_area": None,
     }
     assert datetime.fromisoformat(registered_at) == datetime.fromisoformat(
         response.json()["created_at"]
@@ -81,6 +85,9 @@ async def test_unknown_client_is_a_problem_404(stack: Stack) -> None:
     assert problem["instance"] == "/v1/clients/6f1c1f7e-1111-4c1e-9a7e-000000000000"
 
 
+REQUIRED = ("given_name", "family_name", "birth_date", "preferred_language")
+
+
 def _without(field: str) -> dict[str, Any]:
     return {key: value for key, value in VALID_CLIENT.items() if key != field}
 
@@ -88,7 +95,7 @@ def _without(field: str) -> dict[str, Any]:
 BAD_BODIES: list[tuple[str, Any, set[str]]] = [
     ("missing given_name", _without("given_name"), {"body.given_name"}),
     ("missing birth_date", _without("birth_date"), {"body.birth_date"}),
-    ("empty body", {}, {f"body.{key}" for key in VALID_CLIENT}),
+    ("empty body", {}, {f"body.{key}" for key in REQUIRED}),
     ("number as name", {**VALID_CLIENT, "family_name": 42}, {"body.family_name"}),
     ("date not a date", {**VALID_CLIENT, "birth_date": "03/02/1990"}, {"body.birth_date"}),
     ("birth date in the future", {**VALID_CLIENT, "birth_date": "2999-01-01"}, {"body.birth_date"}),

@@ -63,7 +63,10 @@ def test_the_dev_stack_runs_every_service_and_stops_cleanly_on_ctrl_c(tmp_path: 
                 break
         assert process.poll() is None, "".join(output)
 
-        with httpx.Client(timeout=5) as http:
+        token = next(
+            line.split()[-1] for line in output if line.strip().startswith("[casework]   caseworker")
+        )
+        with httpx.Client(timeout=5, headers={"Authorization": f"Bearer {token}"}) as http:
             for index in range(1, 5):
                 ready = http.get(f"http://127.0.0.1:{http_base + index}/health/ready")
                 assert ready.status_code == 200

@@ -50,6 +50,8 @@ class Outcome:
     DENIED = "denied"
     NOT_FOUND = "not_found"
     UNAUTHENTICATED = "unauthenticated"
+    DUPLICATE_SUSPECTED = "duplicate_suspected"
+    PRECONDITION_FAILED = "precondition_failed"
 
 
 def audit_log_table(metadata: MetaData) -> Table:

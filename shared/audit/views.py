@@ -13,7 +13,14 @@ from pydantic import BaseModel
 from shared.auth.guard import GuardDep
 from shared.auth.policy import Scope
 from shared.http.app import DatabaseDep
-from shared.http.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
+from shared.http.pagination import (
+    Cursor,
+    Limit,
+    Page,
+    decode_cursor,
+    encode_cursor,
+    invalid_cursor,
+)
 from shared.http.problems import PROBLEM_RESPONSES, ProblemError
 from shared.messaging.outbox import unit_of_work
 
@@ -44,6 +51,13 @@ class AuditRecordPublic(BaseModel):
 _COLUMNS = ", ".join(AuditRecordPublic.model_fields)
 
 
+def _seq_cursor(cursor: str) -> int:
+    [seq] = decode_cursor(cursor, 1)
+    if not isinstance(seq, int) or isinstance(seq, bool) or not 0 < seq < 2**63:
+        raise invalid_cursor()
+    return seq
+
+
 def audit_router() -> APIRouter:
     router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
@@ -62,7 +76,7 @@ def audit_router() -> APIRouter:
         cursor: Cursor = None,
         limit: Limit = 50,
     ) -> Page[AuditRecordPublic]:
-        before = int(decode_cursor(cursor, 1)[0]) if cursor else None
+        before = _seq_cursor(cursor) if cursor else None
         sees_everything = Scope.ALL in guard.policy.scopes(guard.principal, ACTION)
         async with unit_of_work(database) as uow:
             connection = uow.connection

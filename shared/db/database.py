@@ -31,7 +31,10 @@ class Database:
             min_size=1,
             max_size=self.pool_size,
             init=_init_connection,
-            server_settings={"search_path": self.schema, "application_name": self.schema},
+            server_settings={
+                "search_path": f"{self.schema}, extensions",
+                "application_name": self.schema,
+            },
         )
 
     async def close(self) -> None:
@@ -54,7 +57,7 @@ class Database:
     async def connect_dedicated(self) -> asyncpg.Connection:
         """A connection outside the pool, for LISTEN and session-level advisory locks."""
         connection: asyncpg.Connection = await asyncpg.connect(
-            self.dsn, server_settings={"search_path": self.schema}
+            self.dsn, server_settings={"search_path": f"{self.schema}, extensions"}
         )
         await _init_connection(connection)
         return connection

@@ -55,7 +55,7 @@ def run_env(target_metadata: MetaData) -> None:
 
     def run(connection: Connection) -> None:
         connection.exec_driver_sql(f'SET ROLE "{owner_role(service)}"')
-        connection.exec_driver_sql(f'SET search_path = "{service}"')
+        connection.exec_driver_sql(f'SET search_path = "{service}", extensions')
         context.configure(
             connection=connection,
             target_metadata=target_metadata,

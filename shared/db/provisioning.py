@@ -11,6 +11,8 @@ import asyncpg
 
 from shared.settings import database_name, owner_role, service_role, with_database
 
+EXTENSIONS = "extensions"
+
 
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
@@ -56,9 +58,19 @@ async def provision_service(admin_url: str, *, service: str, password: str) -> N
             )
             await connection.execute(f"REVOKE ALL ON SCHEMA {_ident(service)} FROM PUBLIC")
             await connection.execute(f"GRANT USAGE ON SCHEMA {_ident(service)} TO {_ident(login)}")
+            # Shared extensions (trigram similarity, phonetic codes) live in their own schema,
+            # usable by every service, owned by none.
+            await connection.execute(f"CREATE SCHEMA IF NOT EXISTS {EXTENSIONS}")
+            for extension in ("pg_trgm", "fuzzystrmatch"):
+                await connection.execute(
+                    f"CREATE EXTENSION IF NOT EXISTS {extension} WITH SCHEMA {EXTENSIONS}"
+                )
+            await connection.execute(
+                f"GRANT USAGE ON SCHEMA {EXTENSIONS} TO {_ident(login)}, {_ident(owner)}"
+            )
             await connection.execute(
                 f"ALTER ROLE {_ident(login)} IN DATABASE {_ident(database)} "
-                f"SET search_path = {_ident(service)}"
+                f"SET search_path = {_ident(service)}, {EXTENSIONS}"
             )
             for grant in (
                 "SELECT, INSERT, UPDATE, DELETE ON TABLES",

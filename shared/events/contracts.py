@@ -65,6 +65,33 @@ class ClientRegistered(EventData):
     registered_by: str | None = Field(
         default=None, description="User id of the worker who registered the client."
     )
+    interpreter_needed: bool = Field(default=False, description="Added in 1.1 (optional).")
+    postal_area: str | None = Field(
+        default=None, description="The first three characters of the postal code (1.1)."
+    )
+
+    def aggregate_id(self) -> str:
+        return str(self.client_id)
+
+
+class ClientUpdated(EventData):
+    """A client's record changed at intake. Names which fields changed, never their values."""
+
+    event_type = "org.casework.intake.client.updated.v1"
+    topic = Topic.INTAKE_CLIENTS
+    aggregate_type = "client"
+    source_service = "intake"
+    summary = "A client's record changed; carries the facts consumers keep, not the values."
+
+    client_id: UUID
+    version: int
+    changed_fields: list[str] = Field(description="Names of the fields that changed.")
+    preferred_language: str
+    interpreter_needed: bool = False
+    postal_area: str | None = Field(
+        default=None, description="The first three characters of the postal code."
+    )
+    updated_at: datetime
 
     def aggregate_id(self) -> str:
         return str(self.client_id)
@@ -119,4 +146,9 @@ class AuditRecorded(EventData):
         return str(self.client_id or self.audit_id)
 
 
-PLATFORM_EVENTS: tuple[type[EventData], ...] = (ClientRegistered, CaseAssigned, AuditRecorded)
+PLATFORM_EVENTS: tuple[type[EventData], ...] = (
+    ClientRegistered,
+    ClientUpdated,
+    CaseAssigned,
+    AuditRecorded,
+)

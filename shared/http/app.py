@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 
@@ -13,7 +13,7 @@ from shared.auth.tokens import TokenVerifier
 from shared.db.database import Database
 from shared.http.health import health_router
 from shared.http.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
-from shared.http.problems import install_problem_handlers
+from shared.http.problems import PROBLEM_JSON, Problem, install_problem_handlers
 from shared.settings import Settings
 from shared.spec import ServiceSpec
 
@@ -54,7 +54,35 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router(service=spec.name, broker_required=False))
     for router in spec.routers:
         app.include_router(router)
+    document_problems(app)
     return app
+
+
+def document_problems(app: FastAPI) -> None:
+    """FastAPI documents its automatic 422 as application/json HTTPValidationError; this
+    service answers every error as application/problem+json. Make the document say so."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        document = generate()
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        if "Problem" not in schemas:
+            problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas.update(problem.pop("$defs", {}))
+            schemas["Problem"] = problem
+        for operation in (op for path in document["paths"].values() for op in path.values()):
+            for status, response in operation.get("responses", {}).items():
+                if status.startswith(("4", "5")) and "application/json" in response.get(
+                    "content", {}
+                ):
+                    response["content"] = {
+                        PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}
+                    }
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(unused, None)
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 async def get_database(request: Request) -> Database:

@@ -6,6 +6,7 @@ Written as plain ASGI (not BaseHTTPMiddleware) because they sit on every request
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from typing import Any
@@ -15,6 +16,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared.http.problems import PROBLEM_BASE, PROBLEM_JSON
 from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from shared.tracing import continue_or_start, current_request_id, current_trace
+
+log = logging.getLogger(__name__)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -43,10 +46,13 @@ class RequestContextMiddleware:
         status = 500
         started = time.perf_counter()
 
+        status_sent = False
+
         async def send_with_context(message: Message) -> None:
-            nonlocal status
+            nonlocal status, status_sent
             if message["type"] == "http.response.start":
                 status = message["status"]
+                status_sent = True
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
                 headers.append((b"traceparent", trace.traceparent.encode()))
@@ -55,6 +61,25 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_context)
+        except Exception:
+            # Answer here, while the request id is still in force, rather than letting the
+            # server's outermost handler answer without it (and drop the connection).
+            log.exception("unhandled error")
+            if status_sent:
+                raise
+            status = 500
+            await send_problem(
+                send,
+                status=500,
+                slug="internal-error",
+                title="Internal error",
+                detail="The request failed on our side; quote the request id when reporting it.",
+                instance=scope.get("path"),
+                extra_headers=[
+                    (b"x-request-id", request_id.encode()),
+                    (b"traceparent", trace.traceparent.encode()),
+                ],
+            )
         finally:
             route = scope.get("route")
             template = getattr(route, "path", "unmatched")
@@ -109,23 +134,45 @@ class BodySizeLimitMiddleware:
         await self.app(scope, replay, send)
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
-        body: dict[str, Any] = {
-            "type": PROBLEM_BASE + "payload-too-large",
-            "title": "Request body too large",
-            "status": 413,
-            "detail": f"Request bodies are limited to {self.max_bytes} bytes; nothing was changed.",
-            "instance": scope.get("path"),
-            "request_id": current_request_id.get(),
-        }
-        payload = json.dumps(body).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", PROBLEM_JSON.encode()),
-                    (b"content-length", str(len(payload)).encode()),
-                ],
-            }
+        await send_problem(
+            send,
+            status=413,
+            slug="payload-too-large",
+            title="Request body too large",
+            detail=f"Request bodies are limited to {self.max_bytes} bytes; nothing was changed.",
+            instance=scope.get("path"),
         )
-        await send({"type": "http.response.body", "body": payload})
+
+
+async def send_problem(
+    send: Send,
+    *,
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    instance: str | None,
+    extra_headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    """A problem-details response written straight to ASGI, for middleware."""
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+        "request_id": current_request_id.get(),
+    }
+    payload = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", PROBLEM_JSON.encode()),
+                (b"content-length", str(len(payload)).encode()),
+                *(extra_headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})

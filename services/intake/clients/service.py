@@ -1,49 +1,79 @@
-"""Client registration and lookup: rows, access facts and events in one transaction."""
+"""The client registry: registration, reading, listing and changing client records, each
+write with its access facts, its change history and its events in one unit of work."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
 
-from services.intake.clients.models import ClientCreate, ClientPublic
+from services.intake.clients.models import ClientFields, ClientPublic, digits
+from services.intake.clients.search import first_token, last_token, name_key
 from shared.auth.facts import record_registration
 from shared.auth.principal import Principal
-from shared.events.contracts import ClientRegistered
+from shared.events.contracts import ClientRegistered, ClientUpdated
 from shared.messaging.outbox import UnitOfWork
 
-_COLUMNS = (
-    "c.id, c.given_name, c.family_name, c.birth_date, c.preferred_language, c.version, "
-    "c.created_at, c.updated_at"
+# Stored as given; what the API shows (ClientPublic) in this order.
+RECORD_FIELDS = (
+    "given_name", "family_name", "other_names", "name_data_quality", "birth_date",
+    "birth_date_quality", "sex", "gender_identity", "race_ethnicity", "preferred_language",
+    "interpreter_needed", "phone", "email", "address", "household_members", "identifiers",
+)  # fmt: skip
+JSON_FIELDS = {"address", "household_members", "identifiers"}
+_PUBLIC = ", ".join(
+    f"c.{field}" for field in (*RECORD_FIELDS, "id", "version", "created_at", "updated_at")
 )
 
+
+def postal_area(postal_code: str | None) -> str | None:
+    return postal_code.replace(" ", "")[:3] if postal_code else None
+
+
+def _values(data: ClientFields) -> dict[str, Any]:
+    """The stored form of the recorded fields, plus the derived search keys."""
+    values = data.model_dump(mode="json", include=set(RECORD_FIELDS))
+    values["birth_date"] = data.birth_date
+    values["postal_code"] = data.address.postal_code if data.address else None
+    values["name_key"] = name_key(data.given_name, data.family_name)
+    values["given_first"] = first_token(data.given_name)
+    values["family_last"] = last_token(data.family_name)
+    values["phone_digits"] = digits(data.phone)
+    return values
+
+
+_STORED = (*RECORD_FIELDS, "postal_code", "name_key", "phone_digits")
 _INSERT = (
-    """
-INSERT INTO clients AS c
-    (id, given_name, family_name, birth_date, preferred_language, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $6)
-RETURNING """
-    + _COLUMNS
+    "INSERT INTO clients AS c (id, created_at, updated_at, given_phonetic, family_phonetic, "
+    + ", ".join(_STORED)
+    + ") VALUES ($1, $2, $2, dmetaphone($3), dmetaphone($4), "
+    + ", ".join(f"${n}" for n in range(5, 5 + len(_STORED)))
+    + f") RETURNING {_PUBLIC}"
 )
+
+
+def _public(row: asyncpg.Record) -> ClientPublic:
+    return ClientPublic.model_validate(dict(row))
 
 
 async def register_client(
-    uow: UnitOfWork, *, data: ClientCreate, registered_by: Principal
+    uow: UnitOfWork, *, data: ClientFields, registered_by: Principal
 ) -> ClientPublic:
-    connection = uow.connection
-    row = await connection.fetchrow(
+    values = _values(data)
+    row = await uow.connection.fetchrow(
         _INSERT,
         uuid4(),
-        data.given_name,
-        data.family_name,
-        data.birth_date,
-        data.preferred_language,
         datetime.now(UTC),
+        values["given_first"],
+        values["family_last"],
+        *(values[field] for field in _STORED),
     )
-    client = ClientPublic.model_validate(dict(row))
+    client = _public(row)
     await record_registration(
-        connection,
+        uow.connection,
         client_id=client.id,
         organization_id=registered_by.organization_id,
         team_id=registered_by.team_id,
@@ -53,6 +83,8 @@ async def register_client(
         ClientRegistered(
             client_id=client.id,
             preferred_language=client.preferred_language,
+            interpreter_needed=client.interpreter_needed,
+            postal_area=postal_area(values["postal_code"]),
             registered_at=client.created_at,
             organization_id=registered_by.organization_id,
             team_id=registered_by.team_id,
@@ -63,8 +95,8 @@ async def register_client(
 
 
 async def get_client(connection: asyncpg.Connection, *, client_id: UUID) -> ClientPublic | None:
-    row = await connection.fetchrow(f"SELECT {_COLUMNS} FROM clients c WHERE c.id = $1", client_id)
-    return ClientPublic.model_validate(dict(row)) if row else None
+    row = await connection.fetchrow(f"SELECT {_PUBLIC} FROM clients c WHERE c.id = $1", client_id)
+    return _public(row) if row else None
 
 
 async def list_clients(
@@ -78,12 +110,69 @@ async def list_clients(
     clause, parameters = visible
     n = len(parameters)
     rows = await connection.fetch(
-        f"SELECT {_COLUMNS} FROM clients c JOIN client_access a ON a.client_id = c.id "
-        f"WHERE {clause} AND (${n + 1}::timestamptz IS NULL OR (c.created_at, c.id) < (${n + 1}, ${n + 2})) "
+        f"SELECT {_PUBLIC} FROM clients c JOIN client_access a ON a.client_id = c.id "
+        f"WHERE {clause} AND (${n + 1}::timestamptz IS NULL "
+        f"OR (c.created_at, c.id) < (${n + 1}, ${n + 2})) "
         f"ORDER BY c.created_at DESC, c.id DESC LIMIT ${n + 3}",
         *parameters,
         after[0] if after else None,
         after[1] if after else None,
         limit,
     )
-    return [ClientPublic.model_validate(dict(row)) for row in rows]
+    return [_public(row) for row in rows]
+
+
+class StaleVersion(Exception):
+    """The record changed since the version the caller based its change on."""
+
+
+async def update_client(
+    uow: UnitOfWork, *, current: ClientPublic, changed: ClientFields, changed_by: Principal
+) -> ClientPublic:
+    """Write `changed` over `current` if nobody else changed it meanwhile (optimistic lock)."""
+    before = current.model_dump(mode="json", include=set(RECORD_FIELDS))
+    after = changed.model_dump(mode="json", include=set(RECORD_FIELDS))
+    changes = {
+        field: {"from": before[field], "to": after[field]}
+        for field in RECORD_FIELDS
+        if before[field] != after[field]
+    }
+    if not changes:
+        return current
+    values = _values(changed)
+    assignments = ", ".join(f"{field} = ${n}" for n, field in enumerate(_STORED, start=5))
+    row = await uow.connection.fetchrow(
+        f"UPDATE clients AS c SET version = c.version + 1, updated_at = now(), "
+        f"given_phonetic = dmetaphone($3), family_phonetic = dmetaphone($4), {assignments} "
+        f"WHERE c.id = $1 AND c.version = $2 RETURNING {_PUBLIC}",
+        current.id,
+        current.version,
+        values["given_first"],
+        values["family_last"],
+        *(values[field] for field in _STORED),
+    )
+    if row is None:
+        raise StaleVersion
+    updated = _public(row)
+    await uow.connection.execute(
+        "INSERT INTO client_changes (id, client_id, version, changed_by, changed_at, changes) "
+        "VALUES ($1, $2, $3, $4, $5, $6)",
+        uuid4(),
+        updated.id,
+        updated.version,
+        changed_by.subject,
+        updated.updated_at,
+        json.loads(json.dumps(changes, default=str)),
+    )
+    uow.publish(
+        ClientUpdated(
+            client_id=updated.id,
+            version=updated.version,
+            changed_fields=sorted(changes),
+            preferred_language=updated.preferred_language,
+            interpreter_needed=updated.interpreter_needed,
+            postal_area=postal_area(values["postal_code"]),
+            updated_at=updated.updated_at,
+        )
+    )
+    return updated
