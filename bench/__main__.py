@@ -145,6 +145,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="a header for every request (repeatable), e.g. 'Authorization: Bearer ...'",
     )
     parser.add_argument("--log-level", default="WARNING", help="the services' log level")
+    parser.add_argument(
+        "--populations",
+        default=",".join(str(size) for size in defaults.populations),
+        help="client populations for client_search, comma-separated (e.g. 100000,1000000)",
+    )
+    parser.add_argument("--searches", type=int, default=defaults.searches)
     args = parser.parse_args(argv)
     if min(args.concurrency, args.requests, args.rounds, args.events) < 1 or args.warmup < 0:
         parser.error("--concurrency, --requests, --rounds and --events must be positive")
@@ -188,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         event_interval_ms=args.event_interval_ms,
         event_timeout_s=args.event_timeout,
         headers=tuple(args.header),
+        populations=tuple(int(size) for size in args.populations.split(",") if size),
+        searches=args.searches,
     )
     reporter = Reporter(_claim_stdout(), RESULTS_PATH)
     signal.signal(signal.SIGTERM, _interrupt)

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from bench.load import (
     REQUEST_ERRORS,
@@ -23,19 +24,11 @@ from bench.load import (
     rounded,
     run_load_process,
 )
+from bench.people import people_bodies
+from bench.population import grow_population, sample_people
 from bench.stack import BenchStack, CpuMeter
 
 Figure = dict[str, Any]
-
-# One body for every registration, the same for intake and the baseline.
-REGISTER_BODY = json.dumps(
-    {
-        "given_name": "Ana",
-        "family_name": "Lima",
-        "birth_date": "1987-06-15",
-        "preferred_language": "pt",
-    }
-).encode()
 
 
 @dataclass(frozen=True)
@@ -47,6 +40,10 @@ class Options:
     events: int = 200
     event_interval_ms: float = 20.0
     event_timeout_s: float = 10.0
+    # Client populations for the search case (10^5 by default; add 1000000 for 10^6).
+    populations: tuple[int, ...] = (100_000,)
+    searches: int = 400
+    search_concurrency: int = 4
     # Sent with every request, to every target (e.g. an Authorization header).
     headers: tuple[tuple[str, str], ...] = ()
 
@@ -126,7 +123,7 @@ async def _load_phase(
     try:
         result = await run_load_process(
             url,
-            body=REGISTER_BODY,
+            bodies=people_bodies(options.warmup + options.requests),
             concurrency=options.concurrency,
             requests=options.requests,
             warmup=options.warmup,
@@ -166,14 +163,17 @@ async def event_latency(context: BenchContext) -> None:
     """
     stack, options = context.stack, context.options
     url = f"{stack.api_url('intake')}/v1/clients"
-    raw = build_request("POST", url, REGISTER_BODY, headers=options.headers)
+    raws = iter(
+        build_request("POST", url, body, headers=options.headers)
+        for body in people_bodies(20 + options.events)
+    )
     intake = HttpConnection.for_url(url)
     # Warm-up: on a fresh stack the consumer groups are still joining (seconds); some events
     # on every partition (keyed by client id, 3 partitions: 20 miss one with p < 0.001) and
     # waiting for them makes sure each consumer owns its partitions before measuring.
     try:
         for _ in range(20):
-            await intake.request(raw)
+            await intake.request(next(raws))
     finally:
         await intake.close()
     await stack.wait_caught_up()
@@ -187,7 +187,7 @@ async def event_latency(context: BenchContext) -> None:
             if delay > 0:
                 await asyncio.sleep(delay)
             try:
-                status, body = await intake.request(raw)
+                status, body = await intake.request(next(raws))
             except REQUEST_ERRORS:
                 errors += 1
                 await intake.close()
@@ -264,7 +264,103 @@ async def _collect_latencies(
     return latencies, misses
 
 
+async def client_search(context: BenchContext) -> None:
+    """At each population size: search before create (a misspelled family name, day and month
+    of the birth date swapped every other query), then registration with the duplicate check
+    against the baseline again, in the same run."""
+    stack, options = context.stack, context.options
+    for size in options.populations:
+        seconds = await grow_population(stack.admin_url, size)
+        context.emit({"case": "population", "clients": size, "seed_seconds": round(seconds, 1)})
+        await _search_phase(context, size)
+        baseline = await _load_phase(
+            context, "baseline_raw_asyncpg", f"{stack.baseline_url}/v1/clients",
+            pause_workers=False,
+        )  # fmt: skip
+        intake = await _load_phase(
+            context, "intake_workers_paused", f"{stack.api_url('intake')}/v1/clients",
+            pause_workers=True,
+        )  # fmt: skip
+        for figure in (baseline, intake):
+            context.emit({**figure, "case": "register_client_at_population", "clients": size})
+        if baseline["throughput_rps"] and intake["throughput_rps"]:
+            context.emit(
+                {
+                    "case": "register_client_at_population_vs_baseline",
+                    "clients": size,
+                    "ratio": round(intake["throughput_rps"] / baseline["throughput_rps"], 3),
+                }
+            )
+
+
+def _misspelled(name: str) -> str:
+    """Two neighbouring letters in the middle exchanged: 'Johnson' -> 'Jonhson'."""
+    if len(name) < 4:
+        return name + name[-1]
+    middle = len(name) // 2
+    return name[: middle - 1] + name[middle] + name[middle - 1] + name[middle + 1 :]
+
+
+def _swapped(birth_date: str) -> str:
+    year, month, day = birth_date.split("-")
+    return f"{year}-{day}-{month}" if int(day) <= 12 else birth_date
+
+
+async def _search_phase(context: BenchContext, size: int) -> None:
+    stack, options = context.stack, context.options
+    people = await sample_people(stack.admin_url, options.searches)
+    base = f"{stack.api_url('intake')}/v1/clients/search"
+    raws = [
+        build_request(
+            "GET",
+            f"{base}?{urlencode({'name': f'{given} {_misspelled(family)}', 'birth_date': _swapped(born) if n % 2 else born})}",
+            headers=options.headers,
+        )
+        for n, (given, family, born) in enumerate(people)
+    ]
+    latencies: list[float] = []
+    found = errors = 0
+    pending = iter(raws)
+
+    async def searcher() -> None:
+        nonlocal found, errors
+        connection = HttpConnection.for_url(base)
+        try:
+            for raw in pending:
+                started = time.perf_counter()
+                try:
+                    status, body = await connection.request(raw)
+                except REQUEST_ERRORS:
+                    errors += 1
+                    await connection.close()
+                    continue
+                if status != 200:
+                    errors += 1
+                    continue
+                latencies.append((time.perf_counter() - started) * 1000)
+                candidates = json.loads(body)["candidates"]
+                found += bool(candidates and candidates[0]["likely_duplicate"])
+        finally:
+            await connection.close()
+
+    await asyncio.gather(*(searcher() for _ in range(options.search_concurrency)))
+    context.emit(
+        {
+            "case": "client_search",
+            "clients": size,
+            "searches": len(raws),
+            "concurrency": options.search_concurrency,
+            "p50_ms": rounded(percentile(latencies, 50)),
+            "p95_ms": rounded(percentile(latencies, 95)),
+            "p99_ms": rounded(percentile(latencies, 99)),
+            "top_candidate_likely_duplicate": round(found / len(raws), 3) if raws else None,
+            "errors": errors,
+        }
+    )
+
+
 CASES: dict[str, Case] = {
     "register_client": register_client,
     "event_latency": event_latency,
+    "client_search": client_search,
 }

@@ -18,7 +18,9 @@ import asyncio
 import contextlib
 import json
 import math
+import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -163,15 +165,23 @@ class _Tally:
 
 
 async def _drive(
-    connections: Sequence[HttpConnection], raw: bytes, count: int, tally: _Tally
+    connections: Sequence[HttpConnection],
+    raws: Sequence[bytes],
+    count: int,
+    tally: _Tally,
+    first: int = 0,
 ) -> None:
-    """Send `count` requests, one in flight per connection at a time."""
+    """Send `count` requests, one in flight per connection at a time, taking the requests in
+    turn from `raws` starting at index `first`."""
     remaining = count
+    sent = first
 
     async def client(connection: HttpConnection) -> None:
-        nonlocal remaining
+        nonlocal remaining, sent
         while remaining > 0:
             remaining -= 1
+            raw = raws[sent % len(raws)]
+            sent += 1
             started = time.perf_counter()
             try:
                 status, body = await connection.request(raw)
@@ -190,7 +200,7 @@ async def _drive(
 async def run_load(
     url: str,
     *,
-    body: bytes,
+    bodies: Sequence[bytes],
     concurrency: int,
     requests: int,
     warmup: int,
@@ -198,17 +208,18 @@ async def run_load(
     headers: Sequence[tuple[str, str]] = (),
     on_measuring: Callable[[], None] | None = None,
 ) -> LoadResult:
-    """POST `body` to `url` from `concurrency` keep-alive connections: warm-up, then measured."""
-    raw = build_request("POST", url, body, headers=headers)
+    """POST `bodies` in turn to `url` from `concurrency` keep-alive connections: warm-up,
+    then measured. Distinct bodies let an endpoint with a duplicate check accept them all."""
+    raws = [build_request("POST", url, body, headers=headers) for body in bodies]
     connections = [HttpConnection.for_url(url) for _ in range(concurrency)]
     try:
-        await _drive(connections, raw, warmup, _Tally(expect_status))
+        await _drive(connections, raws, warmup, _Tally(expect_status))
         if on_measuring is not None:
             on_measuring()
         tally = _Tally(expect_status)
         cpu_started = time.process_time()
         started = time.perf_counter()
-        await _drive(connections, raw, requests, tally)
+        await _drive(connections, raws, requests, tally, first=warmup)
         elapsed = time.perf_counter() - started
         cpu = time.process_time() - cpu_started
     finally:
@@ -232,7 +243,7 @@ async def run_load(
 async def run_load_process(
     url: str,
     *,
-    body: bytes,
+    bodies: Sequence[bytes],
     concurrency: int,
     requests: int,
     warmup: int,
@@ -243,13 +254,15 @@ async def run_load_process(
     timeout_s: float = 600.0,
 ) -> LoadResult:
     """run_load in a child process; the callbacks fire as its measured phase starts and ends."""
+    with tempfile.NamedTemporaryFile("wb", suffix=".jsonl", delete=False) as bodies_file:
+        bodies_file.write(b"\n".join(bodies) + b"\n")
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "bench.load",
         url,
-        "--body",
-        body.decode(),
+        "--bodies-file",
+        bodies_file.name,
         "--concurrency",
         str(concurrency),
         "--requests",
@@ -280,6 +293,7 @@ async def run_load_process(
         if process.returncode is None:
             process.kill()
             await process.wait()
+        os.unlink(bodies_file.name)
     if result is None:
         raise RuntimeError(f"the load generator exited with {process.returncode} and no result")
     return result
@@ -293,7 +307,9 @@ def _emit(message: dict[str, object]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__)
     parser.add_argument("url")
-    parser.add_argument("--body", required=True, help="the JSON body to POST")
+    parser.add_argument(
+        "--bodies-file", required=True, help="JSON bodies to POST in turn, one per line"
+    )
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--warmup", type=int, default=200)
@@ -309,7 +325,11 @@ def main(argv: list[str] | None = None) -> int:
         result = uvloop.run(
             run_load(
                 args.url,
-                body=args.body.encode(),
+                bodies=[
+                    line.encode()
+                    for line in Path(args.bodies_file).read_text().splitlines()
+                    if line.strip()
+                ],
                 concurrency=args.concurrency,
                 requests=args.requests,
                 warmup=args.warmup,

@@ -64,7 +64,9 @@ def test_the_dev_stack_runs_every_service_and_stops_cleanly_on_ctrl_c(tmp_path: 
         assert process.poll() is None, "".join(output)
 
         token = next(
-            line.split()[-1] for line in output if line.strip().startswith("[casework]   caseworker")
+            line.split()[-1]
+            for line in output
+            if line.strip().startswith("[casework]   caseworker")
         )
         with httpx.Client(timeout=5, headers={"Authorization": f"Bearer {token}"}) as http:
             for index in range(1, 5):

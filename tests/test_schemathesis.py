@@ -1,7 +1,9 @@
 """Schemathesis against each service's OpenAPI: no 5xx, and every response as documented.
 
-Each service's API runs under uvicorn in a thread of its own, with its own event loop (the
-asyncpg pool its lifespan opens belongs to that loop), against the session's real database.
+The four APIs and their workers run in a thread of their own, with its own event loop (asyncpg
+pools belong to the loop that opened them), under uvicorn on free ports, against the session's
+real database and broker. A few clients are registered first, so generated requests also reach
+records that exist (and not only 404s): see `flatmap_path_parameters`.
 """
 
 from __future__ import annotations
@@ -10,12 +12,15 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Coroutine, Iterator
+from typing import Any, TypeVar
 
 import pytest
 import requests
 import schemathesis
 import uvicorn
+from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -27,7 +32,16 @@ from schemathesis.specs.openapi.checks import (
 from services.registry import SERVICES
 from shared.http.app import create_app
 from shared.settings import Settings
-from tests.support import User, bearer
+from shared.worker import Worker
+from tests.support import VALID_CLIENT, User, bearer
+
+T = TypeVar("T")
+
+# Schemathesis' own negative-mode strategies touch `random`; Hypothesis reseeds it per example.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Do not use the `random` module inside strategies"
+    ":hypothesis.errors.HypothesisDeprecationWarning"
+)
 
 CHECKS = [
     not_a_server_error,
@@ -40,14 +54,40 @@ CHECKS = [
 CONFIG = schemathesis.Config.from_dict(
     {
         "generation": {
-            "mode": "all",
-            "max-examples": 25,
+            "mode": "all",  # valid requests, and invalid ones that must be refused as documented
+            "max-examples": 50,
             "deterministic": True,
             "database": "none",
         },
         "suppress-health-check": ["too_slow", "filter_too_much", "data_too_large"],
     }
 )
+
+# Their own organisation, so what they create never shows up in other tests' lists.
+SUPERVISOR = User("fuzz-supervisor", ("supervisor",), "org-fuzz", "team-fuzz")
+CASEWORKER = User("fuzz-caseworker", ("caseworker",), "org-fuzz", "team-fuzz")
+AUDITOR = User("fuzz-auditor", ("auditor",), "org-fuzz", None)
+OUTSIDER = User("fuzz-outsider", ("caseworker",), "org-fuzz", "team-other")
+USERS = [SUPERVISOR, CASEWORKER, AUDITOR]
+
+# Clients registered before the run (in scope for some users, not for others). A generated
+# well-formed `client_id` is mostly swapped for one of them (a hook, registered below): random
+# UUIDs alone would only ever meet 404s.
+KNOWN_CLIENTS: list[str] = []
+
+
+def flatmap_path_parameters(
+    context: schemathesis.HookContext, path_parameters: dict[str, Any]
+) -> st.SearchStrategy[dict[str, Any]]:
+    client_id = path_parameters.get("client_id") if path_parameters else None
+    try:
+        uuid.UUID(str(client_id))
+    except ValueError:
+        return st.just(path_parameters)  # a malformed id on purpose (negative case): keep it
+    return st.sampled_from([*KNOWN_CLIENTS, client_id]).map(
+        lambda chosen: {**path_parameters, "client_id": chosen}
+    )
+
 
 # The schemas under test are the ones the apps serve (test_served_schemas_are_the_tested_ones);
 # building them needs no I/O, so collection stays cheap.
@@ -59,58 +99,139 @@ SCHEMAS = {
     name: schemathesis.openapi.from_dict(document, config=CONFIG)
     for name, document in _OPENAPI.items()
 }
-
-# Their own organisation, so what they create never shows up in other tests' lists.
-USERS = [
-    User("fuzz-supervisor", ("supervisor",), organization_id="org-fuzz", team_id="team-fuzz"),
-    User("fuzz-caseworker", ("caseworker",), organization_id="org-fuzz", team_id="team-fuzz"),
-]
+for _schema in SCHEMAS.values():
+    _schema.hook(flatmap_path_parameters)
 
 
-@pytest.fixture(scope="module")
-def base_urls(settings: Settings) -> Iterator[dict[str, str]]:
-    """Every service's API on a port of its own, until the module is done."""
-    servers: dict[str, uvicorn.Server] = {}
-    sockets: dict[str, socket.socket] = {}
-    for name, spec in SERVICES.items():
-        listener = socket.socket()
-        listener.bind(("127.0.0.1", 0))
-        sockets[name] = listener
-        servers[name] = uvicorn.Server(
-            uvicorn.Config(
-                create_app(spec, settings), lifespan="on", log_config=None, access_log=False
+class ServicesThread:
+    """Each service's API (uvicorn) and worker, in one background thread and event loop."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.servers: dict[str, uvicorn.Server] = {}
+        self.server_tasks: list[asyncio.Task[None]] = []
+        self.worker_tasks: list[asyncio.Task[None]] = []
+        self.base_urls: dict[str, str] = {}
+
+    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = 60) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def start(self) -> None:
+        self.thread.start()
+        self.run(self._start())
+
+    def stop(self) -> None:
+        if self.thread.is_alive():
+            self.run(self._stop())
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(30)
+        self.loop.close()
+
+    async def _start(self) -> None:
+        workers = []
+        for name, spec in SERVICES.items():
+            # IPPROTO_TCP, not the default 0: asyncio sets TCP_NODELAY only on sockets that say
+            # so, and without it every keep-alive response waits ~40 ms for a delayed ACK.
+            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+            listener.bind(("127.0.0.1", 0))
+            self.base_urls[name] = f"http://127.0.0.1:{listener.getsockname()[1]}"
+            server = uvicorn.Server(
+                uvicorn.Config(
+                    create_app(spec, self.settings),
+                    lifespan="on",
+                    log_config=None,
+                    access_log=False,
+                )
             )
-        )
-
-    async def serve_all() -> None:
-        await asyncio.gather(
-            *(server.serve(sockets=[sockets[name]]) for name, server in servers.items())
-        )
-
-    thread = threading.Thread(target=asyncio.run, args=(serve_all(),), daemon=True)
-    thread.start()
-    try:
+            self.servers[name] = server
+            self.server_tasks.append(asyncio.create_task(server.serve(sockets=[listener])))
+            worker = Worker(spec, self.settings, serve_http=False)
+            workers.append(worker)
+            self.worker_tasks.append(asyncio.create_task(worker.run()))
         deadline = time.monotonic() + 30
-        while not all(server.started for server in servers.values()):
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the services' APIs did not start")
-            time.sleep(0.02)
-        yield {
-            name: f"http://127.0.0.1:{listener.getsockname()[1]}"
-            for name, listener in sockets.items()
-        }
-    finally:
-        for server in servers.values():
+        while not all(server.started for server in self.servers.values()):
+            if any(task.done() for task in self.server_tasks) or time.monotonic() > deadline:
+                raise RuntimeError("the services did not start")
+            await asyncio.sleep(0.02)
+        for worker in workers:
+            if worker.consumer is not None:
+                await asyncio.wait_for(worker.consumer.assigned.wait(), 30)
+
+    async def _stop(self) -> None:
+        for server in self.servers.values():
             server.should_exit = True
-        thread.join(30)
-        for listener in sockets.values():
-            listener.close()
+        for task in self.worker_tasks:
+            task.cancel()
+        await asyncio.gather(*self.server_tasks, *self.worker_tasks, return_exceptions=True)
+        # Whatever a cancelled worker left behind (e.g. a Kafka client's background tasks).
+        leftovers = asyncio.all_tasks() - {asyncio.current_task()}
+        for task in leftovers:
+            task.cancel()
+        await asyncio.gather(*leftovers, return_exceptions=True)
+
+
+def _wait_for(
+    http: requests.Session, url: str, headers: dict[str, str], timeout: float = 30
+) -> None:
+    deadline = time.monotonic() + timeout
+    while http.get(url, headers=headers, timeout=10).status_code != 200:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{url} did not become available within {timeout}s")
+        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
 def http() -> Iterator[requests.Session]:
     with requests.Session() as session:
         yield session
+
+
+@pytest.fixture(scope="module")
+def headers(settings: Settings) -> dict[User, dict[str, str]]:
+    return {user: bearer(settings, user) for user in (*USERS, OUTSIDER)}
+
+
+@pytest.fixture(scope="module")
+def base_urls(
+    settings: Settings, http: requests.Session, headers: dict[User, dict[str, str]]
+) -> Iterator[dict[str, str]]:
+    """The running services, with a client registered by each of SUPERVISOR, CASEWORKER and
+    OUTSIDER (another team), the supervisor's assigned to the caseworker, known everywhere."""
+    services = ServicesThread(settings)
+    try:
+        services.start()
+        urls = services.base_urls
+        registered: list[tuple[str, User]] = []
+        for user in (SUPERVISOR, CASEWORKER, OUTSIDER):
+            response = http.post(
+                f"{urls['intake']}/v1/clients",
+                json=VALID_CLIENT,
+                headers=headers[user],
+                timeout=10,
+            )
+            assert response.status_code == 201, response.text
+            registered.append((response.json()["id"], user))
+        for client_id, user in registered:
+            for name in ("planning", "referrals", "notifications"):
+                _wait_for(http, f"{urls[name]}/v1/client-refs/{client_id}", headers[user])
+        assigned = registered[0][0]
+        response = http.put(
+            f"{urls['planning']}/v1/cases/{assigned}/assignment",
+            json={"worker_id": CASEWORKER.subject},
+            headers=headers[SUPERVISOR],
+            timeout=10,
+        )
+        assert response.status_code == 200, response.text
+        for name in ("referrals", "notifications"):
+            _wait_for(http, f"{urls[name]}/v1/client-refs/{assigned}", headers[CASEWORKER])
+        _wait_for(http, f"{urls['intake']}/v1/clients/{assigned}", headers[CASEWORKER])
+        KNOWN_CLIENTS[:] = [client_id for client_id, _user in registered]
+        yield urls
+    finally:
+        KNOWN_CLIENTS.clear()
+        services.stop()
 
 
 def test_served_schemas_are_the_tested_ones(
@@ -123,9 +244,9 @@ def test_served_schemas_are_the_tested_ones(
 @pytest.mark.parametrize("user", USERS, ids=lambda user: user.roles[0])
 @schemathesis.pytest.parametrize(**SCHEMAS)
 def test_api_conforms_to_its_schema(
-    case: schemathesis.Case,
+    case: schemathesis.Case[Any],
     user: User,
-    settings: Settings,
+    headers: dict[User, dict[str, str]],
     base_urls: dict[str, str],
     http: requests.Session,
 ) -> None:
@@ -133,7 +254,7 @@ def test_api_conforms_to_its_schema(
     case.call_and_validate(
         base_url=base_urls[service],
         session=http,
-        headers=bearer(settings, user),
+        headers=headers[user],
         checks=CHECKS,
         timeout=10,
     )

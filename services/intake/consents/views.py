@@ -1,5 +1,242 @@
-"""HTTP for the consent ledger."""
+"""HTTP for the consent ledger: thin; rules live in service.py, permissions in access.py."""
 
-from fastapi import APIRouter
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Path, Query, Response
+from fastapi.responses import JSONResponse
+
+from services.intake.consents import service
+from services.intake.consents.models import (
+    ConsentCreate,
+    ConsentPublic,
+    ConsentStatus,
+    RevocationRequest,
+)
+from shared.audit.log import Outcome
+from shared.auth.guard import Grant, Guard, GuardDep
+from shared.http import idempotency
+from shared.http.app import DatabaseDep
+from shared.http.pagination import (
+    Cursor,
+    Limit,
+    Page,
+    decode_cursor,
+    encode_cursor,
+    invalid_cursor,
+)
+from shared.http.problems import PROBLEM_RESPONSES, ProblemError
+from shared.messaging.outbox import UnitOfWork, unit_of_work
 
 router = APIRouter(prefix="/v1/clients", tags=["consents"])
+
+ClientId = Annotated[UUID, Path(description="The client's id.")]
+ConsentId = Annotated[UUID, Path(description="The consent's id.")]
+
+
+def etag(consent: ConsentPublic) -> str:
+    # The representation changes only with the status (revocation, or the calendar).
+    return f'"{consent.id}.{consent.status}"'
+
+
+def location(consent: ConsentPublic) -> str:
+    return f"/v1/clients/{consent.client_id}/consents/{consent.id}"
+
+
+def _not_found() -> ProblemError:
+    # The same answer as for a client outside the caller's scope: nothing is revealed.
+    return ProblemError(404, "not-found", "Not found", detail="No consent with this id.")
+
+
+async def _authorize_write(
+    guard: Guard, uow: UnitOfWork, client_id: UUID, resource_id: str | None = None
+) -> Grant:
+    grant = await guard.authorize_client(
+        uow.connection, "consent.write", client_id, resource_type="consent", resource_id=resource_id
+    )
+    if grant.outcome != Outcome.ALLOWED:
+        # Break-glass opens records to read them; consent is recorded by those who hold the case.
+        raise await guard.refuse(
+            grant,
+            ProblemError(
+                403,
+                "forbidden",
+                "Not allowed",
+                detail="Consent is recorded within your own scope, not by breaking the glass.",
+            ),
+        )
+    return grant
+
+
+@router.post(
+    "/{client_id}/consents",
+    status_code=201,
+    response_model=ConsentPublic,
+    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 413, 422)},
+    summary="Record a client's consent",
+    description="Stores the consent and publishes `ConsentGranted` (ids and codes only). A "
+    "consent names its recipient organisations or the whole network (`network: true`); a "
+    "network-wide consent cannot cover domestic_violence (VAWA) or substance_use (42 CFR Part "
+    "2) data. It applies from `starts_on` up to, not including, `expires_on`.",
+)
+async def grant_consent(
+    client_id: ClientId,
+    body: ConsentCreate,
+    guard: GuardDep,
+    database: DatabaseDep,
+    response: Response,
+    idempotency_key: idempotency.IdempotencyKey = None,
+) -> ConsentPublic | JSONResponse:
+    # Keys are per caller and per client: a key never replays a response about another client.
+    scope = f"grant_consent:{guard.principal.subject}:{client_id}"
+    async with unit_of_work(database) as uow:
+        connection = uow.connection
+        grant = await _authorize_write(guard, uow, client_id)
+        if idempotency_key:
+            stored = await idempotency.claim(
+                connection,
+                key=idempotency_key,
+                scope=scope,
+                request_fingerprint=idempotency.fingerprint(body),
+            )
+            if stored is not None:
+                replayed = ConsentPublic.model_validate(stored.body)
+                await guard.audit(
+                    uow, grant.about(resource_id=str(replayed.id), client_id=client_id)
+                )
+                return JSONResponse(
+                    stored.body,
+                    status_code=stored.status_code,
+                    headers={"ETag": etag(replayed), "Location": location(replayed)},
+                )
+        consent = await service.grant_consent(
+            uow, client_id=client_id, data=body, recorded_by=guard.principal
+        )
+        if idempotency_key:
+            await idempotency.remember(
+                connection,
+                key=idempotency_key,
+                scope=scope,
+                status_code=201,
+                body=consent.model_dump(mode="json"),
+            )
+        await guard.audit(uow, grant.about(resource_id=str(consent.id), client_id=client_id))
+    response.headers["ETag"] = etag(consent)
+    response.headers["Location"] = location(consent)
+    return consent
+
+
+@router.get(
+    "/{client_id}/consents",
+    response_model=Page[ConsentPublic],
+    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 422)},
+    summary="List a client's consents, newest first",
+)
+async def list_consents(
+    client_id: ClientId,
+    guard: GuardDep,
+    database: DatabaseDep,
+    status: Annotated[
+        ConsentStatus | None, Query(description="Only consents with this status today.")
+    ] = None,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> Page[ConsentPublic]:
+    after = None
+    if cursor:
+        recorded_at, consent_id = decode_cursor(cursor, 2)
+        try:
+            after = (datetime.fromisoformat(recorded_at), UUID(consent_id))
+        except (TypeError, ValueError) as error:
+            raise invalid_cursor() from error
+    async with unit_of_work(database) as uow:
+        grant = await guard.authorize_client(
+            uow.connection, "consent.read", client_id, resource_type="consent"
+        )
+        consents = await service.list_consents(
+            uow.connection, client_id=client_id, status=status, after=after, limit=limit + 1
+        )
+        page = consents[:limit]
+        # One record per consent the caller was shown: each consent's access log is complete.
+        shown = [grant.about(resource_id=str(c.id), client_id=client_id) for c in page]
+        await guard.audit(uow, *(shown or [grant]))
+    next_cursor = (
+        encode_cursor(page[-1].recorded_at.isoformat(), page[-1].id)
+        if len(consents) > limit
+        else None
+    )
+    return Page[ConsentPublic](items=page, next_cursor=next_cursor)
+
+
+@router.get(
+    "/{client_id}/consents/{consent_id}",
+    response_model=ConsentPublic,
+    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)},
+    summary="Read a consent",
+)
+async def get_consent(
+    client_id: ClientId,
+    consent_id: ConsentId,
+    guard: GuardDep,
+    database: DatabaseDep,
+    response: Response,
+) -> ConsentPublic:
+    async with unit_of_work(database) as uow:
+        grant = await guard.authorize_client(
+            uow.connection,
+            "consent.read",
+            client_id,
+            resource_type="consent",
+            resource_id=str(consent_id),
+        )
+        consent = await service.get_consent(
+            uow.connection, client_id=client_id, consent_id=consent_id
+        )
+        if consent is None:
+            raise await guard.refuse(grant, _not_found(), Outcome.NOT_FOUND)
+        await guard.audit(uow, grant)
+    response.headers["ETag"] = etag(consent)
+    return consent
+
+
+@router.post(
+    "/{client_id}/consents/{consent_id}/revocation",
+    response_model=ConsentPublic,
+    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 409, 413, 422)},
+    summary="Revoke a consent",
+    description="From now on the consent covers nothing; publishes `ConsentRevoked` (the reason "
+    "code, never the note). A consent is revoked once: a second revocation is 409.",
+)
+async def revoke_consent(
+    client_id: ClientId,
+    consent_id: ConsentId,
+    body: RevocationRequest,
+    guard: GuardDep,
+    database: DatabaseDep,
+    response: Response,
+) -> ConsentPublic:
+    async with unit_of_work(database) as uow:
+        grant = await _authorize_write(guard, uow, client_id, str(consent_id))
+        consent = await service.revoke_consent(
+            uow, client_id=client_id, consent_id=consent_id, data=body, revoked_by=guard.principal
+        )
+        if consent is None:
+            existing = await service.get_consent(
+                uow.connection, client_id=client_id, consent_id=consent_id
+            )
+            if existing is None:
+                raise await guard.refuse(grant, _not_found(), Outcome.NOT_FOUND)
+        # Allowed either way (a second revocation only changes nothing): audited as allowed.
+        await guard.audit(uow, grant)
+    if consent is None:
+        raise ProblemError(
+            409,
+            "consent-already-revoked",
+            "Consent already revoked",
+            detail="This consent was revoked already; a revocation is final and recorded once.",
+        )
+    response.headers["ETag"] = etag(consent)
+    return consent

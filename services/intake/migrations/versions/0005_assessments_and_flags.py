@@ -7,6 +7,15 @@ Create Date: 2026-11-23
 
 from collections.abc import Sequence
 
+from alembic import op
+
+from services.intake.assessments.models import (
+    assessment_overrides_table,
+    assessments_table,
+    flags_table,
+)
+from shared.db.metadata import create_tables
+
 revision: str = "0005"
 down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
@@ -16,8 +25,10 @@ SCHEMA = "intake"
 
 
 def upgrade() -> None:
-    pass
+    create_tables(op.get_bind(), SCHEMA, assessments_table, assessment_overrides_table, flags_table)
 
 
 def downgrade() -> None:
-    pass
+    op.drop_table("flags", schema=SCHEMA)
+    op.drop_table("assessment_overrides", schema=SCHEMA)
+    op.drop_table("assessments", schema=SCHEMA)

@@ -1,0 +1,227 @@
+"""HTTP for flags on a client: raised by hand or by a crisis answer, acknowledged, resolved."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Path, Query, Response
+from fastapi.responses import JSONResponse
+
+from services.intake.assessments import service
+from services.intake.assessments.models import FlagCreate, FlagPublic, ResolutionCreate
+from services.intake.assessments.problems import after, conflict, next_cursor, not_found
+from shared.audit.log import Outcome
+from shared.auth.guard import Grant, Guard, GuardDep
+from shared.http import idempotency
+from shared.http.app import DatabaseDep
+from shared.http.pagination import Cursor, Limit, Page
+from shared.http.problems import PROBLEM_RESPONSES, ProblemError
+from shared.messaging.outbox import UnitOfWork, unit_of_work
+
+router = APIRouter(prefix="/v1/clients/{client_id}/flags", tags=["flags"])
+
+ClientId = Annotated[UUID, Path()]
+FlagId = Annotated[UUID, Path()]
+Include = Annotated[
+    Literal["active", "all"],
+    Query(description="`active` (default): neither resolved nor expired; `all`: every flag."),
+]
+
+
+def _problems(*codes: int) -> dict[int | str, dict[str, object]]:
+    return {code: PROBLEM_RESPONSES[code] for code in codes}
+
+
+def _location(flag: FlagPublic) -> str:
+    return f"/v1/clients/{flag.client_id}/flags/{flag.id}"
+
+
+@router.get(
+    "",
+    response_model=Page[FlagPublic],
+    responses=_problems(400, 401, 403, 404, 422),
+    summary="List a client's flags, newest first",
+)
+async def list_flags(
+    client_id: ClientId,
+    guard: GuardDep,
+    database: DatabaseDep,
+    include: Include = "active",
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> Page[FlagPublic]:
+    keyset = after(cursor)
+    async with unit_of_work(database) as uow:
+        grant = await guard.authorize_client(
+            uow.connection, "flag.read", client_id, resource_type="flag"
+        )
+        found = await service.list_flags(
+            uow.connection,
+            client_id=client_id,
+            include_inactive=include == "all",
+            after=keyset,
+            limit=limit + 1,
+        )
+        page = found[:limit]
+        shown = [grant.about(resource_id=str(flag.id), client_id=client_id) for flag in page]
+        await guard.audit(uow, *(shown or [grant]))
+    more = len(found) > limit
+    return Page[FlagPublic](
+        items=page, next_cursor=next_cursor(page[-1].raised_at, page[-1].id) if more else None
+    )
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=FlagPublic,
+    responses=_problems(400, 401, 403, 404, 413, 422),
+    summary="Raise a flag on a client",
+    description="Publishes `FlagRaised` (type and severity; never the note).",
+)
+async def raise_flag(
+    client_id: ClientId,
+    body: FlagCreate,
+    guard: GuardDep,
+    database: DatabaseDep,
+    response: Response,
+    idempotency_key: idempotency.IdempotencyKey = None,
+) -> FlagPublic | JSONResponse:
+    scope = f"raise_flag:{guard.principal.subject}:{client_id}"
+    async with unit_of_work(database) as uow:
+        connection = uow.connection
+        grant = await guard.authorize_client(
+            connection, "flag.write", client_id, resource_type="flag"
+        )
+        if idempotency_key:
+            stored = await idempotency.claim(
+                connection,
+                key=idempotency_key,
+                scope=scope,
+                request_fingerprint=idempotency.fingerprint(body),
+            )
+            if stored is not None:
+                replayed = FlagPublic.model_validate(stored.body)
+                await guard.audit(
+                    uow, grant.about(resource_id=str(replayed.id), client_id=client_id)
+                )
+                return JSONResponse(
+                    stored.body,
+                    status_code=stored.status_code,
+                    headers={"Location": _location(replayed)},
+                )
+        flag = await service.raise_flag(
+            uow, client_id=client_id, data=body, raised_by=guard.principal.subject
+        )
+        if idempotency_key:
+            await idempotency.remember(
+                connection,
+                key=idempotency_key,
+                scope=scope,
+                status_code=201,
+                body=flag.model_dump(mode="json"),
+            )
+        await guard.audit(uow, grant.about(resource_id=str(flag.id), client_id=client_id))
+    response.headers["Location"] = _location(flag)
+    return flag
+
+
+@router.get(
+    "/{flag_id}",
+    response_model=FlagPublic,
+    responses=_problems(401, 403, 404, 422),
+    summary="Read a flag",
+)
+async def get_flag(
+    client_id: ClientId, flag_id: FlagId, guard: GuardDep, database: DatabaseDep
+) -> FlagPublic:
+    async with unit_of_work(database) as uow:
+        grant = await guard.authorize_client(
+            uow.connection, "flag.read", client_id, resource_type="flag", resource_id=str(flag_id)
+        )
+        flag = await service.get_flag(uow.connection, client_id=client_id, flag_id=flag_id)
+        if flag is None:
+            raise await guard.refuse(grant, not_found("flag"), Outcome.NOT_FOUND)
+        await guard.audit(uow, grant)
+    return flag
+
+
+async def _locked_flag(
+    guard: Guard, uow: UnitOfWork, client_id: UUID, flag_id: UUID
+) -> tuple[Grant, FlagPublic]:
+    grant = await guard.authorize_client(
+        uow.connection, "flag.write", client_id, resource_type="flag", resource_id=str(flag_id)
+    )
+    flag = await service.get_flag(
+        uow.connection, client_id=client_id, flag_id=flag_id, for_update=True
+    )
+    if flag is None:
+        raise await guard.refuse(grant, not_found("flag"), Outcome.NOT_FOUND)
+    return grant, flag
+
+
+@router.post(
+    "/{flag_id}/acknowledgement",
+    response_model=FlagPublic,
+    responses=_problems(401, 403, 404, 409, 422),
+    summary="Acknowledge a flag: someone has seen it and is acting",
+    description="Records who and when. 409 when it is already acknowledged or resolved.",
+)
+async def acknowledge_flag(
+    client_id: ClientId, flag_id: FlagId, guard: GuardDep, database: DatabaseDep
+) -> FlagPublic:
+    refusal: ProblemError | None = None
+    async with unit_of_work(database) as uow:
+        grant, flag = await _locked_flag(guard, uow, client_id, flag_id)
+        if flag.acknowledged_at is not None:
+            refusal = conflict(
+                "flag-already-acknowledged",
+                "Flag already acknowledged",
+                f"{flag.acknowledged_by} acknowledged this flag at "
+                f"{flag.acknowledged_at.isoformat()}.",
+            )
+        elif flag.resolved_at is not None:
+            refusal = conflict("flag-resolved", "Flag resolved", "This flag is resolved already.")
+        else:
+            flag = await service.acknowledge_flag(
+                uow.connection, flag=flag, acknowledged_by=guard.principal.subject
+            )
+        # Allowed either way (the caller may see the flag): audited as allowed.
+        await guard.audit(uow, grant)
+    if refusal is not None:
+        raise refusal
+    return flag
+
+
+@router.post(
+    "/{flag_id}/resolution",
+    response_model=FlagPublic,
+    responses=_problems(400, 401, 403, 404, 409, 413, 422),
+    summary="Resolve a flag, with a note on how",
+    description="Records who, when and the note (never published). 409 when already resolved.",
+)
+async def resolve_flag(
+    client_id: ClientId,
+    flag_id: FlagId,
+    body: ResolutionCreate,
+    guard: GuardDep,
+    database: DatabaseDep,
+) -> FlagPublic:
+    refusal: ProblemError | None = None
+    async with unit_of_work(database) as uow:
+        grant, flag = await _locked_flag(guard, uow, client_id, flag_id)
+        if flag.resolved_at is not None:
+            refusal = conflict(
+                "flag-already-resolved",
+                "Flag already resolved",
+                f"{flag.resolved_by} resolved this flag at {flag.resolved_at.isoformat()}.",
+            )
+        else:
+            flag = await service.resolve_flag(
+                uow.connection, flag=flag, note=body.note, resolved_by=guard.principal.subject
+            )
+        await guard.audit(uow, grant)
+    if refusal is not None:
+        raise refusal
+    return flag
