@@ -11,7 +11,7 @@ import asyncpg
 from bench.people import BIRTH_DATE_SPAN_DAYS, FAMILY, FIRST_BIRTH_DATE, GIVEN, LANGUAGES
 
 ORGANIZATION = "org-bench"
-TRIGRAM_INDEX = "ix_clients_name_key_trgm"
+TRIGRAM_INDEX = "ix_clients_birth_year_name_key_trgm"
 
 _INSERT = """
 WITH people AS (

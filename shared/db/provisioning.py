@@ -61,7 +61,7 @@ async def provision_service(admin_url: str, *, service: str, password: str) -> N
             # Shared extensions (trigram similarity, phonetic codes) live in their own schema,
             # usable by every service, owned by none.
             await connection.execute(f"CREATE SCHEMA IF NOT EXISTS {EXTENSIONS}")
-            for extension in ("pg_trgm", "fuzzystrmatch"):
+            for extension in ("pg_trgm", "fuzzystrmatch", "btree_gin"):
                 await connection.execute(
                     f"CREATE EXTENSION IF NOT EXISTS {extension} WITH SCHEMA {EXTENSIONS}"
                 )

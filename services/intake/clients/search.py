@@ -17,7 +17,7 @@ from uuid import UUID
 import asyncpg
 
 LIKELY_DUPLICATE = 0.65
-FIRST_SCOPE_PARAMETER = 6  # the candidates query binds $1..$5 itself
+FIRST_SCOPE_PARAMETER = 7  # the candidates query binds $1..$6 itself
 NAME_THRESHOLD = 0.4
 
 
@@ -66,9 +66,14 @@ class Candidate:
         return self.score >= LIKELY_DUPLICATE
 
 
+# The name branch: within the birth year when one is given (the same year, or the year of a
+# birth date whose day and month were swapped: the same), across everyone otherwise.
+_NAME_IN_YEAR = "SELECT id FROM clients WHERE $1 <> '' AND birth_year = $6 AND name_key % $1"
+_NAME_ANYWHERE = "SELECT id FROM clients WHERE $1 <> '' AND $6::smallint IS NULL AND name_key % $1"
+
 _CANDIDATES = """
 WITH matches AS (
-    SELECT id FROM clients WHERE $1 <> '' AND name_key % $1
+    {name_branch}
     UNION SELECT id FROM clients
         WHERE cardinality($2::text[]) > 0
           AND given_phonetic = ANY($2::text[]) AND family_phonetic = ANY($2::text[])
@@ -79,7 +84,10 @@ SELECT c.id, c.given_name, c.family_name, c.birth_date, c.given_phonetic, c.fami
        c.phone_digits, similarity(c.name_key, $1) AS name_similarity
 FROM matches JOIN clients c USING (id) JOIN client_access a ON a.client_id = c.id
 WHERE {visible}
-LIMIT 500
+ORDER BY similarity(c.name_key, $1)
+    + CASE WHEN c.birth_date = $3 OR c.birth_date = $4 THEN 0.8 ELSE 0 END
+    + CASE WHEN c.phone_digits = $5 THEN 0.7 ELSE 0 END DESC
+LIMIT 200
 """
 
 
@@ -102,12 +110,15 @@ async def find_candidates(
     clause, parameters = visible
     await connection.execute(f"SET LOCAL pg_trgm.similarity_threshold = {NAME_THRESHOLD}")
     rows = await connection.fetch(
-        _CANDIDATES.format(visible=clause),
+        _CANDIDATES.format(
+            name_branch=_NAME_IN_YEAR if birth_date else _NAME_ANYWHERE, visible=clause
+        ),
         key,
         phonetic,
         birth_date,
         swapped(birth_date),
         phone_digits,
+        birth_date.year if birth_date else None,
         *parameters,
     )
     candidates = [_score(row, key, set(phonetic), birth_date, phone_digits) for row in rows]
