@@ -25,7 +25,7 @@ from shared.auth import facts
 from shared.auth.guard import GuardDep
 from shared.auth.policy import Permissions, Scope
 from shared.auth.principal import Role
-from shared.events.contracts import CaseAssigned, ClientRegistered
+from shared.events.contracts import CaseAssigned, ClientRegistered, ClientUpdated
 from shared.events.envelope import Event
 from shared.events.identity import ClientLinked, ClientUnlinked
 from shared.http.app import DatabaseDep
@@ -196,8 +196,22 @@ async def on_client_unlinked(connection: asyncpg.Connection, event: Event) -> No
     )
 
 
+async def on_client_updated(connection: asyncpg.Connection, event: Event) -> None:
+    """Keep the facts this service holds current. An update that arrives before the
+    registration changes nothing: the registration carries the facts of its time, and a later
+    update of the same client follows it on the same partition."""
+    data = event.data
+    assert isinstance(data, ClientUpdated)
+    await connection.execute(
+        "UPDATE client_refs SET preferred_language = $2 WHERE client_id = $1",
+        data.client_id,
+        data.preferred_language,
+    )
+
+
 CLIENT_REF_HANDLERS: dict[str, Handler] = {
     ClientRegistered.event_type: on_client_registered,
+    ClientUpdated.event_type: on_client_updated,
     CaseAssigned.event_type: facts.on_case_assigned,
     ClientLinked.event_type: on_client_linked,
     ClientUnlinked.event_type: on_client_unlinked,

@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from shared.settings import Settings
-from tests.support import Stack, header, read_topic
+from tests.support import Stack, eventually, header, read_topic
 
 pytestmark = pytest.mark.asyncio
 
@@ -259,6 +259,12 @@ async def test_updates_need_the_current_etag_and_keep_history(
     ]  # fmt: skip
     assert event["changed_fields"] == ["phone", "preferred_language"]
     assert "555" not in json.dumps(event)
+
+    async def planning_has(language: str) -> bool | None:
+        response = await stack.api["planning"].get(f"/v1/client-refs/{client['id']}")
+        return True if response.json().get("preferred_language") == language else None
+
+    await eventually(lambda: planning_has("sw"))
 
 
 async def test_an_update_that_breaks_the_rules_changes_nothing(stack: Stack) -> None:
