@@ -92,8 +92,9 @@ class ConsumerRunner:
             fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
         )
         self._producer = make_producer(self.settings)
-        await self._start_with_retry()
         try:
+            # Inside the try: a stop while still connecting must close both clients too.
+            await self._start_with_retry()
             while True:
                 batches = await self._consumer.getmany(timeout_ms=500, max_records=200)
                 if self._consumer.assignment():

@@ -103,8 +103,8 @@ class OutboxRelay:
                 outbox_channel(self.database.schema), lambda *_: self._wake.set()
             )
             producer = make_producer(self.settings)
-            await producer.start()
             try:
+                await producer.start()
                 await self._publish_until_cancelled(connection, producer)
             finally:
                 with contextlib.suppress(KafkaError, OSError):

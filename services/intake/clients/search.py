@@ -4,7 +4,8 @@ scored with the reasons for the score.
 
 Scoring is deliberately simple and explained: a worker must be able to see why two records
 look alike. Weights: name similarity up to 0.45, names that sound alike 0.15, the same birth
-date 0.35 (day and month swapped 0.30, same year 0.05), the same phone 0.30; capped at 1.
+date 0.35 (day and month swapped 0.30, same year 0.03: namesakes born the same year are
+common in a large registry and must not be called duplicates on that alone), the same phone 0.30; capped at 1.
 """
 
 from __future__ import annotations
@@ -108,7 +109,13 @@ async def find_candidates(
         key,
     )
     clause, parameters = visible
-    await connection.execute(f"SET LOCAL pg_trgm.similarity_threshold = {NAME_THRESHOLD}")
+    # Custom plans: a cached generic plan cannot see which branch ($1 empty, $6 null) applies
+    # and would scan; planning this query costs far less than such a scan.
+    await connection.execute(
+        "SELECT set_config('pg_trgm.similarity_threshold', $1, true), "
+        "set_config('plan_cache_mode', 'force_custom_plan', true)",
+        str(NAME_THRESHOLD),
+    )
     rows = await connection.fetch(
         _CANDIDATES.format(
             name_branch=_NAME_IN_YEAR if birth_date else _NAME_ANYWHERE, visible=clause
@@ -150,7 +157,7 @@ def _score(
             score += 0.30
             reasons.append("birth date with day and month swapped")
         elif row["birth_date"].year == birth_date.year:
-            score += 0.05
+            score += 0.03
             reasons.append("same birth year")
     if phone_digits and row["phone_digits"] == phone_digits:
         score += 0.30
