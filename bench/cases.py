@@ -43,7 +43,8 @@ class Options:
     # Client populations for the search case (10^5 by default; add 1000000 for 10^6).
     populations: tuple[int, ...] = (100_000,)
     searches: int = 400
-    search_concurrency: int = 4
+    # One worker searching alone, then several at once on the same cores.
+    search_concurrency: tuple[int, ...] = (1, 4)
     # Sent with every request, to every target (e.g. an Authorization header).
     headers: tuple[tuple[str, str], ...] = ()
 
@@ -272,7 +273,8 @@ async def client_search(context: BenchContext) -> None:
     for size in options.populations:
         seconds = await grow_population(stack.admin_url, size)
         context.emit({"case": "population", "clients": size, "seed_seconds": round(seconds, 1)})
-        await _search_phase(context, size)
+        for concurrency in options.search_concurrency:
+            await _search_phase(context, size, concurrency)
         baseline = await _load_phase(
             context, "baseline_raw_asyncpg", f"{stack.baseline_url}/v1/clients",
             pause_workers=False,
@@ -306,7 +308,7 @@ def _swapped(birth_date: str) -> str:
     return f"{year}-{day}-{month}" if int(day) <= 12 else birth_date
 
 
-async def _search_phase(context: BenchContext, size: int) -> None:
+async def _search_phase(context: BenchContext, size: int, concurrency: int) -> None:
     stack, options = context.stack, context.options
     people = await sample_people(stack.admin_url, options.searches)
     base = f"{stack.api_url('intake')}/v1/clients/search"
@@ -343,13 +345,13 @@ async def _search_phase(context: BenchContext, size: int) -> None:
         finally:
             await connection.close()
 
-    await asyncio.gather(*(searcher() for _ in range(options.search_concurrency)))
+    await asyncio.gather(*(searcher() for _ in range(concurrency)))
     context.emit(
         {
             "case": "client_search",
             "clients": size,
             "searches": len(raws),
-            "concurrency": options.search_concurrency,
+            "concurrency": concurrency,
             "p50_ms": rounded(percentile(latencies, 50)),
             "p95_ms": rounded(percentile(latencies, 95)),
             "p99_ms": rounded(percentile(latencies, 99)),
