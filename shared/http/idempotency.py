@@ -70,3 +70,38 @@ async def remember(
         status_code,
         body,
     )
+
+
+@dataclass(frozen=True)
+class IdempotentCreate:
+    """One creating request and its Idempotency-Key (None: none was sent). `scope` keeps keys
+    apart: include the caller, and the target where one exists, so a key never replays a
+    response given to someone else or about another record."""
+
+    key: str | None
+    scope: str
+    request: BaseModel
+
+    async def previous(self, connection: asyncpg.Connection) -> StoredResponse | None:
+        """The first answer to this key (blocking while a concurrent request holds it), or
+        None after reserving the key for this request."""
+        if self.key is None:
+            return None
+        return await claim(
+            connection,
+            key=self.key,
+            scope=self.scope,
+            request_fingerprint=fingerprint(self.request),
+        )
+
+    async def remember(
+        self, connection: asyncpg.Connection, created: BaseModel, status_code: int = 201
+    ) -> None:
+        if self.key is not None:
+            await remember(
+                connection,
+                key=self.key,
+                scope=self.scope,
+                status_code=status_code,
+                body=created.model_dump(mode="json"),
+            )

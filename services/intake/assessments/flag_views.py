@@ -88,40 +88,27 @@ async def raise_flag(
     response: Response,
     idempotency_key: idempotency.IdempotencyKey = None,
 ) -> FlagPublic | JSONResponse:
-    scope = f"raise_flag:{guard.principal.subject}:{client_id}"
+    idempotent = idempotency.IdempotentCreate(
+        idempotency_key, f"raise_flag:{guard.principal.subject}:{client_id}", body
+    )
     async with unit_of_work(database) as uow:
         connection = uow.connection
         grant = await guard.authorize_client(
             connection, "flag.write", client_id, resource_type="flag"
         )
-        if idempotency_key:
-            stored = await idempotency.claim(
-                connection,
-                key=idempotency_key,
-                scope=scope,
-                request_fingerprint=idempotency.fingerprint(body),
+        stored = await idempotent.previous(connection)
+        if stored is not None:
+            replayed = FlagPublic.model_validate(stored.body)
+            await guard.audit(uow, grant.about(resource_id=str(replayed.id), client_id=client_id))
+            return JSONResponse(
+                stored.body,
+                status_code=stored.status_code,
+                headers={"Location": _location(replayed)},
             )
-            if stored is not None:
-                replayed = FlagPublic.model_validate(stored.body)
-                await guard.audit(
-                    uow, grant.about(resource_id=str(replayed.id), client_id=client_id)
-                )
-                return JSONResponse(
-                    stored.body,
-                    status_code=stored.status_code,
-                    headers={"Location": _location(replayed)},
-                )
         flag = await service.raise_flag(
             uow, client_id=client_id, data=body, raised_by=guard.principal.subject
         )
-        if idempotency_key:
-            await idempotency.remember(
-                connection,
-                key=idempotency_key,
-                scope=scope,
-                status_code=201,
-                body=flag.model_dump(mode="json"),
-            )
+        await idempotent.remember(connection, flag)
         await guard.audit(uow, grant.about(resource_id=str(flag.id), client_id=client_id))
     response.headers["Location"] = _location(flag)
     return flag

@@ -119,29 +119,23 @@ async def create_assessment(
     if errors:
         raise invalid(errors)
     result = scoring.score(instrument, body.answers)
-    scope = f"create_assessment:{guard.principal.subject}:{client_id}"
+    idempotent = idempotency.IdempotentCreate(
+        idempotency_key, f"create_assessment:{guard.principal.subject}:{client_id}", body
+    )
     async with unit_of_work(database) as uow:
         connection = uow.connection
         grant = await guard.authorize_client(
             connection, "assessment.write", client_id, resource_type="assessment"
         )
-        if idempotency_key:
-            stored = await idempotency.claim(
-                connection,
-                key=idempotency_key,
-                scope=scope,
-                request_fingerprint=idempotency.fingerprint(body),
+        stored = await idempotent.previous(connection)
+        if stored is not None:
+            replayed = AssessmentPublic.model_validate(stored.body)
+            await guard.audit(uow, grant.about(resource_id=str(replayed.id), client_id=client_id))
+            return JSONResponse(
+                stored.body,
+                status_code=stored.status_code,
+                headers={"Location": _location(replayed)},
             )
-            if stored is not None:
-                replayed = AssessmentPublic.model_validate(stored.body)
-                await guard.audit(
-                    uow, grant.about(resource_id=str(replayed.id), client_id=client_id)
-                )
-                return JSONResponse(
-                    stored.body,
-                    status_code=stored.status_code,
-                    headers={"Location": _location(replayed)},
-                )
         assessment = await service.create_assessment(
             uow,
             client_id=client_id,
@@ -150,14 +144,7 @@ async def create_assessment(
             result=result,
             assessed_by=guard.principal.subject,
         )
-        if idempotency_key:
-            await idempotency.remember(
-                connection,
-                key=idempotency_key,
-                scope=scope,
-                status_code=201,
-                body=assessment.model_dump(mode="json"),
-            )
+        await idempotent.remember(connection, assessment)
         # The crisis flags are writes of their own, made by the same caller in the same request.
         flags = [
             replace(grant, action="flag.write", resource_type="flag", resource_id=str(flag_id))

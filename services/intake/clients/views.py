@@ -150,22 +150,18 @@ async def register_client(
 ) -> ClientPublic | JSONResponse:
     grant = await guard.require("client.create", resource_type="client")
     # Keys are per caller: one user's key can never replay another user's response.
-    scope = f"register_client:{guard.principal.subject}"
+    idempotent = idempotency.IdempotentCreate(
+        idempotency_key, f"register_client:{guard.principal.subject}", body
+    )
     async with unit_of_work(database) as uow:
-        if idempotency_key:
-            stored = await idempotency.claim(
-                uow.connection,
-                key=idempotency_key,
-                scope=scope,
-                request_fingerprint=idempotency.fingerprint(body),
+        stored = await idempotent.previous(uow.connection)
+        if stored is not None:
+            replayed = ClientPublic.model_validate(stored.body)
+            return JSONResponse(
+                stored.body,
+                status_code=stored.status_code,
+                headers={"ETag": etag(replayed), "Location": f"/v1/clients/{replayed.id}"},
             )
-            if stored is not None:
-                replayed = ClientPublic.model_validate(stored.body)
-                return JSONResponse(
-                    stored.body,
-                    status_code=stored.status_code,
-                    headers={"ETag": etag(replayed), "Location": f"/v1/clients/{replayed.id}"},
-                )
         likely = [
             c
             for c in await _candidates_for(
@@ -181,14 +177,7 @@ async def register_client(
         if likely and body.duplicate_check != "confirmed_new":
             raise await _refuse_duplicate(guard, grant, likely)
         client = await service.register_client(uow, data=body, registered_by=guard.principal)
-        if idempotency_key:
-            await idempotency.remember(
-                uow.connection,
-                key=idempotency_key,
-                scope=scope,
-                status_code=201,
-                body=client.model_dump(mode="json"),
-            )
+        await idempotent.remember(uow.connection, client)
         registered = grant.about(resource_id=str(client.id), client_id=client.id)
         # The worker saw these candidates and decided this is someone else: on the record.
         dismissed = [

@@ -91,38 +91,25 @@ async def grant_consent(
     idempotency_key: idempotency.IdempotencyKey = None,
 ) -> ConsentPublic | JSONResponse:
     # Keys are per caller and per client: a key never replays a response about another client.
-    scope = f"grant_consent:{guard.principal.subject}:{client_id}"
+    idempotent = idempotency.IdempotentCreate(
+        idempotency_key, f"grant_consent:{guard.principal.subject}:{client_id}", body
+    )
     async with unit_of_work(database) as uow:
         connection = uow.connection
         grant = await _authorize_write(guard, uow, client_id)
-        if idempotency_key:
-            stored = await idempotency.claim(
-                connection,
-                key=idempotency_key,
-                scope=scope,
-                request_fingerprint=idempotency.fingerprint(body),
+        stored = await idempotent.previous(connection)
+        if stored is not None:
+            replayed = ConsentPublic.model_validate(stored.body)
+            await guard.audit(uow, grant.about(resource_id=str(replayed.id), client_id=client_id))
+            return JSONResponse(
+                stored.body,
+                status_code=stored.status_code,
+                headers={"ETag": etag(replayed), "Location": location(replayed)},
             )
-            if stored is not None:
-                replayed = ConsentPublic.model_validate(stored.body)
-                await guard.audit(
-                    uow, grant.about(resource_id=str(replayed.id), client_id=client_id)
-                )
-                return JSONResponse(
-                    stored.body,
-                    status_code=stored.status_code,
-                    headers={"ETag": etag(replayed), "Location": location(replayed)},
-                )
         consent = await service.grant_consent(
             uow, client_id=client_id, data=body, recorded_by=guard.principal
         )
-        if idempotency_key:
-            await idempotency.remember(
-                connection,
-                key=idempotency_key,
-                scope=scope,
-                status_code=201,
-                body=consent.model_dump(mode="json"),
-            )
+        await idempotent.remember(connection, consent)
         await guard.audit(uow, grant.about(resource_id=str(consent.id), client_id=client_id))
     response.headers["ETag"] = etag(consent)
     response.headers["Location"] = location(consent)

@@ -97,25 +97,21 @@ async def link_client(
     idempotency_key: idempotency.IdempotencyKey = None,
 ) -> LinkCreated | JSONResponse:
     # Keys are per caller and per client: one user's key never replays another's response.
-    scope = f"link_client:{guard.principal.subject}:{client_id}"
+    idempotent = idempotency.IdempotentCreate(
+        idempotency_key, f"link_client:{guard.principal.subject}:{client_id}", body
+    )
     location = f"/v1/clients/{client_id}/links"
     async with unit_of_work(database) as uow:
         grants = await _authorize_pair(guard, uow, "link.write", client_id, body.other_client_id)
-        if idempotency_key:
-            stored = await idempotency.claim(
-                uow.connection,
-                key=idempotency_key,
-                scope=scope,
-                request_fingerprint=idempotency.fingerprint(body),
+        stored = await idempotent.previous(uow.connection)
+        if stored is not None:
+            link_id = str(stored.body["id"])
+            await guard.audit(
+                uow, *(g.about(resource_id=link_id, client_id=g.client_id) for g in grants)
             )
-            if stored is not None:
-                link_id = str(stored.body["id"])
-                await guard.audit(
-                    uow, *(g.about(resource_id=link_id, client_id=g.client_id) for g in grants)
-                )
-                return JSONResponse(
-                    stored.body, status_code=stored.status_code, headers={"Location": location}
-                )
+            return JSONResponse(
+                stored.body, status_code=stored.status_code, headers={"Location": location}
+            )
         try:
             link = await service.link_clients(
                 uow,
@@ -127,14 +123,7 @@ async def link_client(
             )
         except service.LinkRefused as refused:
             raise await _refuse(guard, grants, refused) from refused
-        if idempotency_key:
-            await idempotency.remember(
-                uow.connection,
-                key=idempotency_key,
-                scope=scope,
-                status_code=201,
-                body=link.model_dump(mode="json"),
-            )
+        await idempotent.remember(uow.connection, link)
         await guard.audit(
             uow, *(g.about(resource_id=str(link.id), client_id=g.client_id) for g in grants)
         )
