@@ -29,7 +29,7 @@ from shared.events.contracts import CaseAssigned, ClientRegistered, ClientUpdate
 from shared.events.envelope import Event
 from shared.events.identity import ClientLinked, ClientUnlinked
 from shared.http.app import DatabaseDep
-from shared.http.problems import PROBLEM_RESPONSES, ProblemError
+from shared.http.problems import PROBLEM_RESPONSES, not_found
 from shared.messaging.consumer import Handler
 from shared.messaging.outbox import unit_of_work
 
@@ -257,9 +257,7 @@ def client_refs_router() -> APIRouter:
             if row is None:
                 raise await guard.refuse(
                     grant,
-                    ProblemError(
-                        404, "not-found", "Not found", detail="No client_ref with this id."
-                    ),
+                    not_found("client_ref"),
                     Outcome.NOT_FOUND,
                 )
             await guard.audit(uow, grant)

@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from shared.http.pagination import encode_cursor
 from shared.settings import Settings
 from tests.support import Stack, eventually, header, read_topic
 
@@ -279,3 +280,27 @@ async def test_an_update_that_breaks_the_rules_changes_nothing(stack: Stack) -> 
     )
     assert response.status_code == 422
     assert (await stack.api["intake"].get(path)).headers["etag"] == etag
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["2024-01-01T00:00:00+00:00", 5],
+        ["0001-01-01T00:00:00+14:00", "6f1c1f7e-1111-4c1e-9a7e-000000000000"],
+        ["2024-01-01T00:00:00", "6f1c1f7e-1111-4c1e-9a7e-000000000000"],
+        ["yesterday", "6f1c1f7e-1111-4c1e-9a7e-000000000000"],
+    ],
+)
+async def test_forged_cursors_are_a_400_on_every_keyset_list(
+    stack: Stack, jose: dict[str, Any], values: list[Any]
+) -> None:
+    cursor = encode_cursor(*values)
+    for path in (
+        "/v1/clients",
+        f"/v1/clients/{jose['id']}/consents",
+        f"/v1/clients/{jose['id']}/assessments",
+        f"/v1/clients/{jose['id']}/flags",
+    ):
+        response = await stack.api["intake"].get(path, params={"cursor": cursor})
+        assert response.status_code == 400, (path, response.text)
+        assert response.json()["type"].endswith("/invalid-cursor")

@@ -30,6 +30,7 @@ from tests.support import (
     header,
     read_topic,
 )
+from tests.test_scoring import NO_NEEDS
 
 # Async tests run under asyncio_mode = auto (pyproject); the report's pure checks are plain.
 
@@ -43,26 +44,6 @@ SCREENING = "needs-risk-screening"
 ASSESSED = "org.casework.intake.client.assessed.v1"
 FLAG_RAISED = "org.casework.intake.flag.raised.v1"
 
-# Every required screening question, answered with its no-need option: low risk, no needs.
-NO_NEEDS = {
-    "living_situation": "steady",
-    "homeless_past_year": "no",
-    "safe_place_tonight": "yes",
-    "food_worry": "never_true",
-    "food_ran_out": "never_true",
-    "paying_for_basics": "not_hard",
-    "transportation": "no",
-    "utilities_shutoff": "no",
-    "physically_hurt": "never",
-    "threatened_with_harm": "never",
-    "danger_at_home": "no",
-    "lonely": "never",
-    "little_interest": "not_at_all",
-    "feeling_down": "not_at_all",
-    "suicidal_thoughts": "no",
-    "child_in_danger": "no_children",
-    "child_needs_unmet": "no_children",
-}
 # 2 + 1 + 2 + 3 = 8 points: moderate.
 MODERATE = {
     **NO_NEEDS,

@@ -23,7 +23,7 @@ from shared.auth.policy import Policy
 from shared.auth.principal import Principal
 from shared.auth.tokens import InvalidToken, TokenVerifier
 from shared.db.database import Database
-from shared.http.problems import ProblemError
+from shared.http.problems import ProblemError, not_found
 from shared.messaging.outbox import UnitOfWork, unit_of_work
 from shared.tracing import current_request_id
 
@@ -211,12 +211,10 @@ class Guard:
             action, resource_type=resource_type, resource_id=resource_id, client_id=client_id
         )
         facts = await load_facts(connection, client_id)
-        not_found = ProblemError(
-            404, "not-found", "Not found", detail=f"No {resource_type} with this id."
-        )
+        missing = not_found(resource_type)
         grant = Grant(action, resource_type, resource_id, client_id)
         if facts is None:
-            raise await self.refuse(grant, not_found, Outcome.NOT_FOUND)
+            raise await self.refuse(grant, missing, Outcome.NOT_FOUND)
         if self.policy.allows_client(self.principal, action, facts):
             return grant
         if self.break_glass_reason and self.policy.may_break_glass(self.principal, action):
@@ -228,7 +226,7 @@ class Guard:
                 Outcome.BREAK_GLASS,
                 self.break_glass_reason,
             )
-        raise await self.refuse(grant, not_found)
+        raise await self.refuse(grant, missing)
 
 
 async def get_guard(

@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
+from uuid import UUID
 
 from fastapi import Query
 from pydantic import BaseModel, Field
@@ -44,6 +46,29 @@ def decode_cursor(cursor: str, arity: int) -> list[Any]:
     if not isinstance(values, list) or len(values) != arity:
         raise invalid_cursor()
     return values
+
+
+Keyset = tuple[datetime, UUID]
+
+
+def encode_keyset(moment: datetime, identifier: UUID) -> str:
+    """The cursor after a row of a list ordered by (timestamp, id)."""
+    return encode_cursor(moment.isoformat(), str(identifier))
+
+
+def decode_keyset(cursor: str) -> Keyset:
+    """The (timestamp, id) an `encode_keyset` cursor stands for; anything else is a 400,
+    never a query the database would refuse."""
+    moment, identifier = decode_cursor(cursor, 2)
+    if not isinstance(moment, str) or not isinstance(identifier, str):
+        raise invalid_cursor()
+    try:
+        keyset = (datetime.fromisoformat(moment), UUID(identifier))
+    except ValueError as error:
+        raise invalid_cursor() from error
+    if keyset[0].tzinfo is None or not 2000 <= keyset[0].year <= 9000:
+        raise invalid_cursor()
+    return keyset
 
 
 def invalid_cursor() -> ProblemError:

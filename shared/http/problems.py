@@ -37,6 +37,10 @@ class Problem(BaseModel):
     errors: list[FieldError] | None = None
 
 
+def not_found(resource_type: str) -> ProblemError:
+    return ProblemError(404, "not-found", "Not found", detail=f"No {resource_type} with this id.")
+
+
 class ProblemError(Exception):
     """Raise to answer with problem details; `extra` members are added to the body."""
 

@@ -10,12 +10,12 @@ from fastapi.responses import JSONResponse
 
 from services.intake.assessments import service
 from services.intake.assessments.models import FlagCreate, FlagPublic, ResolutionCreate
-from services.intake.assessments.problems import after, conflict, next_cursor, not_found
+from services.intake.assessments.problems import conflict, not_found
 from shared.audit.log import Outcome
 from shared.auth.guard import Grant, Guard, GuardDep
 from shared.http import idempotency
 from shared.http.app import DatabaseDep
-from shared.http.pagination import Cursor, Limit, Page
+from shared.http.pagination import Cursor, Limit, Page, decode_keyset, encode_keyset
 from shared.http.problems import PROBLEM_RESPONSES, ProblemError
 from shared.messaging.outbox import UnitOfWork, unit_of_work
 
@@ -51,7 +51,7 @@ async def list_flags(
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> Page[FlagPublic]:
-    keyset = after(cursor)
+    keyset = decode_keyset(cursor) if cursor else None
     async with unit_of_work(database) as uow:
         grant = await guard.authorize_client(
             uow.connection, "flag.read", client_id, resource_type="flag"
@@ -68,7 +68,7 @@ async def list_flags(
         await guard.audit(uow, *(shown or [grant]))
     more = len(found) > limit
     return Page[FlagPublic](
-        items=page, next_cursor=next_cursor(page[-1].raised_at, page[-1].id) if more else None
+        items=page, next_cursor=encode_keyset(page[-1].raised_at, page[-1].id) if more else None
     )
 
 

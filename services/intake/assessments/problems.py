@@ -1,20 +1,14 @@
-"""The errors and cursors the assessment, flag and report endpoints share."""
+"""The errors the assessment, flag and report endpoints share."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
-from uuid import UUID
 
 from services.intake.assessments.definitions import INSTRUMENTS, Instrument
 from services.intake.assessments.scoring import AnswerError
-from services.intake.assessments.service import Keyset
-from shared.http.pagination import decode_cursor, encode_cursor, invalid_cursor
-from shared.http.problems import FieldError, ProblemError
+from shared.http.problems import FieldError, ProblemError, not_found
 
-
-def not_found(what: str) -> ProblemError:
-    return ProblemError(404, "not-found", "Not found", detail=f"No {what} with this id.")
+__all__ = ["conflict", "instrument_or_422", "invalid", "not_found"]
 
 
 def conflict(slug: str, title: str, detail: str) -> ProblemError:
@@ -43,18 +37,3 @@ def instrument_or_422(
     else:
         field, message = "instrument_id", "unknown instrument"
     raise invalid([FieldError(field=f"{location}.{field}", message=message, code="unknown")])
-
-
-def after(cursor: str | None) -> Keyset | None:
-    """The keyset a `next_cursor` stands for."""
-    if not cursor:
-        return None
-    moment, identifier = decode_cursor(cursor, 2)
-    try:
-        return datetime.fromisoformat(moment), UUID(identifier)
-    except (TypeError, ValueError) as error:
-        raise invalid_cursor() from error
-
-
-def next_cursor(moment: datetime, identifier: UUID) -> str:
-    return encode_cursor(moment.isoformat(), identifier)

@@ -30,9 +30,8 @@ from shared.events.assessment import (
     FlagSeverity,
     FlagType,
 )
+from shared.http.pagination import Keyset
 from shared.messaging.outbox import UnitOfWork
-
-Keyset = tuple[datetime, UUID]
 
 # --- assessments ------------------------------------------------------------------------------
 

@@ -21,18 +21,16 @@ from services.intake.assessments.equity_views import router as equity_router
 from services.intake.assessments.flag_views import router as flags_router
 from services.intake.assessments.models import AssessmentCreate, AssessmentPublic, OverrideCreate
 from services.intake.assessments.problems import (
-    after,
     conflict,
     instrument_or_422,
     invalid,
-    next_cursor,
     not_found,
 )
 from shared.audit.log import Outcome
 from shared.auth.guard import CurrentPrincipal, GuardDep
 from shared.http import idempotency
 from shared.http.app import DatabaseDep
-from shared.http.pagination import Cursor, Limit, Page
+from shared.http.pagination import Cursor, Limit, Page, decode_keyset, encode_keyset
 from shared.http.problems import PROBLEM_RESPONSES, ProblemError
 from shared.messaging.outbox import unit_of_work
 
@@ -170,7 +168,7 @@ async def list_assessments(
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> Page[AssessmentPublic]:
-    keyset = after(cursor)
+    keyset = decode_keyset(cursor) if cursor else None
     async with unit_of_work(database) as uow:
         grant = await guard.authorize_client(
             uow.connection, "assessment.read", client_id, resource_type="assessment"
@@ -183,7 +181,7 @@ async def list_assessments(
         await guard.audit(uow, *(shown or [grant]))
     more = len(found) > limit
     return Page[AssessmentPublic](
-        items=page, next_cursor=next_cursor(page[-1].created_at, page[-1].id) if more else None
+        items=page, next_cursor=encode_keyset(page[-1].created_at, page[-1].id) if more else None
     )
 
 

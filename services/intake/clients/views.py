@@ -3,7 +3,7 @@ access.py."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated
 from uuid import UUID
 
@@ -29,9 +29,8 @@ from shared.http.pagination import (
     Cursor,
     Limit,
     Page,
-    decode_cursor,
-    encode_cursor,
-    invalid_cursor,
+    decode_keyset,
+    encode_keyset,
 )
 from shared.http.problems import PROBLEM_RESPONSES, ProblemError
 from shared.messaging.outbox import UnitOfWork, unit_of_work
@@ -215,7 +214,7 @@ async def list_clients(
     guard: GuardDep, database: DatabaseDep, cursor: Cursor = None, limit: Limit = 50
 ) -> Page[ClientPublic]:
     grant = await guard.require("client.list", resource_type="client")
-    after = _client_cursor(cursor) if cursor else None
+    after = decode_keyset(cursor) if cursor else None
     async with unit_of_work(database) as uow:
         clients = await service.list_clients(
             uow.connection,
@@ -227,25 +226,8 @@ async def list_clients(
         # One record per client the caller was shown: each client's access log is complete.
         shown = [grant.about(resource_id=str(c.id), client_id=c.id) for c in page]
         await guard.audit(uow, *(shown or [grant]))
-    next_cursor = (
-        encode_cursor(page[-1].created_at.isoformat(), str(page[-1].id))
-        if len(clients) > limit
-        else None
-    )
+    next_cursor = encode_keyset(page[-1].created_at, page[-1].id) if len(clients) > limit else None
     return Page[ClientPublic](items=page, next_cursor=next_cursor)
-
-
-def _client_cursor(cursor: str) -> tuple[datetime, UUID]:
-    created_at, client_id = decode_cursor(cursor, 2)
-    if not isinstance(created_at, str) or not isinstance(client_id, str):
-        raise invalid_cursor()
-    try:
-        after = (datetime.fromisoformat(created_at), UUID(client_id))
-    except ValueError as error:
-        raise invalid_cursor() from error
-    if after[0].tzinfo is None or not 2000 <= after[0].year <= 9000:
-        raise invalid_cursor()
-    return after
 
 
 @router.get(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -24,11 +23,10 @@ from shared.http.pagination import (
     Cursor,
     Limit,
     Page,
-    decode_cursor,
-    encode_cursor,
-    invalid_cursor,
+    decode_keyset,
+    encode_keyset,
 )
-from shared.http.problems import PROBLEM_RESPONSES, ProblemError
+from shared.http.problems import PROBLEM_RESPONSES, ProblemError, not_found
 from shared.messaging.outbox import UnitOfWork, unit_of_work
 
 router = APIRouter(prefix="/v1/clients", tags=["consents"])
@@ -44,11 +42,6 @@ def etag(consent: ConsentPublic) -> str:
 
 def location(consent: ConsentPublic) -> str:
     return f"/v1/clients/{consent.client_id}/consents/{consent.id}"
-
-
-def _not_found() -> ProblemError:
-    # The same answer as for a client outside the caller's scope: nothing is revealed.
-    return ProblemError(404, "not-found", "Not found", detail="No consent with this id.")
 
 
 async def _authorize_write(
@@ -132,13 +125,7 @@ async def list_consents(
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> Page[ConsentPublic]:
-    after = None
-    if cursor:
-        recorded_at, consent_id = decode_cursor(cursor, 2)
-        try:
-            after = (datetime.fromisoformat(recorded_at), UUID(consent_id))
-        except (TypeError, ValueError) as error:
-            raise invalid_cursor() from error
+    after = decode_keyset(cursor) if cursor else None
     async with unit_of_work(database) as uow:
         grant = await guard.authorize_client(
             uow.connection, "consent.read", client_id, resource_type="consent"
@@ -151,9 +138,7 @@ async def list_consents(
         shown = [grant.about(resource_id=str(c.id), client_id=client_id) for c in page]
         await guard.audit(uow, *(shown or [grant]))
     next_cursor = (
-        encode_cursor(page[-1].recorded_at.isoformat(), page[-1].id)
-        if len(consents) > limit
-        else None
+        encode_keyset(page[-1].recorded_at, page[-1].id) if len(consents) > limit else None
     )
     return Page[ConsentPublic](items=page, next_cursor=next_cursor)
 
@@ -183,7 +168,7 @@ async def get_consent(
             uow.connection, client_id=client_id, consent_id=consent_id
         )
         if consent is None:
-            raise await guard.refuse(grant, _not_found(), Outcome.NOT_FOUND)
+            raise await guard.refuse(grant, not_found("consent"), Outcome.NOT_FOUND)
         await guard.audit(uow, grant)
     response.headers["ETag"] = etag(consent)
     return consent
@@ -215,7 +200,7 @@ async def revoke_consent(
                 uow.connection, client_id=client_id, consent_id=consent_id
             )
             if existing is None:
-                raise await guard.refuse(grant, _not_found(), Outcome.NOT_FOUND)
+                raise await guard.refuse(grant, not_found("consent"), Outcome.NOT_FOUND)
         # Allowed either way (a second revocation only changes nothing): audited as allowed.
         await guard.audit(uow, grant)
     if consent is None:
