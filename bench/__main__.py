@@ -20,6 +20,7 @@ from typing import TextIO
 
 from bench.cases import CASES, BenchContext, Figure, Options
 from bench.load import parse_header
+from bench.people import ORGANIZATION, TEAM, WORKER
 from bench.stack import BenchStack
 from shared.auth.tokens import issue_dev_token
 
@@ -67,9 +68,10 @@ def _ms(value: object) -> str:
 def describe(figure: Figure) -> str:
     """One human line per figure."""
     case = figure.get("case")
-    if case == "register_client":
+    if case in ("register_client", "register_client_at_population"):
+        where = f"at {figure['clients']} clients " if "clients" in figure else ""
         line = (
-            f"register_client #{figure.get('round', 1)} {figure['target']:<22}"
+            f"{case} #{figure.get('round', 1)} {where}{figure['target']:<24}"
             f" {figure['throughput_rps'] or 0:7.1f} req/s"
             f"  p50 {_ms(figure['p50_ms'])}  p99 {_ms(figure['p99_ms'])}"
             f"  errors {figure['errors']}"
@@ -84,7 +86,15 @@ def describe(figure: Figure) -> str:
     if case == "environment":
         return f"environment: {figure['cores']} cores, Python {figure['python']}"
     if case == "register_client_vs_baseline":
-        return f"register_client {figure['target']} / baseline throughput = {figure['ratio']}"
+        return (
+            f"register_client {figure['target']} / same-work baseline = {figure['ratio']}"
+            f"  (/ minimal insert = {figure['ratio_to_minimal_insert']})"
+        )
+    if case == "register_client_at_population_vs_baseline":
+        return (
+            f"register_client at {figure['clients']} clients / same-work baseline ="
+            f" {figure['ratio']}  (/ minimal insert = {figure['ratio_to_minimal_insert']})"
+        )
     if case == "consumer_catch_up":
         return (
             f"consumer_catch_up {figure['backlog_events']} events behind after the load,"
@@ -175,10 +185,10 @@ def bench_authorization(stack: BenchStack) -> tuple[str, str]:
     assert stack.settings is not None
     token = issue_dev_token(
         stack.settings,
-        subject="bench-worker",
+        subject=WORKER,
         roles=["caseworker"],
-        organization_id="org-bench",
-        team_id="team-bench",
+        organization_id=ORGANIZATION,
+        team_id=TEAM,
     )
     return ("Authorization", f"Bearer {token}")
 

@@ -1,13 +1,21 @@
-"""The baseline: intake's POST /v1/clients with nothing but FastAPI, pydantic and raw asyncpg.
+"""The baselines: intake's POST /v1/clients written with nothing but FastAPI, pydantic and raw
+asyncpg, to measure what the service's framework costs.
 
-The same database work as intake, minus the service framework (middleware, metrics, tracing,
-response-model validation, event envelope): parse and validate the same body, then in one
-transaction insert the client row and its outbox row, and answer 201 with the row as JSON.
+- `POST /v1/clients`: the same database work as intake's registration, statement for
+  statement, in one transaction: the duplicate check (intake's own query), the client row,
+  its access facts, an audit row on a hash chain (the shared append statement), and the outbox
+  rows of `ClientRegistered` and `AuditRecorded`; 201 with the row as JSON, or 409 when a
+  likely duplicate exists. What it leaves out is what the comparison is about: token
+  verification, the Guard, middleware (request id, trace context, metrics, body limit), the
+  full record's validation, event models and envelopes, response models.
+- `POST /v1/minimal-clients`: the architecture guide's reference point, a client row and an
+  outbox row and nothing else.
 
 Its schema `bench_baseline` copies intake's migrated tables (`CREATE TABLE ... (LIKE intake.x
-INCLUDING ALL)`: same columns, defaults, identity, keys and indexes) plus the same NOTIFY
-trigger on the outbox, so it stays identical to intake's as intake's migrations evolve.
-It connects with the admin URL (settings.database_url) and intake's pool size.
+INCLUDING ALL)`: same columns, defaults, generated columns, keys and indexes), the NOTIFY
+trigger on the outbox and the audit chain function, so it stays identical to intake's as
+intake's migrations evolve. It connects with the admin URL (settings.database_url) and
+intake's pool size and pool settings.
 
 Served like the services (uvicorn, uvloop, httptools, one process, no access log):
 `python -m bench.baseline_app --port PORT`.
@@ -23,18 +31,31 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import asyncpg
 from fastapi import FastAPI, Request, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
-from shared.events.contracts import ClientRegistered
+from bench.people import ORGANIZATION, TEAM, WORKER
+from services.intake.clients.search import (
+    FIRST_SCOPE_PARAMETER,
+    find_likely_duplicates,
+    first_token,
+    last_token,
+    name_key,
+)
+from shared.audit.log import AuditEntry, append, chain_head_function
+from shared.db.database import pool_options
+from shared.events.contracts import AuditRecorded, ClientRegistered
 from shared.messaging.tables import outbox_channel
 from shared.settings import Settings
 
 SCHEMA = "bench_baseline"
 SOURCE_SCHEMA = "intake"
+TABLES = ("clients", "client_access", "audit_log", "outbox")
+# Who registers: the bench's case worker, whose search scope is their organisation.
+_VISIBLE = (f"(a.organization_id = ${FIRST_SCOPE_PARAMETER})", [ORGANIZATION])
 
 
 def _no_control_characters(value: str) -> str:
@@ -68,25 +89,42 @@ class ClientIn(BaseModel):
     preferred_language: Language
 
 
-_INSERT_CLIENT = """
-INSERT INTO clients (id, given_name, family_name, birth_date, preferred_language, created_at, updated_at)
+_RETURNING = (
+    "RETURNING id, given_name, family_name, birth_date, preferred_language, version, "
+    "created_at, updated_at"
+)
+_INSERT_CLIENT = f"""
+INSERT INTO clients (id, given_name, family_name, birth_date, preferred_language, name_key,
+    given_phonetic, family_phonetic, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, dmetaphone($7), dmetaphone($8), $9, $9)
+{_RETURNING}
+"""
+_INSERT_MINIMAL_CLIENT = f"""
+INSERT INTO clients (id, given_name, family_name, birth_date, preferred_language, created_at,
+    updated_at)
 VALUES ($1, $2, $3, $4, $5, $6, $6)
-RETURNING id, given_name, family_name, birth_date, preferred_language, version, created_at, updated_at
+{_RETURNING}
 """
-_INSERT_OUTBOX = """
-INSERT INTO outbox (id, aggregatetype, aggregateid, type, topic, payload, headers, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+_INSERT_ACCESS = """
+INSERT INTO client_access (client_id, organization_id, team_id, registered_by)
+VALUES ($1, $2, $3, $4)
 """
+_OUTBOX_COLUMNS = "id, aggregatetype, aggregateid, type, topic, payload, headers, created_at"
+_INSERT_OUTBOX = f"INSERT INTO outbox ({_OUTBOX_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+_INSERT_TWO_OUTBOX = (
+    f"INSERT INTO outbox ({_OUTBOX_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8), "
+    "($9, $10, $11, $12, $13, $14, $15, $16)"
+)
 
 
 async def create_schema(admin_url: str) -> None:
-    """(Re)create bench_baseline as a copy of intake's clients and outbox tables."""
+    """(Re)create bench_baseline as a copy of intake's tables, trigger and chain function."""
     connection: asyncpg.Connection = await asyncpg.connect(admin_url)
     try:
         async with connection.transaction():
             await connection.execute(f'DROP SCHEMA IF EXISTS "{SCHEMA}" CASCADE')
             await connection.execute(f'CREATE SCHEMA "{SCHEMA}"')
-            for table in ("clients", "outbox"):
+            for table in TABLES:
                 await connection.execute(
                     f'CREATE TABLE "{SCHEMA}".{table} '
                     f'(LIKE "{SOURCE_SCHEMA}".{table} INCLUDING ALL)'
@@ -104,15 +142,9 @@ async def create_schema(admin_url: str) -> None:
                 f'CREATE TRIGGER outbox_notify AFTER INSERT ON "{SCHEMA}".outbox '
                 f'FOR EACH STATEMENT EXECUTE FUNCTION "{SCHEMA}".notify_outbox()'
             )
+            await connection.execute(chain_head_function(SCHEMA))
     finally:
         await connection.close()
-
-
-async def _init_connection(connection: asyncpg.Connection) -> None:
-    for json_type in ("json", "jsonb"):
-        await connection.set_type_codec(
-            json_type, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
-        )
 
 
 def _row_json(row: asyncpg.Record) -> bytes:
@@ -124,6 +156,91 @@ def _row_json(row: asyncpg.Record) -> bytes:
     return json.dumps(document).encode()
 
 
+def _outbox_row(event_type: type[Any], aggregate_id: str, payload: dict[str, Any]) -> list[Any]:
+    return [
+        uuid4(),
+        event_type.aggregate_type,
+        aggregate_id,
+        event_type.event_type,
+        event_type.topic,
+        payload,
+        {},
+        datetime.now(UTC),
+    ]
+
+
+def _audit_entry(request: Request, client_id: UUID) -> AuditEntry:
+    return AuditEntry.new(
+        actor_id=WORKER,
+        actor_roles=["caseworker"],
+        actor_organization_id=ORGANIZATION,
+        action="client.create",
+        resource_type="client",
+        resource_id=str(client_id),
+        client_id=client_id,
+        outcome="allowed",
+        request_id=None,
+        source_address=request.client.host if request.client else None,
+        purpose=None,
+        break_glass_reason=None,
+    )
+
+
+async def _register(connection: asyncpg.Connection, body: ClientIn, request: Request) -> Response:
+    likely = await find_likely_duplicates(
+        connection,
+        name=f"{body.given_name} {body.family_name}",
+        birth_date=body.birth_date,
+        phone_digits=None,
+        visible=_VISIBLE,
+        limit=5,
+    )
+    if likely:
+        ids = [str(candidate.client_id) for candidate in likely]
+        return Response(json.dumps({"candidates": ids}), status_code=409)
+    row = await connection.fetchrow(
+        _INSERT_CLIENT,
+        uuid4(),
+        body.given_name,
+        body.family_name,
+        body.birth_date,
+        body.preferred_language,
+        name_key(body.given_name, body.family_name),
+        first_token(body.given_name),
+        last_token(body.family_name),
+        datetime.now(UTC),
+    )
+    assert row is not None
+    client_id: UUID = row["id"]
+    await connection.execute(_INSERT_ACCESS, client_id, ORGANIZATION, TEAM, WORKER)
+    entry = _audit_entry(request, client_id)
+    await append(connection, schema=SCHEMA, entries=[entry])
+    registered = {
+        "client_id": str(client_id),
+        "preferred_language": row["preferred_language"],
+        "registered_at": row["created_at"].isoformat(),
+        "organization_id": ORGANIZATION,
+        "team_id": TEAM,
+        "registered_by": WORKER,
+    }
+    recorded = {
+        "audit_id": str(entry.id),
+        "service": SCHEMA,
+        "occurred_at": entry.occurred_at.isoformat(),
+        "actor_id": WORKER,
+        "action": entry.action,
+        "resource_type": entry.resource_type,
+        "client_id": str(client_id),
+        "outcome": entry.outcome,
+    }
+    await connection.execute(
+        _INSERT_TWO_OUTBOX,
+        *_outbox_row(ClientRegistered, str(client_id), registered),
+        *_outbox_row(AuditRecorded, str(entry.id), recorded),
+    )
+    return Response(_row_json(row), status_code=201, media_type="application/json")
+
+
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -131,8 +248,7 @@ def create_app(settings: Settings) -> FastAPI:
             settings.database_url,
             min_size=1,
             max_size=settings.database_pool_size,
-            init=_init_connection,
-            server_settings={"search_path": SCHEMA, "application_name": SCHEMA},
+            **pool_options(SCHEMA),
         )
         try:
             yield
@@ -144,10 +260,16 @@ def create_app(settings: Settings) -> FastAPI:
     @app.post("/v1/clients", status_code=201)
     async def register_client(body: ClientIn, request: Request) -> Response:
         pool: asyncpg.Pool = request.app.state.pool
+        async with pool.acquire() as connection, connection.transaction():
+            return await _register(connection, body, request)
+
+    @app.post("/v1/minimal-clients", status_code=201)
+    async def register_minimal_client(body: ClientIn, request: Request) -> Response:
+        pool: asyncpg.Pool = request.app.state.pool
         now = datetime.now(UTC)
         async with pool.acquire() as connection, connection.transaction():
             row = await connection.fetchrow(
-                _INSERT_CLIENT,
+                _INSERT_MINIMAL_CLIENT,
                 uuid4(),
                 body.given_name,
                 body.family_name,
@@ -156,20 +278,13 @@ def create_app(settings: Settings) -> FastAPI:
                 now,
             )
             assert row is not None
+            payload = {
+                "client_id": str(row["id"]),
+                "preferred_language": row["preferred_language"],
+                "registered_at": row["created_at"].isoformat(),
+            }
             await connection.execute(
-                _INSERT_OUTBOX,
-                uuid4(),
-                ClientRegistered.aggregate_type,
-                str(row["id"]),
-                ClientRegistered.event_type,
-                ClientRegistered.topic,
-                {
-                    "client_id": str(row["id"]),
-                    "preferred_language": row["preferred_language"],
-                    "registered_at": row["created_at"].isoformat(),
-                },
-                {},
-                now,
+                _INSERT_OUTBOX, *_outbox_row(ClientRegistered, str(row["id"]), payload)
             )
         return Response(_row_json(row), status_code=201, media_type="application/json")
 

@@ -59,18 +59,30 @@ class BenchContext:
 Case = Callable[[BenchContext], Awaitable[None]]
 
 
+BASELINE = "baseline_raw_asyncpg"
+MINIMAL = "baseline_minimal_insert"
+INTAKE_TARGETS = ("intake_workers_paused", "intake")
+
+
+def _baseline_targets(stack: BenchStack) -> list[tuple[str, str, bool]]:
+    return [
+        (MINIMAL, f"{stack.baseline_url}/v1/minimal-clients", False),
+        (BASELINE, f"{stack.baseline_url}/v1/clients", False),
+    ]
+
+
 async def register_client(context: BenchContext) -> None:
-    """POST /v1/clients under load: the raw-asyncpg baseline and intake, same parameters.
+    """POST /v1/clients under load: the raw-asyncpg baselines and intake, same parameters.
 
     Intake runs twice: with every worker paused (SIGSTOP), which measures the API alone like
-    the baseline; then as deployed, its relay and the three consumers working off the events
+    the baselines; then as deployed, its relay and the three consumers working off the events
     on the same cores meanwhile. Each phase starts once the consumers have caught up. With
     several rounds the order alternates and the ratios use the median throughputs.
     """
     stack, options = context.stack, context.options
     intake_url = f"{stack.api_url('intake')}/v1/clients"
     targets = [
-        ("baseline_raw_asyncpg", f"{stack.baseline_url}/v1/clients", False),
+        *_baseline_targets(stack),
         ("intake_workers_paused", intake_url, True),
         ("intake", intake_url, False),
     ]
@@ -97,17 +109,28 @@ async def register_client(context: BenchContext) -> None:
                         else None,
                     }
                 )
-    baseline = _median(throughput["baseline_raw_asyncpg"])
-    for target in ("intake_workers_paused", "intake"):
-        rps = _median(throughput[target])
+    medians = {target: _median(values) for target, values in throughput.items()}
+    for target in INTAKE_TARGETS:
         context.emit(
             {
                 "case": "register_client_vs_baseline",
                 "target": target,
-                "ratio": round(rps / baseline, 3) if rps and baseline else None,
+                **_ratios(medians, target),
                 "rounds": options.rounds,
             }
         )
+
+
+def _ratios(throughput: dict[str, float | None], target: str) -> dict[str, float | None]:
+    """`ratio`: target / the same-work baseline; `ratio_to_minimal_insert`: target / the
+    two-insert endpoint."""
+    rps = throughput.get(target)
+
+    def of(baseline: str) -> float | None:
+        reference = throughput.get(baseline)
+        return round(rps / reference, 3) if rps and reference else None
+
+    return {"ratio": of(BASELINE), "ratio_to_minimal_insert": of(MINIMAL)}
 
 
 def _median(values: list[float]) -> float | None:
@@ -275,24 +298,23 @@ async def client_search(context: BenchContext) -> None:
         context.emit({"case": "population", "clients": size, "seed_seconds": round(seconds, 1)})
         for concurrency in options.search_concurrency:
             await _search_phase(context, size, concurrency)
-        baseline = await _load_phase(
-            context, "baseline_raw_asyncpg", f"{stack.baseline_url}/v1/clients",
-            pause_workers=False,
-        )  # fmt: skip
-        intake = await _load_phase(
-            context, "intake_workers_paused", f"{stack.api_url('intake')}/v1/clients",
-            pause_workers=True,
-        )  # fmt: skip
-        for figure in (baseline, intake):
-            context.emit({**figure, "case": "register_client_at_population", "clients": size})
-        if baseline["throughput_rps"] and intake["throughput_rps"]:
-            context.emit(
-                {
-                    "case": "register_client_at_population_vs_baseline",
-                    "clients": size,
-                    "ratio": round(intake["throughput_rps"] / baseline["throughput_rps"], 3),
-                }
+        figures = [
+            await _load_phase(context, target, url, pause_workers=pause_workers)
+            for target, url, pause_workers in (
+                *_baseline_targets(stack),
+                ("intake_workers_paused", f"{stack.api_url('intake')}/v1/clients", True),
             )
+        ]
+        for figure in figures:
+            context.emit({**figure, "case": "register_client_at_population", "clients": size})
+        throughput = {figure["target"]: figure["throughput_rps"] for figure in figures}
+        context.emit(
+            {
+                "case": "register_client_at_population_vs_baseline",
+                "clients": size,
+                **_ratios(throughput, "intake_workers_paused"),
+            }
+        )
 
 
 def _misspelled(name: str) -> str:

@@ -235,6 +235,10 @@ LANGUAGES = ("en", "es", "pt", "fr", "ar", "zh", "vi", "so", "ru", "hi")
 FIRST_BIRTH_DATE = date(1941, 1, 1)
 BIRTH_DATE_SPAN_DAYS = 65 * 365
 
+# The case worker every benchmark request acts as; the seeded population is in their
+# organisation, so their searches and duplicate checks see it.
+WORKER, ORGANIZATION, TEAM = "bench-worker", "org-bench", "team-bench"
+
 _seeds = itertools.count(1)
 
 

@@ -5,12 +5,22 @@ search keys the service computes, in the bench organisation so the bench token s
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import asyncpg
 
-from bench.people import BIRTH_DATE_SPAN_DAYS, FAMILY, FIRST_BIRTH_DATE, GIVEN, LANGUAGES
+from bench.baseline_app import SCHEMA as BASELINE_SCHEMA
+from bench.people import (
+    BIRTH_DATE_SPAN_DAYS,
+    FAMILY,
+    FIRST_BIRTH_DATE,
+    GIVEN,
+    LANGUAGES,
+    ORGANIZATION,
+    TEAM,
+)
 
-ORGANIZATION = "org-bench"
 TRIGRAM_INDEX = "ix_clients_birth_year_name_key_trgm"
 
 _INSERT = """
@@ -30,7 +40,24 @@ WITH people AS (
     RETURNING id
 )
 INSERT INTO intake.client_access (client_id, organization_id, team_id, registered_by)
-SELECT id, $7, 'team-bench', 'bench-seed' FROM inserted
+SELECT id, $7, $8, 'bench-seed' FROM inserted
+"""
+
+
+# The baseline's registry: a copy of intake's (bench/baseline_app.py, same tables).
+_SEARCH_COLUMNS = (
+    "id, given_name, family_name, birth_date, preferred_language, name_key, given_phonetic, "
+    "family_phonetic, phone_digits, created_at, updated_at"
+)
+_MIRROR = f"""
+WITH copied AS (
+    INSERT INTO {BASELINE_SCHEMA}.clients ({_SEARCH_COLUMNS})
+    SELECT {_SEARCH_COLUMNS} FROM intake.clients c
+    WHERE NOT EXISTS (SELECT 1 FROM {BASELINE_SCHEMA}.clients b WHERE b.id = c.id)
+    RETURNING id
+)
+INSERT INTO {BASELINE_SCHEMA}.client_access (client_id, organization_id, team_id, registered_by)
+SELECT id, '{ORGANIZATION}', '{TEAM}', 'bench-seed' FROM copied
 """
 
 
@@ -44,33 +71,45 @@ async def population(admin_url: str) -> int:
 
 
 async def grow_population(admin_url: str, size: int, batch: int = 100_000) -> float:
-    """Insert clients until intake holds `size`; the seconds it took. The trigram index is
-    dropped during the bulk insert and built again after, as one would for a migration."""
+    """Insert clients until intake holds `size`, and give the baseline the same registry; the
+    seconds it took. The trigram index is dropped during the bulk insert and built again after,
+    as one would for a migration."""
     started = time.monotonic()
     connection = await asyncpg.connect(admin_url)
     try:
         missing = size - await connection.fetchval("SELECT count(*) FROM intake.clients")
         if missing <= 0:
             return 0.0
-        definition = await connection.fetchval(
-            "SELECT indexdef FROM pg_indexes WHERE schemaname = 'intake' AND indexname = $1",
-            TRIGRAM_INDEX,
-        )
-        await connection.execute(f"DROP INDEX intake.{TRIGRAM_INDEX}")
-        while missing > 0:
-            step = min(batch, missing)
-            await connection.execute(
-                _INSERT, GIVEN, FAMILY, FIRST_BIRTH_DATE, BIRTH_DATE_SPAN_DAYS, list(LANGUAGES),
-                step, ORGANIZATION,
-            )  # fmt: skip
-            missing -= step
-        await connection.execute("SET maintenance_work_mem = '512MB'")
-        await connection.execute(definition)
-        await connection.execute("ANALYZE intake.clients")
-        await connection.execute("ANALYZE intake.client_access")
+        async with _without_trigram_index(connection, "intake"):
+            while missing > 0:
+                step = min(batch, missing)
+                await connection.execute(
+                    _INSERT, GIVEN, FAMILY, FIRST_BIRTH_DATE, BIRTH_DATE_SPAN_DAYS,
+                    list(LANGUAGES), step, ORGANIZATION, TEAM,
+                )  # fmt: skip
+                missing -= step
+        async with _without_trigram_index(connection, BASELINE_SCHEMA):
+            await connection.execute(_MIRROR)
     finally:
         await connection.close()
     return time.monotonic() - started
+
+
+@asynccontextmanager
+async def _without_trigram_index(
+    connection: asyncpg.Connection, schema: str
+) -> AsyncIterator[None]:
+    definition = await connection.fetchval(
+        "SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND indexname = $2",
+        schema,
+        TRIGRAM_INDEX,
+    )
+    await connection.execute(f'DROP INDEX "{schema}".{TRIGRAM_INDEX}')
+    yield
+    await connection.execute("SET maintenance_work_mem = '512MB'")
+    await connection.execute(definition)
+    await connection.execute(f'ANALYZE "{schema}".clients')
+    await connection.execute(f'ANALYZE "{schema}".client_access')
 
 
 async def sample_people(admin_url: str, count: int) -> list[tuple[str, str, str]]:

@@ -14,7 +14,7 @@ import contextlib
 import hashlib
 import json
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -103,12 +103,16 @@ class AuditEntry:
         return cls(id=uuid4(), occurred_at=datetime.now(UTC), **fields)
 
     def canonical(self) -> bytes:
-        values = asdict(self)
+        """The bytes the hash covers: every field, as sorted-key compact JSON."""
+        values = {name: getattr(self, name) for name in _ENTRY_FIELDS}
         values["id"] = str(self.id)
         values["client_id"] = str(self.client_id) if self.client_id else None
         values["occurred_at"] = self.occurred_at.astimezone(UTC).isoformat()
         values["actor_roles"] = sorted(self.actor_roles)
         return json.dumps(values, sort_keys=True, separators=(",", ":")).encode()
+
+
+_ENTRY_FIELDS = tuple(AuditEntry.__dataclass_fields__)
 
 
 def chain_hash(previous: str, entry: AuditEntry) -> str:
@@ -119,57 +123,61 @@ def _lock_namespace(schema: str) -> int:
     return zlib.crc32(f"casework-audit:{schema}".encode()) - 2**31  # a signed int4
 
 
-_INSERT = """
+# One round trip for any number of entries. `audit_chain_head` takes the chain's lock, then
+# reads its head with a fresh snapshot (a volatile function's statements each get one), so it
+# sees the last commit; each entry's hash is sha256(previous hash || canonical bytes), as in
+# chain_hash, computed here in order.
+_APPEND = f"""
+WITH RECURSIVE entries AS (
+    SELECT * FROM unnest($3::uuid[], $4::timestamptz[], $5::text[], $6::text[], $7::text[],
+                         $8::text[], $9::text[], $10::text[], $11::uuid[], $12::text[],
+                         $13::text[], $14::text[], $15::text[], $16::text[], $17::bytea[])
+        WITH ORDINALITY AS e(id, occurred_at, actor_id, actor_roles, actor_organization_id,
+                             action, resource_type, resource_id, client_id, outcome,
+                             request_id, source_address, purpose, break_glass_reason,
+                             canonical, n)
+), chained (n, prev_hash, hash) AS (
+    SELECT 0::bigint, NULL::text, coalesce(audit_chain_head($1, $2), '{GENESIS}')
+    UNION ALL
+    SELECT e.n, c.hash, encode(sha256(convert_to(c.hash, 'UTF8') || e.canonical), 'hex')
+    FROM chained c JOIN entries e ON e.n = c.n + 1
+)
 INSERT INTO audit_log (id, chain, occurred_at, actor_id, actor_roles, actor_organization_id,
     action, resource_type, resource_id, client_id, outcome, request_id, source_address, purpose,
     break_glass_reason, prev_hash, hash)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+SELECT e.id, $2, e.occurred_at, e.actor_id, ARRAY(SELECT jsonb_array_elements_text(e.actor_roles::jsonb)),
+    e.actor_organization_id,
+    e.action, e.resource_type, e.resource_id, e.client_id, e.outcome, e.request_id,
+    e.source_address, e.purpose, e.break_glass_reason, c.prev_hash, c.hash
+FROM entries e JOIN chained c USING (n)
+ORDER BY e.n
 """
 
 
 async def record(uow: UnitOfWork, *, schema: str, entries: list[AuditEntry]) -> None:
-    """Append entries inside the caller's transaction, all on one chain. Call it last: the
-    chain's lock is held until the transaction ends."""
+    """Append entries inside the caller's transaction, all on one chain, and publish them.
+    Call it last: the chain's lock is held until the transaction ends."""
+    await append(uow.connection, schema=schema, entries=entries)
+    uow.publish(*(_published(schema, entry) for entry in entries))
+
+
+async def append(connection: asyncpg.Connection, *, schema: str, entries: list[AuditEntry]) -> None:
+    """The rows alone, in one round trip (`record` is what a service calls)."""
     if not entries:
         return
-    connection = uow.connection
-    chain = entries[0].id.int % CHAINS
-    # One round trip: the function takes the chain's lock, then reads its head with a fresh
-    # snapshot (a volatile function's statements each get one), so it sees the last commit.
-    previous = await connection.fetchval(
-        "SELECT audit_chain_head($1, $2)", _lock_namespace(schema), chain
+    columns: list[list[Any]] = [
+        [getattr(entry, name) for entry in entries] for name in _ENTRY_FIELDS
+    ]
+    # Postgres arrays are rectangular: each entry's roles travel as one text (a JSON array).
+    roles = _ENTRY_FIELDS.index("actor_roles")
+    columns[roles] = [json.dumps(entry.actor_roles) for entry in entries]
+    await connection.execute(
+        _APPEND,
+        _lock_namespace(schema),
+        entries[0].id.int % CHAINS,
+        *columns,
+        [entry.canonical() for entry in entries],
     )
-    rows = []
-    prev_hash = previous or GENESIS
-    for entry in entries:
-        entry_hash = chain_hash(prev_hash, entry)
-        rows.append(
-            (
-                entry.id,
-                chain,
-                entry.occurred_at,
-                entry.actor_id,
-                entry.actor_roles,
-                entry.actor_organization_id,
-                entry.action,
-                entry.resource_type,
-                entry.resource_id,
-                entry.client_id,
-                entry.outcome,
-                entry.request_id,
-                entry.source_address,
-                entry.purpose,
-                entry.break_glass_reason,
-                prev_hash,
-                entry_hash,
-            )
-        )
-        prev_hash = entry_hash
-    if len(rows) == 1:
-        await connection.execute(_INSERT, *rows[0])
-    else:
-        await connection.executemany(_INSERT, rows)
-    uow.publish(*(_published(schema, entry) for entry in entries))
 
 
 def _published(schema: str, entry: AuditEntry) -> AuditRecorded:
@@ -238,12 +246,9 @@ async def verify_chains(connection: asyncpg.Connection) -> list[ChainBreak]:
     return breaks
 
 
-def create_audit_log_v1(connection: Connection, schema: str) -> None:
-    """For a service's migration: the table, then withhold UPDATE, DELETE and TRUNCATE from
-    the service's login role (the default privileges granted them on every table)."""
-    create_tables(connection, schema, audit_log_table)
-    connection.exec_driver_sql(
-        f"""
+def chain_head_function(schema: str) -> str:
+    """The DDL of `audit_chain_head`: lock a chain until commit, then read its newest hash."""
+    return f"""
         CREATE FUNCTION "{schema}".audit_chain_head(namespace integer, chain_number integer)
         RETURNS text LANGUAGE plpgsql VOLATILE AS $$
         BEGIN
@@ -252,7 +257,13 @@ def create_audit_log_v1(connection: Connection, schema: str) -> None:
                     WHERE chain = chain_number ORDER BY seq DESC LIMIT 1);
         END $$
         """
-    )
+
+
+def create_audit_log_v1(connection: Connection, schema: str) -> None:
+    """For a service's migration: the table, then withhold UPDATE, DELETE and TRUNCATE from
+    the service's login role (the default privileges granted them on every table)."""
+    create_tables(connection, schema, audit_log_table)
+    connection.exec_driver_sql(chain_head_function(schema))
     connection.exec_driver_sql(
         f'REVOKE UPDATE, DELETE, TRUNCATE ON "{schema}".audit_log FROM "{service_role(schema)}"'
     )

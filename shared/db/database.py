@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
 
@@ -14,6 +15,22 @@ async def _init_connection(connection: asyncpg.Connection) -> None:
         await connection.set_type_codec(
             json_type, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
         )
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """What a released connection needs beyond asyncpg's own clean-up (which rolls back an open
+    transaction): nothing. Pooled connections only ever hold transaction-scoped state
+    (set_config(..., true), pg_advisory_xact_lock); LISTEN and session-level locks use
+    connect_dedicated(). asyncpg's default reset would cost a round trip per request."""
+
+
+def pool_options(schema: str) -> dict[str, Any]:
+    """How every pool on a service's schema is set up (asyncpg.create_pool keywords)."""
+    return {
+        "init": _init_connection,
+        "reset": _keep_session,
+        "server_settings": {"search_path": f"{schema}, extensions", "application_name": schema},
+    }
 
 
 class Database:
@@ -30,11 +47,7 @@ class Database:
             self.dsn,
             min_size=1,
             max_size=self.pool_size,
-            init=_init_connection,
-            server_settings={
-                "search_path": f"{self.schema}, extensions",
-                "application_name": self.schema,
-            },
+            **pool_options(self.schema),
         )
 
     async def close(self) -> None:

@@ -3,9 +3,14 @@ birth date (also with day and month swapped) and phone, each found through an in
 scored with the reasons for the score.
 
 Scoring is deliberately simple and explained: a worker must be able to see why two records
-look alike. Weights: name similarity up to 0.45, names that sound alike 0.15, the same birth
-date 0.35 (day and month swapped 0.30, same year 0.03: namesakes born the same year are
-common in a large registry and must not be called duplicates on that alone), the same phone 0.30; capped at 1.
+look alike. The weights are below; the score is capped at 1. Namesakes born the same year are
+common in a large registry, so the same year alone weighs almost nothing.
+
+Two uses: a search shows a worker every plausible candidate (`find_candidates`); the check
+before registering looks only for likely duplicates (`find_likely_duplicates`). By these
+weights a likely duplicate always shares the birth date (or its day-and-month swap) or the
+phone number (`can_be_likely_duplicate`), so that check needs only those two indexes: a few
+dozen rows at a million clients, where a name search reads thousands.
 """
 
 from __future__ import annotations
@@ -18,8 +23,24 @@ from uuid import UUID
 import asyncpg
 
 LIKELY_DUPLICATE = 0.65
-FIRST_SCOPE_PARAMETER = 7  # the candidates query binds $1..$6 itself
+FIRST_SCOPE_PARAMETER = 6  # the candidates query binds $1..$5 itself
 NAME_THRESHOLD = 0.4
+
+NAME_SIMILARITY_WEIGHT = 0.45  # times the trigram similarity of the whole name, 0 to 1
+SOUNDS_ALIKE = 0.15  # given and family name have the same phonetic codes
+SAME_BIRTH_DATE = 0.35
+SWAPPED_BIRTH_DATE = 0.30
+SAME_BIRTH_YEAR = 0.03
+SAME_PHONE = 0.30
+
+
+def can_be_likely_duplicate(*, birth_date_matches: bool, phone_matches: bool) -> bool:
+    """Whether a record can score as a likely duplicate at all: the best score it can reach
+    given which of birth date (exact or swapped) and phone it shares."""
+    best = NAME_SIMILARITY_WEIGHT + SOUNDS_ALIKE
+    best += SAME_BIRTH_DATE if birth_date_matches else SAME_BIRTH_YEAR
+    best += SAME_PHONE if phone_matches else 0.0
+    return best >= LIKELY_DUPLICATE
 
 
 def normalize(text: str | None) -> str:
@@ -67,29 +88,45 @@ class Candidate:
         return self.score >= LIKELY_DUPLICATE
 
 
-# The name branch: within the birth year when one is given (the same year, or the year of a
-# birth date whose day and month were swapped: the same), across everyone otherwise.
-_NAME_IN_YEAR = "SELECT id FROM clients WHERE $1 <> '' AND birth_year = $6 AND name_key % $1"
-_NAME_ANYWHERE = "SELECT id FROM clients WHERE $1 <> '' AND $6::smallint IS NULL AND name_key % $1"
-
-_CANDIDATES = """
-WITH matches AS (
-    {name_branch}
-    UNION SELECT id FROM clients
-        WHERE cardinality($2::text[]) > 0
-          AND given_phonetic = ANY($2::text[]) AND family_phonetic = ANY($2::text[])
-    UNION SELECT id FROM clients WHERE birth_date = $3 OR birth_date = $4
-    UNION SELECT id FROM clients WHERE phone_digits = $5
+# Where candidates come from, each branch through an index. $1 is the normalized name, $2 and
+# $3 the birth date and its swap, $4 the phone digits, $5 the birth year; `probe` holds the
+# name's phonetic codes. The name branch looks within the birth year when one is given (a
+# swapped birth date has the same year), across everyone otherwise.
+_BY_NAME_IN_YEAR = "SELECT id FROM clients WHERE $1 <> '' AND birth_year = $5 AND name_key % $1"
+_BY_NAME_ANYWHERE = (
+    "SELECT id FROM clients WHERE $1 <> '' AND $5::smallint IS NULL AND name_key % $1"
 )
-SELECT c.id, c.given_name, c.family_name, c.birth_date, c.given_phonetic, c.family_phonetic,
-       c.phone_digits, similarity(c.name_key, $1) AS name_similarity
+_BY_SOUND = """SELECT id FROM clients
+        WHERE given_phonetic = ANY((SELECT phonetic FROM probe)::text[])
+          AND family_phonetic = ANY((SELECT phonetic FROM probe)::text[])"""
+_BY_BIRTH_DATE = "SELECT id FROM clients WHERE birth_date = $2 OR birth_date = $3"
+_BY_PHONE = "SELECT id FROM clients WHERE phone_digits = $4"
+
+# At most 200 candidates go on to be scored, ranked first by a rough form of the score.
+_CANDIDATES = """
+WITH probe AS (
+    SELECT coalesce(array_agg(DISTINCT dmetaphone(token)), '{{}}') AS phonetic
+    FROM unnest(string_to_array($1, ' ')) AS token WHERE token <> ''
+), matches AS (
+    {branches}
+)
+SELECT c.id, c.given_name, c.family_name, c.birth_date, c.phone_digits,
+       similarity(c.name_key, $1) AS name_similarity,
+       coalesce(c.given_phonetic = ANY(probe.phonetic)
+                AND c.family_phonetic = ANY(probe.phonetic), false) AS sounds_alike
 FROM matches JOIN clients c USING (id) JOIN client_access a ON a.client_id = c.id
+    CROSS JOIN probe
 WHERE {visible}
 ORDER BY similarity(c.name_key, $1)
-    + CASE WHEN c.birth_date = $3 OR c.birth_date = $4 THEN 0.8 ELSE 0 END
-    + CASE WHEN c.phone_digits = $5 THEN 0.7 ELSE 0 END DESC
+    + CASE WHEN c.birth_date = $2 OR c.birth_date = $3 THEN 0.8 ELSE 0 END
+    + CASE WHEN c.phone_digits = $4 THEN 0.7 ELSE 0 END
+    + CASE WHEN c.birth_year = $5 THEN 0.05 ELSE 0 END DESC
 LIMIT 200
 """
+
+
+def _union(*branches: str) -> str:
+    return "\n    UNION ".join(branches)
 
 
 async def find_candidates(
@@ -101,14 +138,8 @@ async def find_candidates(
     visible: tuple[str, list[str]],
     limit: int,
 ) -> list[Candidate]:
-    """`visible`: Policy.list_filter(..., first_parameter=FIRST_SCOPE_PARAMETER)."""
-    key = normalize(name)
-    phonetic = await connection.fetchval(
-        "SELECT coalesce(array_agg(DISTINCT dmetaphone(token)), '{}') "
-        "FROM unnest(string_to_array($1, ' ')) AS token WHERE token <> ''",
-        key,
-    )
-    clause, parameters = visible
+    """Everyone who might be this person, best first. `visible`:
+    Policy.list_filter(..., first_parameter=FIRST_SCOPE_PARAMETER)."""
     # Custom plans: a cached generic plan cannot see which branch ($1 empty, $6 null) applies
     # and would scan; planning this query costs far less than such a scan.
     await connection.execute(
@@ -116,51 +147,80 @@ async def find_candidates(
         "set_config('plan_cache_mode', 'force_custom_plan', true)",
         str(NAME_THRESHOLD),
     )
+    by_name = _BY_NAME_IN_YEAR if birth_date else _BY_NAME_ANYWHERE
+    branches = _union(by_name, _BY_SOUND, _BY_BIRTH_DATE, _BY_PHONE)
+    return await _ranked(connection, branches, name, birth_date, phone_digits, visible, limit)
+
+
+async def find_likely_duplicates(
+    connection: asyncpg.Connection,
+    *,
+    name: str | None,
+    birth_date: date | None,
+    phone_digits: str | None,
+    visible: tuple[str, list[str]],
+    limit: int,
+) -> list[Candidate]:
+    """The candidates at or above LIKELY_DUPLICATE, best first: exactly those find_candidates
+    would flag, found through the birth date and phone indexes alone (see the module's doc)."""
+    if birth_date is None and not phone_digits:
+        return []
+    branches = _union(_BY_BIRTH_DATE, _BY_PHONE)
+    candidates = await _ranked(
+        connection, branches, name, birth_date, phone_digits, visible, limit=None
+    )
+    return [candidate for candidate in candidates if candidate.likely_duplicate][:limit]
+
+
+async def _ranked(
+    connection: asyncpg.Connection,
+    branches: str,
+    name: str | None,
+    birth_date: date | None,
+    phone_digits: str | None,
+    visible: tuple[str, list[str]],
+    limit: int | None,
+) -> list[Candidate]:
+    key = normalize(name)
+    clause, parameters = visible
     rows = await connection.fetch(
-        _CANDIDATES.format(
-            name_branch=_NAME_IN_YEAR if birth_date else _NAME_ANYWHERE, visible=clause
-        ),
+        _CANDIDATES.format(branches=branches, visible=clause),
         key,
-        phonetic,
         birth_date,
         swapped(birth_date),
         phone_digits,
         birth_date.year if birth_date else None,
         *parameters,
     )
-    candidates = [_score(row, key, set(phonetic), birth_date, phone_digits) for row in rows]
+    candidates = [_score(row, key, birth_date, phone_digits) for row in rows]
     candidates = [candidate for candidate in candidates if candidate.score > 0.3]
     return sorted(candidates, key=lambda c: (-c.score, str(c.client_id)))[:limit]
 
 
 def _score(
-    row: asyncpg.Record,
-    key: str,
-    phonetic: set[str],
-    birth_date: date | None,
-    phone_digits: str | None,
+    row: asyncpg.Record, key: str, birth_date: date | None, phone_digits: str | None
 ) -> Candidate:
     score = 0.0
     reasons: list[str] = []
     if key and row["name_similarity"]:
         similarity = float(row["name_similarity"])
-        score += 0.45 * similarity
+        score += NAME_SIMILARITY_WEIGHT * similarity
         reasons.append(f"name similarity {similarity:.2f}")
-    if phonetic and row["given_phonetic"] in phonetic and row["family_phonetic"] in phonetic:
-        score += 0.15
+    if row["sounds_alike"]:
+        score += SOUNDS_ALIKE
         reasons.append("names sound alike")
     if birth_date and row["birth_date"]:
         if row["birth_date"] == birth_date:
-            score += 0.35
+            score += SAME_BIRTH_DATE
             reasons.append("same birth date")
         elif row["birth_date"] == swapped(birth_date):
-            score += 0.30
+            score += SWAPPED_BIRTH_DATE
             reasons.append("birth date with day and month swapped")
         elif row["birth_date"].year == birth_date.year:
-            score += 0.03
+            score += SAME_BIRTH_YEAR
             reasons.append("same birth year")
     if phone_digits and row["phone_digits"] == phone_digits:
-        score += 0.30
+        score += SAME_PHONE
         reasons.append("same phone number")
     return Candidate(
         client_id=row["id"],

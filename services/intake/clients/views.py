@@ -20,7 +20,12 @@ from services.intake.clients.models import (
     Phone,
     digits,
 )
-from services.intake.clients.search import FIRST_SCOPE_PARAMETER, Candidate, find_candidates
+from services.intake.clients.search import (
+    FIRST_SCOPE_PARAMETER,
+    Candidate,
+    find_candidates,
+    find_likely_duplicates,
+)
 from shared.audit.log import Outcome
 from shared.auth.guard import Grant, Guard, GuardDep
 from shared.http import idempotency
@@ -33,7 +38,7 @@ from shared.http.pagination import (
     encode_keyset,
 )
 from shared.http.problems import PROBLEM_RESPONSES, ProblemError
-from shared.messaging.outbox import UnitOfWork, unit_of_work
+from shared.messaging.outbox import unit_of_work
 
 router = APIRouter(prefix="/v1/clients", tags=["clients"])
 
@@ -76,25 +81,11 @@ def _shown(grant: Grant, candidates: list[Candidate], action: str) -> list[Grant
     ]
 
 
-async def _candidates_for(
-    uow: UnitOfWork,
-    guard: Guard,
-    *,
-    name: str | None,
-    birth_date: date | None,
-    phone: str | None,
-    limit: int,
-) -> list[Candidate]:
-    return await find_candidates(
-        uow.connection,
-        name=name,
-        birth_date=birth_date,
-        phone_digits=digits(phone),
-        visible=guard.policy.list_filter(
-            guard.principal, "client.search", first_parameter=FIRST_SCOPE_PARAMETER
-        ),
-        limit=limit,
-    )  # fmt: skip
+def _searchable(guard: Guard) -> tuple[str, list[str]]:
+    """The SQL filter for the clients the caller may find (see Policy.list_filter)."""
+    return guard.policy.list_filter(
+        guard.principal, "client.search", first_parameter=FIRST_SCOPE_PARAMETER
+    )
 
 
 @router.get(
@@ -122,8 +113,13 @@ async def search_clients(
             errors=[{"field": "query", "message": "no search criteria", "code": "missing"}],
         )  # fmt: skip
     async with unit_of_work(database) as uow:
-        candidates = await _candidates_for(
-            uow, guard, name=name, birth_date=birth_date, phone=phone, limit=limit
+        candidates = await find_candidates(
+            uow.connection,
+            name=name,
+            birth_date=birth_date,
+            phone_digits=digits(phone),
+            visible=_searchable(guard),
+            limit=limit,
         )
         await guard.audit(uow, *(_shown(grant, candidates, "client.search") or [grant]))
     return SearchResult(candidates=[CandidatePublic.of(c) for c in candidates])
@@ -161,18 +157,14 @@ async def register_client(
                 status_code=stored.status_code,
                 headers={"ETag": etag(replayed), "Location": f"/v1/clients/{replayed.id}"},
             )
-        likely = [
-            c
-            for c in await _candidates_for(
-                uow,
-                guard,
-                name=f"{body.given_name or ''} {body.family_name or ''}",
-                birth_date=body.birth_date,
-                phone=body.phone,
-                limit=5,
-            )
-            if c.likely_duplicate
-        ]
+        likely = await find_likely_duplicates(
+            uow.connection,
+            name=f"{body.given_name or ''} {body.family_name or ''}",
+            birth_date=body.birth_date,
+            phone_digits=digits(body.phone),
+            visible=_searchable(guard),
+            limit=5,
+        )
         if likely and body.duplicate_check != "confirmed_new":
             raise await _refuse_duplicate(guard, grant, likely)
         client = await service.register_client(uow, data=body, registered_by=guard.principal)
