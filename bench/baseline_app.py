@@ -39,7 +39,6 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
 from bench.people import ORGANIZATION, TEAM, WORKER
 from services.intake.clients.search import (
-    FIRST_SCOPE_PARAMETER,
     find_likely_duplicates,
     first_token,
     last_token,
@@ -54,8 +53,11 @@ from shared.settings import Settings
 SCHEMA = "bench_baseline"
 SOURCE_SCHEMA = "intake"
 TABLES = ("clients", "client_access", "audit_log", "outbox")
+
+
 # Who registers: the bench's case worker, whose search scope is their organisation.
-_VISIBLE = (f"(a.organization_id = ${FIRST_SCOPE_PARAMETER})", [ORGANIZATION])
+def _visible(first_parameter: int) -> tuple[str, list[str]]:
+    return f"(a.organization_id = ${first_parameter})", [ORGANIZATION]
 
 
 def _no_control_characters(value: str) -> str:
@@ -192,7 +194,7 @@ async def _register(connection: asyncpg.Connection, body: ClientIn, request: Req
         name=f"{body.given_name} {body.family_name}",
         birth_date=body.birth_date,
         phone_digits=None,
-        visible=_VISIBLE,
+        visible=_visible,
         limit=5,
     )
     if likely:

@@ -167,6 +167,7 @@ async def _load_phase(
         "p50_ms": result.p50_ms,
         "p99_ms": result.p99_ms,
         "errors": result.errors,
+        "duplicates_refused": result.duplicates_refused,
         "mean_ms": result.mean_ms,
         "max_ms": result.max_ms,
         "elapsed_s": result.elapsed_s,

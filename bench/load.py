@@ -37,6 +37,8 @@ REQUEST_ERRORS: tuple[type[BaseException], ...] = (
     ValueError,
 )
 
+DUPLICATE_REFUSED = 409
+
 
 def percentile(values: Sequence[float], q: float) -> float:
     """The q-th percentile (0..100) by linear interpolation between closest ranks (numpy's default)."""
@@ -148,6 +150,10 @@ class LoadResult:
     max_ms: float | None
     # CPU seconds the generator itself used while measuring (user + system).
     cpu_s: float
+    # 409 answers: synthetic people are drawn from common names, and now and then one matches
+    # a registered person closely enough for the duplicate check. A correct answer, not an
+    # error; not counted in the throughput either.
+    duplicates_refused: int = 0
     error_samples: list[str] = field(default_factory=list)
 
 
@@ -156,6 +162,7 @@ class _Tally:
     expect_status: int
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
+    duplicates_refused: int = 0
     error_samples: list[str] = field(default_factory=list)
 
     def error(self, description: str) -> None:
@@ -191,6 +198,8 @@ async def _drive(
                 continue
             if status == tally.expect_status:
                 tally.latencies.append(time.perf_counter() - started)
+            elif status == DUPLICATE_REFUSED:
+                tally.duplicates_refused += 1
             else:
                 tally.error(f"HTTP {status}: {body[:200].decode('utf-8', 'replace')}")
 
@@ -236,6 +245,7 @@ async def run_load(
         mean_ms=rounded(sum(latencies_ms) / len(latencies_ms)) if latencies_ms else None,
         max_ms=rounded(max(latencies_ms)) if latencies_ms else None,
         cpu_s=round(cpu, 3),
+        duplicates_refused=tally.duplicates_refused,
         error_samples=tally.error_samples,
     )
 

@@ -8,6 +8,7 @@ systems, one in alice's organisation and one elsewhere.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import subprocess
 import sys
 import time
@@ -421,6 +422,31 @@ async def test_verification_detects_an_altered_or_removed_row(
             finally:
                 await transaction.rollback()
             assert [(found.chain, found.reason) for found in breaks] == [(chain, reason)]
+        assert await verify_chains(connection) == []
+    finally:
+        await connection.close()
+
+
+async def test_one_request_s_records_are_linked_in_order_on_one_chain(
+    stack: Stack, settings: Settings, client_id: str
+) -> None:
+    # A list shows several clients: one record each, appended in one statement.
+    for _ in range(3):
+        assert (await stack.api["intake"].post("/v1/clients", json=VALID_CLIENT)).status_code == 201
+    response, request_id = await call(stack, settings, ALICE, "intake", "GET", "/v1/clients")
+    shown = [client["id"] for client in response.json()["items"]]
+    rows = await audit_rows(settings, "intake", request_id)
+
+    assert len(shown) >= 4
+    assert [str(row["client_id"]) for row in rows] == shown
+    assert len({row["chain"] for row in rows}) == 1
+    for previous, row in itertools.pairwise(rows):
+        assert row["prev_hash"] == previous["hash"]
+        assert row["seq"] > previous["seq"]
+    assert [tuple(row["actor_roles"]) for row in rows] == [("caseworker",)] * len(rows)
+    connection = await asyncpg.connect(settings.database_url)
+    try:
+        await connection.execute("SET search_path = intake")
         assert await verify_chains(connection) == []
     finally:
         await connection.close()

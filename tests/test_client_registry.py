@@ -207,6 +207,63 @@ async def test_a_likely_duplicate_is_refused_then_registered_on_confirmation(
     assert ("client.create", confirmed.json()["id"]) in decisions
 
 
+# A family and a namesake; the probes below are registrations a worker might attempt.
+WISNIEWSKI = [
+    {"given_name": "Tomasz", "family_name": "Wiśniewski", "birth_date": "1972-06-08", "phone": "555-201-3344"},
+    {"given_name": "Tomas", "family_name": "Wisniewski", "birth_date": "1972-08-06"},
+    {"given_name": "Halina", "family_name": "Wiśniewska", "birth_date": "1974-01-20", "phone": "555-201-3344"},
+    {"given_name": "Tomasz", "family_name": "Wiśniewski", "birth_date": "1950-03-15"},
+]  # fmt: skip
+PROBES: list[tuple[str, dict[str, Any]]] = [
+    ("the same person", {"given_name": "Tomasz", "family_name": "Wisniewski", "birth_date": "1972-06-08"}),
+    ("day and month swapped, a typo", {"given_name": "Tomasz", "family_name": "Wisnewski", "birth_date": "1972-08-06"}),
+    ("no birth date, the family phone", {"given_name": "Tomasz", "family_name": "Wiśniewski", "birth_date": None, "birth_date_quality": "8", "phone": "(555) 201-3344"}),
+    ("another name, same birth date and phone", {"given_name": "Karol", "family_name": "Nowicki", "birth_date": "1972-06-08", "phone": "555 201 3344"}),
+    ("a namesake born another year", {"given_name": "Tomasz", "family_name": "Wiśniewski", "birth_date": "1999-11-02"}),
+    ("someone else", {"given_name": "Irena", "family_name": "Zielinska", "birth_date": "1972-06-09"}),
+]  # fmt: skip
+
+
+async def test_the_registration_check_refuses_exactly_whom_a_search_flags(
+    stack: Stack, settings: Settings
+) -> None:
+    """The check before registering looks through the birth date and phone indexes only; it
+    must still refuse exactly the candidates a full search flags as likely duplicates."""
+    for person in WISNIEWSKI:
+        await register(
+            stack, {**person, "preferred_language": "pl", "duplicate_check": "confirmed_new"}
+        )
+    outcomes = {}
+    for case, probe in PROBES:
+        query = {
+            "name": f"{probe['given_name']} {probe['family_name']}",
+            **({"birth_date": probe["birth_date"]} if probe["birth_date"] else {}),
+            **({"phone": probe["phone"]} if "phone" in probe else {}),
+            "limit": "50",
+        }
+        flagged = [c["client_id"] for c in await search(stack, **query) if c["likely_duplicate"]]
+        before = await count_clients(settings)
+        response = await stack.api["intake"].post(
+            "/v1/clients", json={**probe, "preferred_language": "pl"}
+        )
+        if flagged:
+            assert response.status_code == 409, (case, response.text)
+            refused = [c["client_id"] for c in response.json()["candidates"]]
+            assert refused == flagged[:5], case
+            assert await count_clients(settings) == before
+        else:
+            assert response.status_code == 201, (case, response.text)
+        outcomes[case] = len(flagged)
+    assert outcomes == {
+        "the same person": 2,
+        "day and month swapped, a typo": 2,
+        "no birth date, the family phone": 1,
+        "another name, same birth date and phone": 1,
+        "a namesake born another year": 0,
+        "someone else": 0,
+    }
+
+
 async def test_updates_need_the_current_etag_and_keep_history(
     stack: Stack, settings: Settings
 ) -> None:

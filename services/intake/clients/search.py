@@ -16,14 +16,15 @@ dozen rows at a million clients, where a name search reads thousands.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 from uuid import UUID
 
 import asyncpg
 
 LIKELY_DUPLICATE = 0.65
-FIRST_SCOPE_PARAMETER = 6  # the candidates query binds $1..$5 itself
 NAME_THRESHOLD = 0.4
 
 NAME_SIMILARITY_WEIGHT = 0.45  # times the trigram similarity of the whole name, 0 to 1
@@ -89,25 +90,30 @@ class Candidate:
 
 
 # Where candidates come from, each branch through an index. $1 is the normalized name, $2 and
-# $3 the birth date and its swap, $4 the phone digits, $5 the birth year; `probe` holds the
-# name's phonetic codes. The name branch looks within the birth year when one is given (a
+# $3 the birth date and its swap, $4 the phone digits, $5 the birth year, $6 (searches only)
+# the name's phonetic codes. The name branch looks within the birth year when one is given (a
 # swapped birth date has the same year), across everyone otherwise.
 _BY_NAME_IN_YEAR = "SELECT id FROM clients WHERE $1 <> '' AND birth_year = $5 AND name_key % $1"
 _BY_NAME_ANYWHERE = (
     "SELECT id FROM clients WHERE $1 <> '' AND $5::smallint IS NULL AND name_key % $1"
 )
-_BY_SOUND = """SELECT id FROM clients
-        WHERE given_phonetic = ANY((SELECT phonetic FROM probe)::text[])
-          AND family_phonetic = ANY((SELECT phonetic FROM probe)::text[])"""
+# The codes as a value, not computed in the query: the planner then knows how many records
+# share them and keeps to the indexes (computed in the query, it guesses thousands and scans).
+_BY_SOUND = (
+    "SELECT id FROM clients WHERE given_phonetic = ANY($6::text[]) "
+    "AND family_phonetic = ANY($6::text[])"
+)
 _BY_BIRTH_DATE = "SELECT id FROM clients WHERE birth_date = $2 OR birth_date = $3"
 _BY_PHONE = "SELECT id FROM clients WHERE phone_digits = $4"
 
+_PHONETIC_CODES = (
+    "SELECT coalesce(array_agg(DISTINCT dmetaphone(token)), '{}') "
+    "FROM unnest(string_to_array($1, ' ')) AS token WHERE token <> ''"
+)
+
 # At most 200 candidates go on to be scored, ranked first by a rough form of the score.
 _CANDIDATES = """
-WITH probe AS (
-    SELECT coalesce(array_agg(DISTINCT dmetaphone(token)), '{{}}') AS phonetic
-    FROM unnest(string_to_array($1, ' ')) AS token WHERE token <> ''
-), matches AS (
+WITH probe (phonetic) AS ({phonetic}), matches AS (
     {branches}
 )
 SELECT c.id, c.given_name, c.family_name, c.birth_date, c.phone_digits,
@@ -124,6 +130,10 @@ ORDER BY similarity(c.name_key, $1)
 LIMIT 200
 """
 
+# The clients the caller may find: given the number of the first free query parameter, an SQL
+# condition over client_access (alias `a`) and its values (e.g. a partial Policy.list_filter).
+ScopeFilter = Callable[[int], tuple[str, list[str]]]
+
 
 def _union(*branches: str) -> str:
     return "\n    UNION ".join(branches)
@@ -135,21 +145,31 @@ async def find_candidates(
     name: str | None,
     birth_date: date | None,
     phone_digits: str | None,
-    visible: tuple[str, list[str]],
+    visible: ScopeFilter,
     limit: int,
 ) -> list[Candidate]:
-    """Everyone who might be this person, best first. `visible`:
-    Policy.list_filter(..., first_parameter=FIRST_SCOPE_PARAMETER)."""
-    # Custom plans: a cached generic plan cannot see which branch ($1 empty, $6 null) applies
+    """Everyone who might be this person, best first."""
+    key = normalize(name)
+    # Custom plans: a cached generic plan cannot see which branch ($1 empty, $5 null) applies
     # and would scan; planning this query costs far less than such a scan.
-    await connection.execute(
-        "SELECT set_config('pg_trgm.similarity_threshold', $1, true), "
-        "set_config('plan_cache_mode', 'force_custom_plan', true)",
+    phonetic = await connection.fetchval(
+        f"SELECT set_config('pg_trgm.similarity_threshold', $2, true), "
+        f"set_config('plan_cache_mode', 'force_custom_plan', true), ({_PHONETIC_CODES})",
+        key,
         str(NAME_THRESHOLD),
+        column=2,
     )
     by_name = _BY_NAME_IN_YEAR if birth_date else _BY_NAME_ANYWHERE
-    branches = _union(by_name, _BY_SOUND, _BY_BIRTH_DATE, _BY_PHONE)
-    return await _ranked(connection, branches, name, birth_date, phone_digits, visible, limit)
+    clause, scope_values = visible(7)
+    query = _CANDIDATES.format(
+        phonetic="SELECT $6::text[]",
+        branches=_union(by_name, _BY_SOUND, _BY_BIRTH_DATE, _BY_PHONE),
+        visible=clause,
+    )
+    candidates = await _ranked(
+        connection, query, key, birth_date, phone_digits, phonetic, *scope_values
+    )
+    return candidates[:limit]
 
 
 async def find_likely_duplicates(
@@ -158,75 +178,78 @@ async def find_likely_duplicates(
     name: str | None,
     birth_date: date | None,
     phone_digits: str | None,
-    visible: tuple[str, list[str]],
+    visible: ScopeFilter,
     limit: int,
 ) -> list[Candidate]:
     """The candidates at or above LIKELY_DUPLICATE, best first: exactly those find_candidates
-    would flag, found through the birth date and phone indexes alone (see the module's doc)."""
+    would flag, found through the birth date and phone indexes alone (see the module's doc).
+    One round trip: the phonetic codes, needed only to score, are computed in the query."""
     if birth_date is None and not phone_digits:
         return []
-    branches = _union(_BY_BIRTH_DATE, _BY_PHONE)
+    clause, scope_values = visible(6)
+    query = _CANDIDATES.format(
+        phonetic=_PHONETIC_CODES, branches=_union(_BY_BIRTH_DATE, _BY_PHONE), visible=clause
+    )
     candidates = await _ranked(
-        connection, branches, name, birth_date, phone_digits, visible, limit=None
+        connection, query, normalize(name), birth_date, phone_digits, *scope_values
     )
     return [candidate for candidate in candidates if candidate.likely_duplicate][:limit]
 
 
 async def _ranked(
     connection: asyncpg.Connection,
-    branches: str,
-    name: str | None,
+    query: str,
+    key: str,
     birth_date: date | None,
     phone_digits: str | None,
-    visible: tuple[str, list[str]],
-    limit: int | None,
+    *more: object,
 ) -> list[Candidate]:
-    key = normalize(name)
-    clause, parameters = visible
+    """Run a candidates query ($1..$5 as above, then `more`); scored, best first."""
     rows = await connection.fetch(
-        _CANDIDATES.format(branches=branches, visible=clause),
+        query,
         key,
         birth_date,
         swapped(birth_date),
         phone_digits,
         birth_date.year if birth_date else None,
-        *parameters,
+        *more,
     )
-    candidates = [_score(row, key, birth_date, phone_digits) for row in rows]
+    candidates = [score(row, key, birth_date, phone_digits) for row in rows]
     candidates = [candidate for candidate in candidates if candidate.score > 0.3]
-    return sorted(candidates, key=lambda c: (-c.score, str(c.client_id)))[:limit]
+    return sorted(candidates, key=lambda c: (-c.score, str(c.client_id)))
 
 
-def _score(
-    row: asyncpg.Record, key: str, birth_date: date | None, phone_digits: str | None
+def score(
+    row: Mapping[str, Any], key: str, birth_date: date | None, phone_digits: str | None
 ) -> Candidate:
-    score = 0.0
+    """Score one candidate row of the candidates query against the probe, with the reasons."""
+    total = 0.0
     reasons: list[str] = []
     if key and row["name_similarity"]:
         similarity = float(row["name_similarity"])
-        score += NAME_SIMILARITY_WEIGHT * similarity
+        total += NAME_SIMILARITY_WEIGHT * similarity
         reasons.append(f"name similarity {similarity:.2f}")
     if row["sounds_alike"]:
-        score += SOUNDS_ALIKE
+        total += SOUNDS_ALIKE
         reasons.append("names sound alike")
     if birth_date and row["birth_date"]:
         if row["birth_date"] == birth_date:
-            score += SAME_BIRTH_DATE
+            total += SAME_BIRTH_DATE
             reasons.append("same birth date")
         elif row["birth_date"] == swapped(birth_date):
-            score += SWAPPED_BIRTH_DATE
+            total += SWAPPED_BIRTH_DATE
             reasons.append("birth date with day and month swapped")
         elif row["birth_date"].year == birth_date.year:
-            score += SAME_BIRTH_YEAR
+            total += SAME_BIRTH_YEAR
             reasons.append("same birth year")
     if phone_digits and row["phone_digits"] == phone_digits:
-        score += SAME_PHONE
+        total += SAME_PHONE
         reasons.append("same phone number")
     return Candidate(
         client_id=row["id"],
         given_name=row["given_name"],
         family_name=row["family_name"],
         birth_date=row["birth_date"],
-        score=round(min(score, 1.0), 3),
+        score=round(min(total, 1.0), 3),
         reasons=reasons,
     )

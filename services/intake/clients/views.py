@@ -4,6 +4,7 @@ access.py."""
 from __future__ import annotations
 
 from datetime import date
+from functools import partial
 from typing import Annotated
 from uuid import UUID
 
@@ -21,8 +22,8 @@ from services.intake.clients.models import (
     digits,
 )
 from services.intake.clients.search import (
-    FIRST_SCOPE_PARAMETER,
     Candidate,
+    ScopeFilter,
     find_candidates,
     find_likely_duplicates,
 )
@@ -81,11 +82,9 @@ def _shown(grant: Grant, candidates: list[Candidate], action: str) -> list[Grant
     ]
 
 
-def _searchable(guard: Guard) -> tuple[str, list[str]]:
-    """The SQL filter for the clients the caller may find (see Policy.list_filter)."""
-    return guard.policy.list_filter(
-        guard.principal, "client.search", first_parameter=FIRST_SCOPE_PARAMETER
-    )
+def _searchable(guard: Guard) -> ScopeFilter:
+    """The clients the caller may find, as the search queries take it."""
+    return partial(guard.policy.list_filter, guard.principal, "client.search")
 
 
 @router.get(
