@@ -66,8 +66,8 @@ INTAKE_TARGETS = ("intake_workers_paused", "intake")
 
 def _baseline_targets(stack: BenchStack) -> list[tuple[str, str, bool]]:
     return [
-        (MINIMAL, f"{stack.baseline_url}/v1/minimal-clients", False),
-        (BASELINE, f"{stack.baseline_url}/v1/clients", False),
+        (MINIMAL, f"{stack.baseline_url}/v1/minimal-clients", True),
+        (BASELINE, f"{stack.baseline_url}/v1/clients", True),
     ]
 
 

@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 
 from services.registry import SERVICES
+from shared.db.database import Database
 from shared.settings import Settings
 
 pytestmark = pytest.mark.asyncio
@@ -57,3 +58,36 @@ async def test_a_service_role_with_the_wrong_password_is_refused(settings: Setti
     assert "intake_svc:" in url
     with pytest.raises(asyncpg.InvalidPasswordError):
         await asyncpg.connect(url.replace(settings.service_db_password, "a-guess"))
+
+
+async def test_a_pooled_connection_comes_back_without_the_last_transaction_s_state(
+    settings: Settings,
+) -> None:
+    """Released connections are not reset (a round trip saved per request): what the services
+    set on a pooled connection must end with its transaction, on success and on error."""
+    database = Database(settings.database_url_for("intake"), schema="intake", pool_size=1)
+    await database.connect()
+    try:
+        async with database.transaction() as connection:
+            backend = await connection.fetchval("SELECT pg_backend_pid()")
+            await connection.execute(
+                "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), "
+                "pg_advisory_xact_lock(42)"
+            )
+        with pytest.raises(asyncpg.DivisionByZeroError):
+            async with database.transaction() as connection:
+                await connection.execute(
+                    "SELECT similarity('ana', 'anna'), "
+                    "set_config('pg_trgm.similarity_threshold', '0.9', true)"
+                )
+                await connection.execute("SELECT 1 / 0")
+        async with database.transaction() as connection:
+            assert await connection.fetchval("SELECT pg_backend_pid()") == backend
+            assert await connection.fetchval("SHOW plan_cache_mode") == "auto"
+            assert await connection.fetchval("SHOW pg_trgm.similarity_threshold") == "0.3"
+            held = await connection.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = $1", backend
+            )
+            assert held == 0
+    finally:
+        await database.close()

@@ -9,12 +9,16 @@ from datetime import date
 from typing import Any
 from uuid import uuid4
 
+import pytest
+
 from services.intake.clients.search import (
     LIKELY_DUPLICATE,
     can_be_likely_duplicate,
     normalize,
     score,
+    spelled_alike,
     swapped,
+    typo_apart,
 )
 
 PROBE_BIRTH_DATE = date(1985, 4, 12)
@@ -35,8 +39,9 @@ def row(
 ) -> dict[str, Any]:
     return {
         "id": uuid4(),
-        "given_name": "Jose",
-        "family_name": "Alvarez",
+        # Spelled unlike the probes: whether names match is `sounds_alike` alone here.
+        "given_name": "Mei",
+        "family_name": "Chen",
         "birth_date": birth_date,
         "phone_digits": phone,
         "name_similarity": similarity,
@@ -83,7 +88,7 @@ def test_the_best_score_without_birth_date_or_phone_stays_below_the_threshold() 
 def test_birth_date_and_phone_alone_make_a_likely_duplicate() -> None:
     stranger_name = score(
         row(similarity=0.0, sounds_alike=False, birth_date=PROBE_BIRTH_DATE, phone=PROBE_PHONE),
-        "mei chen", PROBE_BIRTH_DATE, PROBE_PHONE,
+        "karol nowicki", PROBE_BIRTH_DATE, PROBE_PHONE,
     )  # fmt: skip
     assert (stranger_name.score, stranger_name.likely_duplicate) == (0.65, True)
     assert stranger_name.reasons == ["same birth date", "same phone number"]
@@ -94,3 +99,37 @@ def test_normalize_and_swap() -> None:
     assert swapped(date(1985, 4, 12)) == date(1985, 12, 4)
     assert swapped(date(1985, 4, 13)) is None  # no 13th month
     assert swapped(date(1985, 4, 4)) is None  # the same date
+
+
+@pytest.mark.parametrize(
+    ("one", "other", "apart"),
+    [
+        ("johnson", "jonhson", True),  # neighbours swapped
+        ("smith", "smyth", True),  # a letter changed
+        ("smith", "smiths", True),  # a letter added
+        ("garcia", "garca", True),  # a letter dropped
+        ("chen", "chen", True),
+        ("abcd", "badc", False),  # two swaps
+        ("mason", "nixon", False),
+        ("smith", "smithson", False),
+        ("li", "le", False),  # one- and two-letter names must match
+    ],
+)
+def test_typo_apart(one: str, other: str, apart: bool) -> None:
+    assert typo_apart(one, other) is apart
+    assert typo_apart(other, one) is apart
+
+
+def test_names_a_typo_apart_count_like_names_that_sound_alike() -> None:
+    # 'Jonhson' and 'Johnson' have different phonetic codes; the typo still counts.
+    assert spelled_alike("james jonhson", "James", "Johnson")
+    assert spelled_alike("jonhson james", "James", "Johnson")  # transposed names
+    assert not spelled_alike("james jonhson", "Mary", "Johnson")
+    assert not spelled_alike("", "James", "Johnson")
+    typo = score(
+        {**row(similarity=0.6, sounds_alike=False, birth_date=PROBE_BIRTH_DATE, phone=None),
+         "given_name": "James", "family_name": "Johnson"},
+        "james jonhson", PROBE_BIRTH_DATE, None,
+    )  # fmt: skip
+    assert typo.reasons == ["name similarity 0.60", "names a typo apart", "same birth date"]
+    assert (typo.score, typo.likely_duplicate) == (0.77, True)

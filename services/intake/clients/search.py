@@ -28,7 +28,7 @@ LIKELY_DUPLICATE = 0.65
 NAME_THRESHOLD = 0.4
 
 NAME_SIMILARITY_WEIGHT = 0.45  # times the trigram similarity of the whole name, 0 to 1
-SOUNDS_ALIKE = 0.15  # given and family name have the same phonetic codes
+SOUNDS_ALIKE = 0.15  # given and family name sound alike, or each is a typo away
 SAME_BIRTH_DATE = 0.35
 SWAPPED_BIRTH_DATE = 0.30
 SAME_BIRTH_YEAR = 0.03
@@ -68,6 +68,36 @@ def last_token(text: str | None) -> str | None:
     return tokens[-1] if tokens else None
 
 
+def typo_apart(one: str, other: str) -> bool:
+    """At most one typo apart: a letter changed, added or dropped, or two neighbours swapped
+    ('jonhson', 'johnson'). Names of one or two letters must be the same."""
+    if one == other:
+        return True
+    if min(len(one), len(other)) < 3 or abs(len(one) - len(other)) > 1:
+        return False
+    if len(one) == len(other):
+        differ = [i for i, (a, b) in enumerate(zip(one, other, strict=True)) if a != b]
+        if len(differ) != 2:
+            return len(differ) == 1
+        first, second = differ
+        return second == first + 1 and (one[first], one[second]) == (other[second], other[first])
+    shorter, longer = sorted((one, other), key=len)
+    prefix = next(
+        (i for i, (a, b) in enumerate(zip(shorter, longer, strict=False)) if a != b), len(shorter)
+    )
+    return shorter[prefix:] == longer[prefix + 1 :]
+
+
+def spelled_alike(probe: str, given_name: str | None, family_name: str | None) -> bool:
+    """The record's given name (first word) and family name (last word) are each a typo away
+    from some word of the normalized probe, in any order (transposed names count)."""
+    words = probe.split()
+    parts = [first_token(given_name), last_token(family_name)]
+    return bool(words) and all(
+        part is not None and any(typo_apart(part, word) for word in words) for part in parts
+    )
+
+
 def swapped(day: date | None) -> date | None:
     """The date with day and month exchanged, when that is a different valid date."""
     if day is None or day.day > 12 or day.day == day.month:
@@ -89,9 +119,9 @@ class Candidate:
         return self.score >= LIKELY_DUPLICATE
 
 
-# Where candidates come from, each branch through an index. $1 is the normalized name, $2 and
-# $3 the birth date and its swap, $4 the phone digits, $5 the birth year, $6 (searches only)
-# the name's phonetic codes. The name branch looks within the birth year when one is given (a
+# Where a search's candidates come from, each branch through an index. $1 is the normalized
+# name, $2 and $3 the birth date and its swap, $4 the phone digits, $5 the birth year, $6 the
+# name's phonetic codes. The name branch looks within the birth year when one is given (a
 # swapped birth date has the same year), across everyone otherwise.
 _BY_NAME_IN_YEAR = "SELECT id FROM clients WHERE $1 <> '' AND birth_year = $5 AND name_key % $1"
 _BY_NAME_ANYWHERE = (
@@ -107,13 +137,13 @@ _BY_BIRTH_DATE = "SELECT id FROM clients WHERE birth_date = $2 OR birth_date = $
 _BY_PHONE = "SELECT id FROM clients WHERE phone_digits = $4"
 
 _PHONETIC_CODES = (
-    "SELECT coalesce(array_agg(DISTINCT dmetaphone(token)), '{}') "
+    "SELECT coalesce(array_agg(DISTINCT dmetaphone(token)), ARRAY[]::text[]) "
     "FROM unnest(string_to_array($1, ' ')) AS token WHERE token <> ''"
 )
 
 # At most 200 candidates go on to be scored, ranked first by a rough form of the score.
 _CANDIDATES = """
-WITH probe (phonetic) AS ({phonetic}), matches AS (
+WITH probe (phonetic) AS (SELECT $6::text[]), matches AS (
     {branches}
 )
 SELECT c.id, c.given_name, c.family_name, c.birth_date, c.phone_digits,
@@ -162,14 +192,41 @@ async def find_candidates(
     by_name = _BY_NAME_IN_YEAR if birth_date else _BY_NAME_ANYWHERE
     clause, scope_values = visible(7)
     query = _CANDIDATES.format(
-        phonetic="SELECT $6::text[]",
         branches=_union(by_name, _BY_SOUND, _BY_BIRTH_DATE, _BY_PHONE),
         visible=clause,
     )
-    candidates = await _ranked(
-        connection, query, key, birth_date, phone_digits, phonetic, *scope_values
+    rows = await connection.fetch(
+        query,
+        key,
+        birth_date,
+        swapped(birth_date),
+        phone_digits,
+        birth_date.year if birth_date else None,
+        phonetic,
+        *scope_values,
     )
-    return candidates[:limit]
+    return _scored(rows, key, birth_date, phone_digits)[:limit]
+
+
+# The check before registering: the records sharing the birth date (or its swap) or the phone,
+# through those indexes, kept only if their best possible score reaches the threshold (the
+# name bonus assumed: whether names are a typo apart is decided in Python). A few dozen rows
+# share a birth date at a million clients; this bound leaves the few worth scoring.
+# $1 the normalized name, $2 and $3 the birth date and its swap, $4 the phone digits.
+_LIKELY_DUPLICATES = f"""
+WITH probe (phonetic) AS ({_PHONETIC_CODES})
+SELECT c.id, c.given_name, c.family_name, c.birth_date, c.phone_digits,
+       similarity(c.name_key, $1) AS name_similarity,
+       coalesce(c.given_phonetic = ANY(probe.phonetic)
+                AND c.family_phonetic = ANY(probe.phonetic), false) AS sounds_alike
+FROM clients c JOIN client_access a ON a.client_id = c.id CROSS JOIN probe
+WHERE (c.birth_date = $2 OR c.birth_date = $3 OR c.phone_digits = $4) AND {{visible}}
+  AND {NAME_SIMILARITY_WEIGHT} * coalesce(similarity(c.name_key, $1), 0) + {SOUNDS_ALIKE}
+      + CASE WHEN c.birth_date = $2 THEN {SAME_BIRTH_DATE}
+             WHEN c.birth_date = $3 THEN {SWAPPED_BIRTH_DATE} ELSE 0 END
+      + CASE WHEN c.phone_digits = $4 THEN {SAME_PHONE} ELSE 0 END >= {LIKELY_DUPLICATE}
+LIMIT 200
+"""
 
 
 async def find_likely_duplicates(
@@ -182,38 +239,26 @@ async def find_likely_duplicates(
     limit: int,
 ) -> list[Candidate]:
     """The candidates at or above LIKELY_DUPLICATE, best first: exactly those find_candidates
-    would flag, found through the birth date and phone indexes alone (see the module's doc).
-    One round trip: the phonetic codes, needed only to score, are computed in the query."""
+    would flag (see the module's doc), in one round trip."""
     if birth_date is None and not phone_digits:
         return []
-    clause, scope_values = visible(6)
-    query = _CANDIDATES.format(
-        phonetic=_PHONETIC_CODES, branches=_union(_BY_BIRTH_DATE, _BY_PHONE), visible=clause
-    )
-    candidates = await _ranked(
-        connection, query, normalize(name), birth_date, phone_digits, *scope_values
-    )
-    return [candidate for candidate in candidates if candidate.likely_duplicate][:limit]
-
-
-async def _ranked(
-    connection: asyncpg.Connection,
-    query: str,
-    key: str,
-    birth_date: date | None,
-    phone_digits: str | None,
-    *more: object,
-) -> list[Candidate]:
-    """Run a candidates query ($1..$5 as above, then `more`); scored, best first."""
+    key = normalize(name)
+    clause, scope_values = visible(5)
     rows = await connection.fetch(
-        query,
+        _LIKELY_DUPLICATES.format(visible=clause),
         key,
         birth_date,
         swapped(birth_date),
         phone_digits,
-        birth_date.year if birth_date else None,
-        *more,
+        *scope_values,
     )
+    candidates = _scored(rows, key, birth_date, phone_digits)
+    return [candidate for candidate in candidates if candidate.likely_duplicate][:limit]
+
+
+def _scored(
+    rows: list[asyncpg.Record], key: str, birth_date: date | None, phone_digits: str | None
+) -> list[Candidate]:
     candidates = [score(row, key, birth_date, phone_digits) for row in rows]
     candidates = [candidate for candidate in candidates if candidate.score > 0.3]
     return sorted(candidates, key=lambda c: (-c.score, str(c.client_id)))
@@ -232,6 +277,9 @@ def score(
     if row["sounds_alike"]:
         total += SOUNDS_ALIKE
         reasons.append("names sound alike")
+    elif spelled_alike(key, row["given_name"], row["family_name"]):
+        total += SOUNDS_ALIKE
+        reasons.append("names a typo apart")
     if birth_date and row["birth_date"]:
         if row["birth_date"] == birth_date:
             total += SAME_BIRTH_DATE
