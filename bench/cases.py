@@ -141,6 +141,7 @@ async def _load_phase(
     context: BenchContext, target: str, url: str, *, pause_workers: bool
 ) -> Figure:
     options = context.options
+    await context.stack.analyze()
     meter = CpuMeter(context.stack.process_groups())
     if pause_workers:
         context.stack.pause_workers()

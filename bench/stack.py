@@ -26,6 +26,7 @@ from pathlib import Path
 
 import asyncpg
 
+from bench.baseline_app import SCHEMA as BASELINE_SCHEMA
 from services.registry import SERVICES
 from shared.devstack import DevStack
 from shared.embedded import free_port
@@ -215,6 +216,19 @@ class BenchStack:
         finally:
             await connection.close()
         return {name: int(count) for name, count in counts.items()}
+
+    async def analyze(self) -> None:
+        """Fresh planner statistics on the registries (intake's and the baseline's), so every
+        load phase runs on the plans a registry of its size gets in steady state: the tables
+        grow by thousands of rows per phase, faster than autovacuum re-analyzes them."""
+        connection: asyncpg.Connection = await asyncpg.connect(self.admin_url)
+        try:
+            await connection.execute(
+                "ANALYZE intake.clients, intake.client_access, "
+                f"{BASELINE_SCHEMA}.clients, {BASELINE_SCHEMA}.client_access"
+            )
+        finally:
+            await connection.close()
 
     async def relay_latencies_ms(self, client_ids: list[str]) -> list[float]:
         """Per client: intake's registration time to its outbox row being marked published

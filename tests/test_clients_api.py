@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from shared.events.contracts import ClientRegistered
 from shared.settings import Settings
 from tests.support import VALID_CLIENT, Stack, admin_fetchval
 
@@ -17,6 +18,15 @@ pytestmark = pytest.mark.asyncio
 async def counts(settings: Settings) -> tuple[int, int]:
     clients = await admin_fetchval(settings, "SELECT count(*) FROM intake.clients")
     events = await admin_fetchval(settings, "SELECT count(*) FROM intake.outbox")
+    return clients, events
+
+
+async def registrations(settings: Settings) -> tuple[int, int]:
+    """Clients, and ClientRegistered events in the outbox (audit records publish events too)."""
+    clients = await admin_fetchval(settings, "SELECT count(*) FROM intake.clients")
+    events = await admin_fetchval(
+        settings, "SELECT count(*) FROM intake.outbox WHERE type = $1", ClientRegistered.event_type
+    )
     return clients, events
 
 
@@ -171,14 +181,23 @@ async def test_idempotency_key_replays_the_first_response_and_creates_once(
 ) -> None:
     headers = {"Idempotency-Key": "retry-test-1"}
     first = await stack.api["intake"].post("/v1/clients", json=VALID_CLIENT, headers=headers)
-    before = await counts(settings)
+    before = await registrations(settings)
 
-    second = await stack.api["intake"].post("/v1/clients", json=VALID_CLIENT, headers=headers)
+    second = await stack.api["intake"].post(
+        "/v1/clients", json=VALID_CLIENT, headers={**headers, "X-Request-ID": "replay-1"}
+    )
 
     assert first.status_code == second.status_code == 201
     assert second.json() == first.json()
     assert second.headers["etag"] == first.headers["etag"]
-    assert await counts(settings) == before
+    assert await registrations(settings) == before
+    # The replay shows the record again: it is on the record, as the first answer was.
+    replay_audited = await admin_fetchval(
+        settings,
+        "SELECT client_id::text FROM intake.audit_log WHERE request_id = 'replay-1' "
+        "AND action = 'client.create' AND outcome = 'allowed'",
+    )
+    assert replay_audited == first.json()["id"]
 
 
 async def test_idempotency_key_reused_with_another_body_is_refused(stack: Stack) -> None:

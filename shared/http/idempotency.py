@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import asyncpg
 from fastapi import Header
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from shared.http.problems import ProblemError
@@ -29,6 +30,10 @@ IdempotencyKey = Annotated[
 class StoredResponse:
     status_code: int
     body: dict[str, Any]
+
+    def replay(self, headers: dict[str, str]) -> JSONResponse:
+        """The first answer again, with the headers that go with it (Location, ETag)."""
+        return JSONResponse(self.body, status_code=self.status_code, headers=headers)
 
 
 def fingerprint(request_body: BaseModel) -> str:

@@ -100,11 +100,7 @@ async def raise_flag(
         if stored is not None:
             replayed = FlagPublic.model_validate(stored.body)
             await guard.audit(uow, grant.about(resource_id=str(replayed.id), client_id=client_id))
-            return JSONResponse(
-                stored.body,
-                status_code=stored.status_code,
-                headers={"Location": _location(replayed)},
-            )
+            return stored.replay({"Location": _location(replayed)})
         flag = await service.raise_flag(
             uow, client_id=client_id, data=body, raised_by=guard.principal.subject
         )

@@ -129,11 +129,7 @@ async def create_assessment(
         if stored is not None:
             replayed = AssessmentPublic.model_validate(stored.body)
             await guard.audit(uow, grant.about(resource_id=str(replayed.id), client_id=client_id))
-            return JSONResponse(
-                stored.body,
-                status_code=stored.status_code,
-                headers={"Location": _location(replayed)},
-            )
+            return stored.replay({"Location": _location(replayed)})
         assessment = await service.create_assessment(
             uow,
             client_id=client_id,

@@ -211,20 +211,27 @@ async def find_candidates(
 # The check before registering: the records sharing the birth date (or its swap) or the phone,
 # through those indexes, kept only if their best possible score reaches the threshold (the
 # name bonus assumed: whether names are a typo apart is decided in Python). A few dozen rows
-# share a birth date at a million clients; this bound leaves the few worth scoring.
+# share a birth date at a million clients; this bound leaves the few worth scoring. The rows
+# are chosen first (MATERIALIZED): the similarity is never computed for others, whatever plan
+# the statistics of a fast-growing table lead to.
 # $1 the normalized name, $2 and $3 the birth date and its swap, $4 the phone digits.
 _LIKELY_DUPLICATES = f"""
-WITH probe (phonetic) AS ({_PHONETIC_CODES})
+WITH probe (phonetic) AS ({_PHONETIC_CODES}),
+sharing AS MATERIALIZED (
+    SELECT id, given_name, family_name, birth_date, phone_digits, name_key, given_phonetic,
+           family_phonetic
+    FROM clients WHERE birth_date = $2 OR birth_date = $3 OR phone_digits = $4
+)
 SELECT c.id, c.given_name, c.family_name, c.birth_date, c.phone_digits,
        similarity(c.name_key, $1) AS name_similarity,
        coalesce(c.given_phonetic = ANY(probe.phonetic)
                 AND c.family_phonetic = ANY(probe.phonetic), false) AS sounds_alike
-FROM clients c JOIN client_access a ON a.client_id = c.id CROSS JOIN probe
-WHERE (c.birth_date = $2 OR c.birth_date = $3 OR c.phone_digits = $4) AND {{visible}}
-  AND {NAME_SIMILARITY_WEIGHT} * coalesce(similarity(c.name_key, $1), 0) + {SOUNDS_ALIKE}
+FROM sharing c CROSS JOIN probe JOIN client_access a ON a.client_id = c.id
+WHERE {NAME_SIMILARITY_WEIGHT} * coalesce(similarity(c.name_key, $1), 0) + {SOUNDS_ALIKE}
       + CASE WHEN c.birth_date = $2 THEN {SAME_BIRTH_DATE}
              WHEN c.birth_date = $3 THEN {SWAPPED_BIRTH_DATE} ELSE 0 END
       + CASE WHEN c.phone_digits = $4 THEN {SAME_PHONE} ELSE 0 END >= {LIKELY_DUPLICATE}
+  AND {{visible}}
 LIMIT 200
 """
 

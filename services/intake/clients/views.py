@@ -151,11 +151,9 @@ async def register_client(
         stored = await idempotent.previous(uow.connection)
         if stored is not None:
             replayed = ClientPublic.model_validate(stored.body)
-            return JSONResponse(
-                stored.body,
-                status_code=stored.status_code,
-                headers={"ETag": etag(replayed), "Location": f"/v1/clients/{replayed.id}"},
-            )
+            # The record is shown again: on the record again.
+            await guard.audit(uow, grant.about(resource_id=str(replayed.id), client_id=replayed.id))
+            return stored.replay({"ETag": etag(replayed), "Location": f"/v1/clients/{replayed.id}"})
         likely = await find_likely_duplicates(
             uow.connection,
             name=f"{body.given_name or ''} {body.family_name or ''}",

@@ -94,11 +94,7 @@ async def grant_consent(
         if stored is not None:
             replayed = ConsentPublic.model_validate(stored.body)
             await guard.audit(uow, grant.about(resource_id=str(replayed.id), client_id=client_id))
-            return JSONResponse(
-                stored.body,
-                status_code=stored.status_code,
-                headers={"ETag": etag(replayed), "Location": location(replayed)},
-            )
+            return stored.replay({"ETag": etag(replayed), "Location": location(replayed)})
         consent = await service.grant_consent(
             uow, client_id=client_id, data=body, recorded_by=guard.principal
         )

@@ -109,9 +109,7 @@ async def link_client(
             await guard.audit(
                 uow, *(g.about(resource_id=link_id, client_id=g.client_id) for g in grants)
             )
-            return JSONResponse(
-                stored.body, status_code=stored.status_code, headers={"Location": location}
-            )
+            return stored.replay({"Location": location})
         try:
             link = await service.link_clients(
                 uow,
