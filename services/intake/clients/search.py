@@ -143,15 +143,14 @@ _PHONETIC_CODES = (
 
 # At most 200 candidates go on to be scored, ranked first by a rough form of the score.
 _CANDIDATES = """
-WITH probe (phonetic) AS (SELECT $6::text[]), matches AS (
+WITH matches AS (
     {branches}
 )
 SELECT c.id, c.given_name, c.family_name, c.birth_date, c.phone_digits,
        similarity(c.name_key, $1) AS name_similarity,
-       coalesce(c.given_phonetic = ANY(probe.phonetic)
-                AND c.family_phonetic = ANY(probe.phonetic), false) AS sounds_alike
+       coalesce(c.given_phonetic = ANY($6::text[])
+                AND c.family_phonetic = ANY($6::text[]), false) AS sounds_alike
 FROM matches JOIN clients c USING (id) JOIN client_access a ON a.client_id = c.id
-    CROSS JOIN probe
 WHERE {visible}
 ORDER BY similarity(c.name_key, $1)
     + CASE WHEN c.birth_date = $2 OR c.birth_date = $3 THEN 0.8 ELSE 0 END
