@@ -10,7 +10,7 @@ action itself, refusals in a transaction of their own (the action's is rolled ba
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Annotated
+from typing import Annotated, TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -26,6 +26,8 @@ from shared.db.database import Database
 from shared.http.problems import ProblemError, not_found
 from shared.messaging.outbox import UnitOfWork, unit_of_work
 from shared.tracing import current_request_id
+
+T = TypeVar("T")
 
 bearer_scheme = HTTPBearer(
     auto_error=False,
@@ -173,6 +175,12 @@ class Guard:
         refused = replace(grant, outcome=outcome, break_glass_reason=None)
         await _audit_alone(self.database, self.schema, self._entry(refused))
         return error
+
+    async def found(self, grant: Grant, record: T | None) -> T:
+        """The record the grant names, or a 404 (audited) when the client has no such record."""
+        if record is None:
+            raise await self.refuse(grant, not_found(grant.resource_type), Outcome.NOT_FOUND)
+        return record
 
     async def require(
         self,

@@ -10,8 +10,7 @@ from fastapi.responses import JSONResponse
 
 from services.intake.assessments import service
 from services.intake.assessments.models import FlagCreate, FlagPublic, ResolutionCreate
-from services.intake.assessments.problems import conflict, not_found
-from shared.audit.log import Outcome
+from services.intake.assessments.problems import conflict
 from shared.auth.guard import Grant, Guard, GuardDep
 from shared.http import idempotency
 from shared.http.app import DatabaseDep
@@ -123,9 +122,9 @@ async def get_flag(
         grant = await guard.authorize_client(
             uow.connection, "flag.read", client_id, resource_type="flag", resource_id=str(flag_id)
         )
-        flag = await service.get_flag(uow.connection, client_id=client_id, flag_id=flag_id)
-        if flag is None:
-            raise await guard.refuse(grant, not_found("flag"), Outcome.NOT_FOUND)
+        flag = await guard.found(
+            grant, await service.get_flag(uow.connection, client_id=client_id, flag_id=flag_id)
+        )
         await guard.audit(uow, grant)
     return flag
 
@@ -136,11 +135,12 @@ async def _locked_flag(
     grant = await guard.authorize_client(
         uow.connection, "flag.write", client_id, resource_type="flag", resource_id=str(flag_id)
     )
-    flag = await service.get_flag(
-        uow.connection, client_id=client_id, flag_id=flag_id, for_update=True
+    flag = await guard.found(
+        grant,
+        await service.get_flag(
+            uow.connection, client_id=client_id, flag_id=flag_id, for_update=True
+        ),
     )
-    if flag is None:
-        raise await guard.refuse(grant, not_found("flag"), Outcome.NOT_FOUND)
     return grant, flag
 
 

@@ -26,7 +26,6 @@ from services.intake.assessments.problems import (
     invalid,
     not_found,
 )
-from shared.audit.log import Outcome
 from shared.auth.guard import CurrentPrincipal, GuardDep
 from shared.http import idempotency
 from shared.http.app import DatabaseDep
@@ -198,11 +197,12 @@ async def get_assessment(
             resource_type="assessment",
             resource_id=str(assessment_id),
         )
-        assessment = await service.get_assessment(
-            uow.connection, client_id=client_id, assessment_id=assessment_id
+        assessment = await guard.found(
+            grant,
+            await service.get_assessment(
+                uow.connection, client_id=client_id, assessment_id=assessment_id
+            ),
         )
-        if assessment is None:
-            raise await guard.refuse(grant, not_found("assessment"), Outcome.NOT_FOUND)
         await guard.audit(uow, grant)
     return assessment
 
@@ -231,11 +231,12 @@ async def override_risk(
             resource_type="assessment",
             resource_id=str(assessment_id),
         )
-        assessment = await service.lock_assessment(
-            uow.connection, client_id=client_id, assessment_id=assessment_id
+        assessment = await guard.found(
+            grant,
+            await service.lock_assessment(
+                uow.connection, client_id=client_id, assessment_id=assessment_id
+            ),
         )
-        if assessment is None:
-            raise await guard.refuse(grant, not_found("assessment"), Outcome.NOT_FOUND)
         unchanged = assessment.risk_level == body.risk_level
         if not unchanged:
             instrument = INSTRUMENTS[(assessment.instrument_id, assessment.instrument_version)]

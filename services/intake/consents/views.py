@@ -26,7 +26,7 @@ from shared.http.pagination import (
     decode_keyset,
     encode_keyset,
 )
-from shared.http.problems import PROBLEM_RESPONSES, ProblemError, not_found
+from shared.http.problems import PROBLEM_RESPONSES, ProblemError
 from shared.messaging.outbox import UnitOfWork, unit_of_work
 
 router = APIRouter(prefix="/v1/clients", tags=["consents"])
@@ -160,11 +160,10 @@ async def get_consent(
             resource_type="consent",
             resource_id=str(consent_id),
         )
-        consent = await service.get_consent(
-            uow.connection, client_id=client_id, consent_id=consent_id
+        consent = await guard.found(
+            grant,
+            await service.get_consent(uow.connection, client_id=client_id, consent_id=consent_id),
         )
-        if consent is None:
-            raise await guard.refuse(grant, not_found("consent"), Outcome.NOT_FOUND)
         await guard.audit(uow, grant)
     response.headers["ETag"] = etag(consent)
     return consent
@@ -191,12 +190,13 @@ async def revoke_consent(
         consent = await service.revoke_consent(
             uow, client_id=client_id, consent_id=consent_id, data=body, revoked_by=guard.principal
         )
-        if consent is None:
-            existing = await service.get_consent(
-                uow.connection, client_id=client_id, consent_id=consent_id
+        if consent is None:  # unknown (404), or revoked already (409 below)
+            await guard.found(
+                grant,
+                await service.get_consent(
+                    uow.connection, client_id=client_id, consent_id=consent_id
+                ),
             )
-            if existing is None:
-                raise await guard.refuse(grant, not_found("consent"), Outcome.NOT_FOUND)
         # Allowed either way (a second revocation only changes nothing): audited as allowed.
         await guard.audit(uow, grant)
     if consent is None:
