@@ -264,6 +264,42 @@ async def test_the_registration_check_refuses_exactly_whom_a_search_flags(
     }
 
 
+async def test_a_registration_with_only_a_name_is_checked_against_near_namesakes(
+    stack: Stack, settings: Settings
+) -> None:
+    """No birth date, no phone: no score can reach a likely duplicate, so the check asks about
+    records with nearly the same name that also sound alike or are a typo apart."""
+    known = await register(
+        stack,
+        {"given_name": "Bartosz", "family_name": "Kwiatkowski", "birth_date": "1968-02-14",
+         "preferred_language": "pl", "duplicate_check": "confirmed_new"},
+    )  # fmt: skip
+    name_only = {
+        "given_name": "Bartosz", "family_name": "Kwaitkowski", "birth_date": None,
+        "birth_date_quality": "8", "preferred_language": "pl",
+    }  # fmt: skip
+    before = await count_clients(settings)
+
+    refused = await stack.api["intake"].post("/v1/clients", json=name_only)
+
+    assert refused.status_code == 409, refused.text
+    problem = refused.json()
+    assert problem["compared"] == ["name"]
+    assert [c["client_id"] for c in problem["candidates"]] == [known["id"]]
+    assert problem["candidates"][0]["reasons"] == ["name similarity 0.67", "names sound alike"]
+    assert await count_clients(settings) == before
+
+    # Another given name of the same family is someone else.
+    relative = await stack.api["intake"].post(
+        "/v1/clients", json={**name_only, "given_name": "Bogdan", "family_name": "Kwiatkowski"}
+    )
+    assert relative.status_code == 201, relative.text
+    confirmed = await stack.api["intake"].post(
+        "/v1/clients", json={**name_only, "duplicate_check": "confirmed_new"}
+    )
+    assert confirmed.status_code == 201, confirmed.text
+
+
 async def test_updates_need_the_current_etag_and_keep_history(
     stack: Stack, settings: Settings
 ) -> None:

@@ -33,6 +33,11 @@ SAME_BIRTH_DATE = 0.35
 SWAPPED_BIRTH_DATE = 0.30
 SAME_BIRTH_YEAR = 0.03
 SAME_PHONE = 0.30
+# With neither a birth date nor a phone to compare, no score reaches LIKELY_DUPLICATE (a name
+# scores at most 0.60). The check before registering then asks about near-namesakes instead:
+# names this similar that also sound alike or are a typo apart.
+NAMESAKE_SIMILARITY = 0.6
+NAMESAKE = NAME_SIMILARITY_WEIGHT * NAMESAKE_SIMILARITY + SOUNDS_ALIKE
 
 
 def can_be_likely_duplicate(*, birth_date_matches: bool, phone_matches: bool) -> bool:
@@ -168,6 +173,19 @@ def _union(*branches: str) -> str:
     return "\n    UNION ".join(branches)
 
 
+async def _phonetic_codes(connection: asyncpg.Connection, key: str, threshold: float) -> list[str]:
+    """The name's phonetic codes, with this transaction's similarity threshold and custom plans
+    set on the way (one round trip)."""
+    codes: list[str] = await connection.fetchval(
+        f"SELECT set_config('pg_trgm.similarity_threshold', $2, true), "
+        f"set_config('plan_cache_mode', 'force_custom_plan', true), ({_PHONETIC_CODES})",
+        key,
+        str(threshold),
+        column=2,
+    )
+    return codes
+
+
 async def find_candidates(
     connection: asyncpg.Connection,
     *,
@@ -181,13 +199,7 @@ async def find_candidates(
     key = normalize(name)
     # Custom plans: a cached generic plan cannot see which branch ($1 empty, $5 null) applies
     # and would scan; planning this query costs far less than such a scan.
-    phonetic = await connection.fetchval(
-        f"SELECT set_config('pg_trgm.similarity_threshold', $2, true), "
-        f"set_config('plan_cache_mode', 'force_custom_plan', true), ({_PHONETIC_CODES})",
-        key,
-        str(NAME_THRESHOLD),
-        column=2,
-    )
+    phonetic = await _phonetic_codes(connection, key, NAME_THRESHOLD)
     by_name = _BY_NAME_IN_YEAR if birth_date else _BY_NAME_ANYWHERE
     clause, scope_values = visible(7)
     query = _CANDIDATES.format(
@@ -233,6 +245,35 @@ WHERE {NAME_SIMILARITY_WEIGHT} * coalesce(similarity(c.name_key, $1), 0) + {SOUN
   AND {{visible}}
 LIMIT 200
 """
+
+
+# Near-namesakes anywhere in the registry, through the trigram index ($1 the normalized name,
+# $2 its phonetic codes; the similarity threshold is set to NAMESAKE_SIMILARITY first).
+_NAMESAKES = """
+SELECT c.id, c.given_name, c.family_name, c.birth_date, c.phone_digits,
+       similarity(c.name_key, $1) AS name_similarity,
+       coalesce(c.given_phonetic = ANY($2::text[])
+                AND c.family_phonetic = ANY($2::text[]), false) AS sounds_alike
+FROM clients c JOIN client_access a ON a.client_id = c.id
+WHERE c.name_key % $1 AND {visible}
+ORDER BY similarity(c.name_key, $1) DESC
+LIMIT 200
+"""
+
+
+async def find_namesakes(
+    connection: asyncpg.Connection, *, name: str | None, visible: ScopeFilter, limit: int
+) -> list[Candidate]:
+    """The records whose name is nearly the same (see NAMESAKE), best first: what the check
+    before registering asks about when the new record has neither birth date nor phone."""
+    key = normalize(name)
+    if not key:
+        return []
+    phonetic = await _phonetic_codes(connection, key, NAMESAKE_SIMILARITY)
+    clause, scope_values = visible(3)
+    rows = await connection.fetch(_NAMESAKES.format(visible=clause), key, phonetic, *scope_values)
+    candidates = _scored(rows, key, None, None)
+    return [candidate for candidate in candidates if candidate.score >= NAMESAKE][:limit]
 
 
 async def find_likely_duplicates(

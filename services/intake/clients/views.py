@@ -26,6 +26,7 @@ from services.intake.clients.search import (
     ScopeFilter,
     find_candidates,
     find_likely_duplicates,
+    find_namesakes,
 )
 from shared.audit.log import Outcome
 from shared.auth.guard import Grant, Guard, GuardDep
@@ -131,8 +132,9 @@ async def search_clients(
     responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 409, 413, 422)},
     summary="Register a client (after a duplicate check)",
     description="Refuses a likely duplicate with 409 listing the candidates, unless the body "
-    'says `"duplicate_check": "confirmed_new"`; that decision is audited. Stores the '
-    "client and publishes `ClientRegistered` (no names or birth date). The client is on the "
+    'says `"duplicate_check": "confirmed_new"`; that decision is audited. With no birth date '
+    "and no phone to compare, a record with nearly the same name counts (the problem's "
+    "`compared` says what was compared). Stores the client and publishes `ClientRegistered` (no names or birth date). The client is on the "
     "registering worker's caseload until the case is assigned.",
 )
 async def register_client(
@@ -154,16 +156,23 @@ async def register_client(
             # The record is shown again: on the record again.
             await guard.audit(uow, grant.about(resource_id=str(replayed.id), client_id=replayed.id))
             return stored.replay({"ETag": etag(replayed), "Location": f"/v1/clients/{replayed.id}"})
-        likely = await find_likely_duplicates(
-            uow.connection,
-            name=f"{body.given_name or ''} {body.family_name or ''}",
-            birth_date=body.birth_date,
-            phone_digits=digits(body.phone),
-            visible=_searchable(guard),
-            limit=5,
-        )
+        name = f"{body.given_name or ''} {body.family_name or ''}"
+        name_only = body.birth_date is None and not digits(body.phone)
+        if name_only:
+            likely = await find_namesakes(
+                uow.connection, name=name, visible=_searchable(guard), limit=5
+            )
+        else:
+            likely = await find_likely_duplicates(
+                uow.connection,
+                name=name,
+                birth_date=body.birth_date,
+                phone_digits=digits(body.phone),
+                visible=_searchable(guard),
+                limit=5,
+            )
         if likely and body.duplicate_check != "confirmed_new":
-            raise await _refuse_duplicate(guard, grant, likely)
+            raise await _refuse_duplicate(guard, grant, likely, name_only=name_only)
         client = await service.register_client(uow, data=body, registered_by=guard.principal)
         await idempotent.remember(uow.connection, client)
         registered = grant.about(resource_id=str(client.id), client_id=client.id)
@@ -178,16 +187,25 @@ async def register_client(
     return client
 
 
-async def _refuse_duplicate(guard: Guard, grant: Grant, likely: list[Candidate]) -> ProblemError:
+async def _refuse_duplicate(
+    guard: Guard, grant: Grant, likely: list[Candidate], *, name_only: bool
+) -> ProblemError:
     async with unit_of_work(guard.database) as uow:
         await guard.audit(uow, *_shown(grant, likely, "client.search"))
+    basis = (
+        "With no birth date or phone to compare, these records have nearly the same name. "
+        if name_only
+        else ""
+    )
     return await guard.refuse(
         grant,
         ProblemError(
             409, "likely-duplicate", "This person may already be registered",
-            detail="Review the candidates. If none is this person, send the request again "
-            'with "duplicate_check": "confirmed_new"; to record that one is, link the records.',
+            detail=f"{basis}Review the candidates. If none is this person, send the request "
+            'again with "duplicate_check": "confirmed_new"; to record that one is, link the '
+            "records.",
             candidates=[CandidatePublic.of(c).model_dump(mode="json") for c in likely],
+            compared=["name"] if name_only else ["name", "birth_date", "phone"],
         ),
         Outcome.DUPLICATE_SUSPECTED,
     )  # fmt: skip
