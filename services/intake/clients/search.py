@@ -35,7 +35,8 @@ SAME_BIRTH_YEAR = 0.03
 SAME_PHONE = 0.30
 # With neither a birth date nor a phone to compare, no score reaches LIKELY_DUPLICATE (a name
 # scores at most 0.60). The check before registering then asks about near-namesakes instead:
-# names this similar that also sound alike or are a typo apart.
+# a score on the name alone of at least NAMESAKE (0.42), that is names at least this similar
+# that also sound alike or are a typo apart, or names all but identical (similarity >= 0.94).
 NAMESAKE_SIMILARITY = 0.6
 NAMESAKE = NAME_SIMILARITY_WEIGHT * NAMESAKE_SIMILARITY + SOUNDS_ALIKE
 
