@@ -47,6 +47,7 @@ from services.intake.clients.search import (
 from shared.audit.log import AuditEntry, append, chain_head_function
 from shared.db.database import pool_options
 from shared.events.contracts import AuditRecorded, ClientRegistered
+from shared.messaging.outbox import insert_statement
 from shared.messaging.tables import outbox_channel
 from shared.settings import Settings
 
@@ -111,12 +112,6 @@ _INSERT_ACCESS = """
 INSERT INTO client_access (client_id, organization_id, team_id, registered_by)
 VALUES ($1, $2, $3, $4)
 """
-_OUTBOX_COLUMNS = "id, aggregatetype, aggregateid, type, topic, payload, headers, created_at"
-_INSERT_OUTBOX = f"INSERT INTO outbox ({_OUTBOX_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-_INSERT_TWO_OUTBOX = (
-    f"INSERT INTO outbox ({_OUTBOX_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8), "
-    "($9, $10, $11, $12, $13, $14, $15, $16)"
-)
 
 
 async def create_schema(admin_url: str) -> None:
@@ -236,7 +231,7 @@ async def _register(connection: asyncpg.Connection, body: ClientIn, request: Req
         "outcome": entry.outcome,
     }
     await connection.execute(
-        _INSERT_TWO_OUTBOX,
+        insert_statement(2),
         *_outbox_row(ClientRegistered, str(client_id), registered),
         *_outbox_row(AuditRecorded, str(entry.id), recorded),
     )
@@ -286,7 +281,7 @@ def create_app(settings: Settings) -> FastAPI:
                 "registered_at": row["created_at"].isoformat(),
             }
             await connection.execute(
-                _INSERT_OUTBOX, *_outbox_row(ClientRegistered, str(row["id"]), payload)
+                insert_statement(1), *_outbox_row(ClientRegistered, str(row["id"]), payload)
             )
         return Response(_row_json(row), status_code=201, media_type="application/json")
 

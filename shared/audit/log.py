@@ -145,8 +145,8 @@ WITH RECURSIVE entries AS (
 INSERT INTO audit_log (id, chain, occurred_at, actor_id, actor_roles, actor_organization_id,
     action, resource_type, resource_id, client_id, outcome, request_id, source_address, purpose,
     break_glass_reason, prev_hash, hash)
-SELECT e.id, $2, e.occurred_at, e.actor_id, ARRAY(SELECT jsonb_array_elements_text(e.actor_roles::jsonb)),
-    e.actor_organization_id,
+SELECT e.id, $2, e.occurred_at, e.actor_id,
+    ARRAY(SELECT jsonb_array_elements_text(e.actor_roles::jsonb)), e.actor_organization_id,
     e.action, e.resource_type, e.resource_id, e.client_id, e.outcome, e.request_id,
     e.source_address, e.purpose, e.break_glass_reason, c.prev_hash, c.hash
 FROM entries e JOIN chained c USING (n)

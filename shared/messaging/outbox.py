@@ -22,7 +22,9 @@ _COLUMNS = 8
 
 
 @lru_cache(maxsize=64)
-def _insert(rows: int) -> str:
+def insert_statement(rows: int) -> str:
+    """INSERT of `rows` outbox rows, eight parameters each: id, aggregatetype, aggregateid,
+    type, topic, payload, headers, created_at."""
     values = ", ".join(
         "(" + ", ".join(f"${row * _COLUMNS + column + 1}" for column in range(_COLUMNS)) + ")"
         for row in range(rows)
@@ -50,7 +52,7 @@ async def enqueue(connection: asyncpg.Connection, *events: OutgoingEvent) -> Non
             {"traceparent": event.traceparent or current_traceparent()},
             event.time,
         ]
-    await connection.execute(_insert(len(events)), *parameters)
+    await connection.execute(insert_statement(len(events)), *parameters)
 
 
 class UnitOfWork:

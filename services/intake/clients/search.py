@@ -147,15 +147,24 @@ _PHONETIC_CODES = (
     "FROM unnest(string_to_array($1, ' ')) AS token WHERE token <> ''"
 )
 
+
+def _scored_columns(codes: str) -> str:
+    """The columns `score` reads of a candidate row (alias `c`; $1 is the normalized name),
+    given the SQL for the probe's phonetic codes."""
+    return (
+        "c.id, c.given_name, c.family_name, c.birth_date, c.phone_digits, "
+        "similarity(c.name_key, $1) AS name_similarity, "
+        f"coalesce(c.given_phonetic = ANY({codes}) AND c.family_phonetic = ANY({codes}), false) "
+        "AS sounds_alike"
+    )
+
+
 # At most 200 candidates go on to be scored, ranked first by a rough form of the score.
 _CANDIDATES = """
 WITH matches AS (
     {branches}
 )
-SELECT c.id, c.given_name, c.family_name, c.birth_date, c.phone_digits,
-       similarity(c.name_key, $1) AS name_similarity,
-       coalesce(c.given_phonetic = ANY($6::text[])
-                AND c.family_phonetic = ANY($6::text[]), false) AS sounds_alike
+SELECT {columns}
 FROM matches JOIN clients c USING (id) JOIN client_access a ON a.client_id = c.id
 WHERE {visible}
 ORDER BY similarity(c.name_key, $1)
@@ -204,6 +213,7 @@ async def find_candidates(
     by_name = _BY_NAME_IN_YEAR if birth_date else _BY_NAME_ANYWHERE
     clause, scope_values = visible(7)
     query = _CANDIDATES.format(
+        columns=_scored_columns("$6::text[]"),
         branches=_union(by_name, _BY_SOUND, _BY_BIRTH_DATE, _BY_PHONE),
         visible=clause,
     )
@@ -234,10 +244,7 @@ sharing AS MATERIALIZED (
            family_phonetic
     FROM clients WHERE birth_date = $2 OR birth_date = $3 OR phone_digits = $4
 )
-SELECT c.id, c.given_name, c.family_name, c.birth_date, c.phone_digits,
-       similarity(c.name_key, $1) AS name_similarity,
-       coalesce(c.given_phonetic = ANY(probe.phonetic)
-                AND c.family_phonetic = ANY(probe.phonetic), false) AS sounds_alike
+SELECT {_scored_columns("probe.phonetic")}
 FROM sharing c CROSS JOIN probe JOIN client_access a ON a.client_id = c.id
 WHERE {NAME_SIMILARITY_WEIGHT} * coalesce(similarity(c.name_key, $1), 0) + {SOUNDS_ALIKE}
       + CASE WHEN c.birth_date = $2 THEN {SAME_BIRTH_DATE}
@@ -250,13 +257,10 @@ LIMIT 200
 
 # Near-namesakes anywhere in the registry, through the trigram index ($1 the normalized name,
 # $2 its phonetic codes; the similarity threshold is set to NAMESAKE_SIMILARITY first).
-_NAMESAKES = """
-SELECT c.id, c.given_name, c.family_name, c.birth_date, c.phone_digits,
-       similarity(c.name_key, $1) AS name_similarity,
-       coalesce(c.given_phonetic = ANY($2::text[])
-                AND c.family_phonetic = ANY($2::text[]), false) AS sounds_alike
+_NAMESAKES = f"""
+SELECT {_scored_columns("$2::text[]")}
 FROM clients c JOIN client_access a ON a.client_id = c.id
-WHERE c.name_key % $1 AND {visible}
+WHERE c.name_key % $1 AND {{visible}}
 ORDER BY similarity(c.name_key, $1) DESC
 LIMIT 200
 """
