@@ -25,6 +25,7 @@ lint: $(INSTALLED) ## ruff, mypy and the event-contract check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy shared services bench tests
+	$(BIN)/lint-imports
 	$(BIN)/casework contracts --check
 
 format: $(INSTALLED)

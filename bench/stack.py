@@ -27,8 +27,8 @@ from pathlib import Path
 import asyncpg
 
 from bench.baseline_app import SCHEMA as BASELINE_SCHEMA
+from services.devstack import DevStack
 from services.registry import SERVICES
-from shared.devstack import DevStack
 from shared.embedded import free_port
 from shared.events.contracts import ClientRegistered
 from shared.settings import Settings

@@ -20,6 +20,10 @@ class Settings(BaseSettings):
     # Development default only; compose and production give each service its own secret.
     service_db_password: str = "casework-dev"
     database_pool_size: int = Field(default=10, ge=1, le=200)
+    # How long a request waits for a pooled connection before it is answered 503 with
+    # Retry-After; and how long every wait must have failed before liveness fails.
+    database_acquire_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    liveness_starved_seconds: float = Field(default=30.0, gt=0)
 
     kafka_bootstrap: str = "127.0.0.1:59092"
     # Real Kafka supports the idempotent producer; the embedded Tansu broker does not.

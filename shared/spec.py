@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from fastapi import APIRouter
 
@@ -20,6 +21,8 @@ class ServiceSpec:
     description: str
     # Position in the port layout: the API listens on http_port_base + port_index.
     port_index: int
+    # The service's Alembic folder (`services/<name>/migrations`).
+    migrations: Path
     # Who may do what: role -> action -> scope (services/<name>/access.py).
     policy: Policy = field(default_factory=lambda: Policy(permissions={}))
     routers: Sequence[APIRouter] = ()

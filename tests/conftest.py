@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from services.registry import SERVICES
+from services.registry import SERVICES, TOPICS
 from shared.db.migrations import migrate_services
 from shared.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
 from shared.messaging.kafka import create_topics
@@ -72,8 +72,10 @@ def make_settings(database_url: str, bootstrap: str, **overrides: object) -> Set
 @pytest.fixture(scope="session")
 async def settings(database_url: str, broker_bootstrap: str) -> Settings:
     settings = make_settings(database_url, broker_bootstrap)
-    await migrate_services(settings.database_url, list(SERVICES), settings.service_db_password)
-    await create_topics(settings)
+    await migrate_services(
+        settings.database_url, list(SERVICES.values()), settings.service_db_password
+    )
+    await create_topics(settings, TOPICS)
     return settings
 
 

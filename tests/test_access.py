@@ -455,7 +455,7 @@ async def test_one_request_s_records_are_linked_in_order_on_one_chain(
 async def test_the_verify_command_reports_intact_trails(settings: Settings) -> None:
     result = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "shared.cli", "audit-verify"],
+        [sys.executable, "-m", "services.cli", "audit-verify"],
         env={"CASEWORK_DATABASE_URL": settings.database_url, "PATH": ""},
         capture_output=True,
         text=True,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from services.registry import TOPICS
 from shared.embedded import EmbeddedBroker, free_port
 from shared.messaging.kafka import create_topics
 from shared.settings import Settings
@@ -32,7 +33,7 @@ async def outage_stack(
     settings: Settings, private_broker: EmbeddedBroker
 ) -> AsyncIterator[tuple[Stack, Settings]]:
     private = settings.model_copy(update={"kafka_bootstrap": private_broker.bootstrap})
-    await create_topics(private)
+    await create_topics(private, TOPICS)
     async with running_stack(private) as stack:
         yield stack, private
 

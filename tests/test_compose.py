@@ -359,6 +359,6 @@ def test_dockerfile_builds_a_non_root_casework_image() -> None:
     assert users and users[-1] not in {"root", "0"}
     assert 'ENTRYPOINT ["casework"]' in lines
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts["casework"] == "shared.cli:main"
+    assert scripts["casework"] == "services.cli:main"
     ignored = set((ROOT / ".dockerignore").read_text().split())
     assert {".venv", ".git", ".casework", ".env"} <= ignored

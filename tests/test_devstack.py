@@ -48,7 +48,7 @@ def test_the_dev_stack_runs_every_service_and_stops_cleanly_on_ctrl_c(tmp_path: 
         "CASEWORK_DATA_DIR": str(tmp_path / "data"),
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "shared.cli", "dev"],
+        [sys.executable, "-m", "services.cli", "dev"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

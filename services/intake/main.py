@@ -1,5 +1,7 @@
 """The intake service: what it serves and which events it handles."""
 
+from pathlib import Path
+
 from services.intake.access import POLICY
 from services.intake.assessments.views import router as assessments_router
 from services.intake.clients.views import router as clients_router
@@ -16,6 +18,7 @@ SPEC = ServiceSpec(
     title="Intake",
     description="Client registration, consent and assessment. Publishes client events.",
     port_index=1,
+    migrations=Path(__file__).parent / "migrations",
     policy=POLICY,
     routers=[
         code_lists_router,

@@ -1,5 +1,7 @@
 """The notifications service: what it serves and which events it handles."""
 
+from pathlib import Path
+
 from services.notifications.access import POLICY
 from shared.audit.views import audit_router
 from shared.client_refs import CLIENT_REF_HANDLERS, client_refs_router
@@ -10,6 +12,7 @@ SPEC = ServiceSpec(
     title="Notifications",
     description="Inbox, reminders, escalations and webhooks.",
     port_index=4,
+    migrations=Path(__file__).parent / "migrations",
     policy=POLICY,
     routers=[client_refs_router(), audit_router()],
     handlers=CLIENT_REF_HANDLERS,

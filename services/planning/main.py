@@ -1,5 +1,7 @@
 """The planning service: what it serves and which events it handles."""
 
+from pathlib import Path
+
 from services.planning.access import POLICY
 from services.planning.cases.views import router as cases_router
 from shared.audit.views import audit_router
@@ -11,6 +13,7 @@ SPEC = ServiceSpec(
     title="Planning",
     description="Cases, service plans, goals and notes.",
     port_index=2,
+    migrations=Path(__file__).parent / "migrations",
     policy=POLICY,
     routers=[client_refs_router(), cases_router, audit_router()],
     handlers=CLIENT_REF_HANDLERS,

@@ -4,7 +4,9 @@
 service's Policy: an action the caller's roles never have is 403; a client record outside the
 caller's scope is 404, so its existence is not revealed, unless a supervisor breaks the glass
 with a reason. Every outcome is audited: allowed and break-glass in the transaction of the
-action itself, refusals in a transaction of their own (the action's is rolled back).
+action itself; a refusal rides on its error and is written right after the action's
+transaction rolls back, on the same connection (never on a second one while the first is
+held), or by the problem handler when no transaction was open.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from shared.auth.facts import load_facts
 from shared.auth.policy import Policy
 from shared.auth.principal import Principal
 from shared.auth.tokens import InvalidToken, TokenVerifier
-from shared.db.database import Database
+from shared.db.database import Database, defer_after_rollback
 from shared.http.problems import ProblemError, not_found
 from shared.messaging.outbox import UnitOfWork, unit_of_work
 from shared.tracing import current_request_id
@@ -169,11 +171,25 @@ class Guard:
         await record(uow, schema=self.schema, entries=[self._entry(g) for g in grants])
 
     async def refuse(
-        self, grant: Grant, error: ProblemError, outcome: str = Outcome.DENIED
+        self,
+        grant: Grant,
+        error: ProblemError,
+        outcome: str = Outcome.DENIED,
+        *,
+        shown: tuple[Grant, ...] = (),
     ) -> ProblemError:
-        """Audit the refusal in a transaction of its own and return the error to raise."""
+        """The error to raise, carrying its audit records: the refusal, and `shown` (what the
+        refusal itself reveals, e.g. a duplicate's candidates). They are written after the
+        rollback of the transaction the error aborts, on its connection."""
         refused = replace(grant, outcome=outcome, break_glass_reason=None)
-        await _audit_alone(self.database, self.schema, self._entry(refused))
+        entries = [self._entry(g) for g in (*shown, refused)]
+
+        async def write(connection: asyncpg.Connection) -> None:
+            uow = UnitOfWork(connection)
+            await record(uow, schema=self.schema, entries=entries)
+            await uow.flush()
+
+        defer_after_rollback(error, write)
         return error
 
     async def found(self, grant: Grant, record: T | None) -> T:

@@ -7,7 +7,7 @@ it and the login role the service runs with gets only the default privileges gra
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
+from collections.abc import Iterable
 
 from alembic import command, context
 from alembic.config import Config
@@ -17,28 +17,27 @@ from sqlalchemy.pool import NullPool
 
 from shared.db.provisioning import ensure_database, provision_service
 from shared.settings import owner_role
+from shared.spec import ServiceSpec
 
-SERVICES_ROOT = Path(__file__).resolve().parents[2] / "services"
 
-
-def alembic_config(service: str, admin_url: str) -> Config:
+def alembic_config(spec: ServiceSpec, admin_url: str) -> Config:
     config = Config()
-    config.set_main_option("script_location", str(SERVICES_ROOT / service / "migrations"))
+    config.set_main_option("script_location", str(spec.migrations))
     config.attributes["admin_url"] = admin_url
-    config.attributes["service"] = service
+    config.attributes["service"] = spec.name
     return config
 
 
-def upgrade(service: str, admin_url: str, revision: str = "head") -> None:
+def upgrade(spec: ServiceSpec, admin_url: str, revision: str = "head") -> None:
     """Apply a service's migrations. Synchronous: Alembic drives its own event loop."""
-    command.upgrade(alembic_config(service, admin_url), revision)
+    command.upgrade(alembic_config(spec, admin_url), revision)
 
 
-async def migrate_services(admin_url: str, services: list[str], password: str) -> None:
+async def migrate_services(admin_url: str, specs: Iterable[ServiceSpec], password: str) -> None:
     await ensure_database(admin_url)
-    for service in services:
-        await provision_service(admin_url, service=service, password=password)
-        await asyncio.to_thread(upgrade, service, admin_url)
+    for spec in specs:
+        await provision_service(admin_url, service=spec.name, password=password)
+        await asyncio.to_thread(upgrade, spec, admin_url)
 
 
 def sqlalchemy_url(url: str) -> str:

@@ -9,6 +9,7 @@ committed schema lost or changed something consumers rely on.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import yaml
 
 from shared.events.contracts import EventData, dead_letter_topic
 from shared.events.registry import EVENT_TYPES
-from shared.messaging.kafka import CONSUMER_GROUPS
+from shared.spec import ServiceSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
@@ -38,12 +39,12 @@ def _message_name(model: type[EventData]) -> str:
     return model.__name__
 
 
-def _publishers(model: type[EventData]) -> list[str]:
+def _publishers(model: type[EventData], services: list[str]) -> list[str]:
     """`source_service = "any"`: every service publishes it (the audit stream)."""
-    return list(CONSUMER_GROUPS) if model.source_service == "any" else [model.source_service]
+    return services if model.source_service == "any" else [model.source_service]
 
 
-def _ce_headers(model: type[EventData]) -> dict[str, Any]:
+def _ce_headers(model: type[EventData], services: list[str]) -> dict[str, Any]:
     return {
         "type": "object",
         "required": ["ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time", "ce_subject"],
@@ -52,7 +53,7 @@ def _ce_headers(model: type[EventData]) -> dict[str, Any]:
             "ce_id": {"type": "string", "description": "Unique event id (UUID)."},
             "ce_source": {
                 "type": "string",
-                "pattern": "^/casework/(" + "|".join(_publishers(model)) + ")$",
+                "pattern": "^/casework/(" + "|".join(_publishers(model, services)) + ")$",
             },
             "ce_type": {"type": "string", "const": model.event_type},
             "ce_time": {"type": "string", "format": "date-time"},
@@ -63,11 +64,10 @@ def _ce_headers(model: type[EventData]) -> dict[str, Any]:
     }
 
 
-def asyncapi_document() -> dict[str, Any]:
+def asyncapi_document(specs: Sequence[ServiceSpec]) -> dict[str, Any]:
+    services = [spec.name for spec in specs]
     subscribers: dict[str, list[str]] = {}
-    from services.registry import SERVICES
-
-    for spec in SERVICES.values():
+    for spec in specs:
         for event_type in spec.handlers:
             subscribers.setdefault(event_type, []).append(spec.name)
     channels: dict[str, Any] = {}
@@ -89,14 +89,14 @@ def asyncapi_document() -> dict[str, Any]:
             "title": name,
             "summary": model.summary,
             "contentType": "application/json",
-            "headers": _ce_headers(model),
+            "headers": _ce_headers(model, services),
             "payload": {"$ref": f"../shared/events/schemas/{event_type}.json"},
             "bindings": {
                 "kafka": {"key": {"type": "string", "description": f"{model.aggregate_type} id"}}
             },
         }
         message_ref = f"#/channels/{model.topic}/messages/{name}"
-        for publisher in _publishers(model):
+        for publisher in _publishers(model, services):
             operations[f"{publisher}.send.{name}"] = {
                 "action": "send",
                 "channel": {"$ref": f"#/channels/{model.topic}"},
@@ -109,7 +109,7 @@ def asyncapi_document() -> dict[str, Any]:
                 "messages": [{"$ref": message_ref}],
                 "bindings": {"kafka": {"groupId": {"type": "string", "const": group}}},
             }
-    for group in CONSUMER_GROUPS:
+    for group in services:
         topic = dead_letter_topic(group)
         channels[topic] = {
             "address": topic,
@@ -141,18 +141,18 @@ def asyncapi_document() -> dict[str, Any]:
     }
 
 
-def rendered_files() -> dict[Path, str]:
+def rendered_files(specs: Sequence[ServiceSpec]) -> dict[Path, str]:
     files = {
         SCHEMA_DIR / f"{event_type}.json": json.dumps(event_schema(model), indent=2) + "\n"
         for event_type, model in EVENT_TYPES.items()
     }
-    files[ASYNCAPI_PATH] = yaml.safe_dump(asyncapi_document(), sort_keys=False, width=100)
+    files[ASYNCAPI_PATH] = yaml.safe_dump(asyncapi_document(specs), sort_keys=False, width=100)
     return files
 
 
-def write_or_check(*, check: bool) -> list[str]:
+def write_or_check(specs: Sequence[ServiceSpec], *, check: bool) -> list[str]:
     problems = []
-    for path, text in rendered_files().items():
+    for path, text in rendered_files(specs).items():
         relative = path.relative_to(ROOT)
         if check:
             if not path.exists() or path.read_text() != text:

@@ -23,6 +23,7 @@ def service_database(spec: ServiceSpec, settings: Settings) -> Database:
         settings.database_url_for(spec.name),
         schema=spec.schema,
         pool_size=settings.database_pool_size,
+        acquire_timeout=settings.database_acquire_timeout_seconds,
     )
 
 

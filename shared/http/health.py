@@ -18,9 +18,21 @@ def health_router(*, service: str, broker_required: bool) -> APIRouter:
     broker is away, so it reports `degraded` and stays in the load balancer."""
     router = APIRouter(tags=["operations"])
 
-    @router.get("/health/live", summary="The process is up")
-    async def live() -> dict[str, str]:
-        return {"status": "live", "service": service}
+    @router.get(
+        "/health/live",
+        summary="The process can still answer",
+        responses={503: {"description": "Wedged: no database connection for too long"}},
+    )
+    async def live(request: Request) -> JSONResponse:
+        database: Database = request.app.state.database
+        settings: Settings = request.app.state.settings
+        if database.is_starved(settings.liveness_starved_seconds):
+            # Every request has been waiting for a connection for that long: restart me.
+            return JSONResponse(
+                {"status": "starved", "service": service, "checks": {"database_pool": "starved"}},
+                status_code=503,
+            )
+        return JSONResponse({"status": "live", "service": service})
 
     @router.get(
         "/health/ready",

@@ -13,7 +13,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.http.problems import PROBLEM_BASE, PROBLEM_JSON
+from shared.http.problems import PROBLEM_BASE, PROBLEM_JSON, log_unexpected
 from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from shared.tracing import continue_or_start, current_request_id, current_trace
 
@@ -61,10 +61,10 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_context)
-        except Exception:
+        except Exception as error:
             # Answer here, while the request id is still in force, rather than letting the
             # server's outermost handler answer without it (and drop the connection).
-            log.exception("unhandled error")
+            log_unexpected(error)
             if status_sent:
                 raise
             status = 500

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.db.database import UNAVAILABLE_ERRORS, Database, DatabaseUnavailable
 from shared.tracing import current_request_id
 
 log = logging.getLogger(__name__)
@@ -97,7 +100,40 @@ _STATUS_SLUGS = {
     413: ("payload-too-large", "Request body too large"),
     415: ("unsupported-media-type", "Unsupported media type"),
     428: ("precondition-required", "Precondition required"),
+    429: ("too-many-requests", "Too many requests"),
+    503: ("service-unavailable", "Service unavailable"),
 }
+
+
+def unavailable(retry_after_seconds: int = 2) -> ProblemError:
+    return ProblemError(
+        503,
+        "service-unavailable",
+        "Service unavailable",
+        detail="A dependency of this service is unavailable or busy; nothing was changed. "
+        "Retry after the time in Retry-After.",
+        headers={"Retry-After": str(retry_after_seconds)},
+    )
+
+
+def log_unexpected(error: BaseException) -> None:
+    """Log an unhandled error without the values it may quote: a database error's message and
+    detail can carry row values (client data), so only its class, SQLSTATE, constraint and
+    the stack are logged."""
+    if isinstance(error, asyncpg.PostgresError):
+        log.error(
+            "unhandled database error",
+            extra={
+                "error_type": type(error).__name__,
+                "sqlstate": getattr(error, "sqlstate", None),
+                "constraint": getattr(error, "constraint_name", None),
+                "table": getattr(error, "table_name", None),
+                "column": getattr(error, "column_name", None),
+                "stack": "".join(traceback.format_tb(error.__traceback__)),
+            },
+        )
+        return
+    log.error("unhandled error", exc_info=error)
 
 
 def _field_errors(error: RequestValidationError) -> list[dict[str, str]]:
@@ -114,6 +150,13 @@ def _field_errors(error: RequestValidationError) -> list[dict[str, str]]:
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def on_problem(request: Request, error: ProblemError) -> JSONResponse:
+        # A refusal raised before the request took a connection still carries its audit.
+        database: Database | None = getattr(request.app.state, "database", None)
+        if database is not None:
+            try:
+                await database.run_deferred(error)
+            except DatabaseUnavailable as outage:
+                return await on_unavailable(request, outage)
         return problem_response(
             request,
             status=error.status,
@@ -148,9 +191,26 @@ def install_problem_handlers(app: FastAPI) -> None:
             headers=dict(error.headers) if error.headers else None,
         )
 
+    @app.exception_handler(DatabaseUnavailable)
+    async def on_unavailable(request: Request, error: Exception) -> JSONResponse:
+        retry_after = getattr(error, "retry_after_seconds", 2)
+        log.warning("database unavailable", extra={"error_type": type(error).__name__})
+        problem = unavailable(retry_after)
+        return problem_response(
+            request,
+            status=problem.status,
+            slug=problem.slug,
+            title=problem.title,
+            detail=problem.detail,
+            headers=problem.headers,
+        )
+
+    for outage in UNAVAILABLE_ERRORS:
+        app.add_exception_handler(outage, on_unavailable)
+
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
-        log.exception("unhandled error")
+        log_unexpected(error)
         return problem_response(
             request,
             status=500,

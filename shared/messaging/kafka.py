@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterable
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -16,12 +17,11 @@ from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
-CONSUMER_GROUPS = ("intake", "planning", "referrals", "notifications")
 
-
-def all_topics() -> list[str]:
+def all_topics(consumer_groups: Iterable[str]) -> list[str]:
+    """Every event topic, and the dead-letter topic of each consumer group."""
     event_topics = {model.topic for model in EVENT_TYPES.values()}
-    return sorted(event_topics | {dead_letter_topic(group) for group in CONSUMER_GROUPS})
+    return sorted(event_topics | {dead_letter_topic(group) for group in consumer_groups})
 
 
 def producer(settings: Settings) -> AIOKafkaProducer:
@@ -35,12 +35,12 @@ def producer(settings: Settings) -> AIOKafkaProducer:
     )
 
 
-async def create_topics(settings: Settings, topics: list[str] | None = None) -> None:
+async def create_topics(settings: Settings, topics: list[str]) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted = [topic for topic in (topics or all_topics()) if topic not in existing]
+        wanted = [topic for topic in topics if topic not in existing]
         if wanted:
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(

@@ -190,8 +190,6 @@ async def register_client(
 async def _refuse_duplicate(
     guard: Guard, grant: Grant, likely: list[Candidate], *, name_only: bool
 ) -> ProblemError:
-    async with unit_of_work(guard.database) as uow:
-        await guard.audit(uow, *_shown(grant, likely, "client.search"))
     basis = (
         "With no birth date or phone to compare, these records have nearly the same name. "
         if name_only
@@ -208,6 +206,7 @@ async def _refuse_duplicate(
             compared=["name"] if name_only else ["name", "birth_date", "phone"],
         ),
         Outcome.DUPLICATE_SUSPECTED,
+        shown=tuple(_shown(grant, likely, "client.search")),
     )  # fmt: skip
 
 

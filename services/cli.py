@@ -60,33 +60,32 @@ def _migrate(settings: Settings, services: list[str]) -> int:
     from shared.db.migrations import migrate_services
 
     configure_logging("migrate", settings.log_level)
-    asyncio.run(
-        migrate_services(
-            settings.database_url, services or list(SERVICES), settings.service_db_password
-        )
-    )
+    specs = [SERVICES[name] for name in services or SERVICES]
+    asyncio.run(migrate_services(settings.database_url, specs, settings.service_db_password))
     return 0
 
 
 def _topics(settings: Settings) -> int:
+    from services.registry import TOPICS
     from shared.messaging.kafka import create_topics
 
     configure_logging("topics", settings.log_level)
-    asyncio.run(create_topics(settings))
+    asyncio.run(create_topics(settings, TOPICS))
     return 0
 
 
 def _dev(settings: Settings) -> int:
-    from shared import devstack
+    from services import devstack
 
     configure_logging("devstack", "WARNING")
     return devstack.run(settings)
 
 
 def _contracts(check: bool) -> int:
+    from services.registry import SERVICES
     from shared.events.docs import write_or_check
 
-    problems = write_or_check(check=check)
+    problems = write_or_check(list(SERVICES.values()), check=check)
     for problem in problems:
         print(problem, file=sys.stderr)
     return 1 if problems else 0

@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from services.registry import SERVICES
+from services.registry import SERVICES, TOPICS
 from shared.auth.tokens import issue_dev_token
 from shared.db.migrations import migrate_services
 from shared.embedded import EmbeddedBroker, EmbeddedPostgres
@@ -78,11 +78,13 @@ class DevStack:
             _say(f"Kafka broker    127.0.0.1:{port} (Tansu, in memory)")
         asyncio.run(
             migrate_services(
-                self.settings.database_url, list(SERVICES), self.settings.service_db_password
+                self.settings.database_url,
+                list(SERVICES.values()),
+                self.settings.service_db_password,
             )
         )
         _say("migrations applied: " + ", ".join(SERVICES))
-        asyncio.run(create_topics(self.settings))
+        asyncio.run(create_topics(self.settings, TOPICS))
 
     def start_services(self) -> None:
         logs = self.data_dir / "logs"
@@ -91,7 +93,7 @@ class DevStack:
             for role in ("api", "worker"):
                 with open(logs / f"{name}-{role}.log", "ab") as log_file:
                     process = subprocess.Popen(
-                        [sys.executable, "-m", "shared.cli", role, name],
+                        [sys.executable, "-m", "services.cli", role, name],
                         env=os.environ.copy(),
                         stdout=log_file,
                         stderr=subprocess.STDOUT,

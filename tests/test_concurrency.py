@@ -1,0 +1,153 @@
+"""More concurrent requests than the pool has connections: refusals, duplicates and exhausted
+pools answer, and the service stays ready (a request never holds one pooled connection while
+waiting for another)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from uuid import uuid4
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from services.registry import SERVICES
+from shared.db.database import Database
+from shared.http.app import create_app
+from shared.settings import Settings
+from tests.support import CASEWORKER, VALID_CLIENT, admin_fetchval, bearer
+
+POOL_SIZE = 2
+CONCURRENT = 40
+
+
+@pytest.fixture(scope="module")
+async def small_pool_intake(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """Intake with a two-connection pool that gives up waiting after two seconds."""
+    small = settings.model_copy(
+        update={"database_pool_size": POOL_SIZE, "database_acquire_timeout_seconds": 2.0}
+    )
+    app = create_app(SERVICES["intake"], small)
+    async with (
+        LifespanManager(app) as manager,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app),
+            base_url="http://intake.test",
+            headers=bearer(small, CASEWORKER),
+            timeout=30,
+        ) as client,
+    ):
+        yield client
+
+
+async def _audit_rows(settings: Settings, request_ids: list[str]) -> int:
+    count: int = await admin_fetchval(
+        settings, "SELECT count(*) FROM intake.audit_log WHERE request_id = ANY($1)", request_ids
+    )
+    return count
+
+
+async def test_refusals_above_pool_size_all_answer_and_are_all_audited(
+    settings: Settings, small_pool_intake: httpx.AsyncClient
+) -> None:
+    request_ids = [f"wedge-{uuid4()}" for _ in range(CONCURRENT)]
+    responses = await asyncio.gather(
+        *(
+            small_pool_intake.get(f"/v1/clients/{uuid4()}", headers={"X-Request-Id": request_id})
+            for request_id in request_ids
+        )
+    )
+    assert [r.status_code for r in responses] == [404] * CONCURRENT
+    assert {r.json()["type"] for r in responses} == {"https://casework.dev/problems/not-found"}
+    # Every refusal is on the record, written after its own rollback on its own connection.
+    assert await _audit_rows(settings, request_ids) == CONCURRENT
+    ready = await small_pool_intake.get("/health/ready")
+    assert ready.json()["checks"]["database"] == "ok"
+    live = await small_pool_intake.get("/health/live")
+    assert live.status_code == 200 and live.json()["status"] == "live"
+
+
+async def test_duplicate_refusals_above_pool_size_all_answer_409_with_candidates(
+    settings: Settings, small_pool_intake: httpx.AsyncClient
+) -> None:
+    person = {**VALID_CLIENT, "given_name": "Wedgewood", "family_name": f"Conc{uuid4().hex[:6]}"}
+    first = await small_pool_intake.post("/v1/clients", json=person)
+    assert first.status_code == 201, first.text
+    again = {key: value for key, value in person.items() if key != "duplicate_check"}
+    request_ids = [f"dup-{uuid4()}" for _ in range(CONCURRENT)]
+    responses = await asyncio.gather(
+        *(
+            small_pool_intake.post("/v1/clients", json=again, headers={"X-Request-Id": rid})
+            for rid in request_ids
+        )
+    )
+    assert [r.status_code for r in responses] == [409] * CONCURRENT
+    assert all(r.json()["candidates"][0]["client_id"] == first.json()["id"] for r in responses)
+    # Each 409 records what it showed (the candidate) and the refusal itself.
+    assert await _audit_rows(settings, request_ids) == 2 * CONCURRENT
+
+
+async def test_an_exhausted_pool_answers_503_with_retry_after_and_recovers(
+    settings: Settings,
+) -> None:
+    tight = settings.model_copy(
+        update={"database_pool_size": 1, "database_acquire_timeout_seconds": 0.3}
+    )
+    app = create_app(SERVICES["intake"], tight)
+    async with (
+        LifespanManager(app) as manager,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app),
+            base_url="http://intake.test",
+            headers=bearer(tight, CASEWORKER),
+        ) as client,
+    ):
+        database: Database = app.state.database
+        held = await database.pool.acquire()
+        try:
+            busy = await client.get(f"/v1/clients/{uuid4()}")
+        finally:
+            await database.pool.release(held)
+        assert busy.status_code == 503
+        assert busy.headers["Retry-After"].isdigit()
+        assert busy.headers["content-type"] == "application/problem+json"
+        assert busy.json()["type"] == "https://casework.dev/problems/service-unavailable"
+        after = await client.get(f"/v1/clients/{uuid4()}")
+        assert after.status_code == 404
+
+
+async def test_liveness_fails_only_when_every_wait_has_failed_for_too_long(
+    settings: Settings,
+) -> None:
+    starving = settings.model_copy(
+        update={
+            "database_pool_size": 1,
+            "database_acquire_timeout_seconds": 0.2,
+            "liveness_starved_seconds": 0.3,
+        }
+    )
+    app = create_app(SERVICES["intake"], starving)
+    async with (
+        LifespanManager(app) as manager,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app),
+            base_url="http://intake.test",
+            headers=bearer(starving, CASEWORKER),
+        ) as client,
+    ):
+        assert (await client.get("/health/live")).status_code == 200
+        database: Database = app.state.database
+        held = await database.pool.acquire()
+        try:
+            for _ in range(3):
+                assert (await client.get(f"/v1/clients/{uuid4()}")).status_code == 503
+            await asyncio.sleep(0.35)
+            assert (await client.get(f"/v1/clients/{uuid4()}")).status_code == 503
+            wedged = await client.get("/health/live")
+            assert wedged.status_code == 503
+            assert wedged.json()["checks"]["database_pool"] == "starved"
+        finally:
+            await database.pool.release(held)
+        assert (await client.get(f"/v1/clients/{uuid4()}")).status_code == 404
+        assert (await client.get("/health/live")).status_code == 200
