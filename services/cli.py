@@ -29,6 +29,7 @@ def _api(settings: Settings, service: str) -> int:
         loop="uvloop",
         http="httptools",
         proxy_headers=True,
+        root_path=settings.http_root_path,
     )
     return 0
 

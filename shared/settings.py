@@ -41,6 +41,15 @@ class Settings(BaseSettings):
     http_port_base: int = Field(default=8000, ge=0, le=65000)
     worker_port_base: int = Field(default=9000, ge=0, le=65000)
     max_request_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # The path prefix a reverse proxy serves this API under (compose: /intake, ...), so /docs
+    # and the OpenAPI servers point at the right place. Empty when served at the root.
+    http_root_path: str = Field(default="", pattern=r"^(/[A-Za-z0-9._~-]+)*$")
+    # Browser origins allowed to call the APIs (CORS), e.g. ["http://localhost:5173"]; as an
+    # environment variable a JSON list. Empty: no cross-origin access.
+    cors_allowed_origins: list[str] = Field(default_factory=list)
+
+    # How long an Idempotency-Key (and the response it replays) is kept.
+    idempotency_ttl_hours: float = Field(default=24.0, gt=0, le=24 * 30)
 
     outbox_poll_seconds: float = Field(default=2.0, gt=0)
     outbox_batch_size: int = Field(default=500, ge=1)

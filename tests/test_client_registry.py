@@ -397,3 +397,36 @@ async def test_forged_cursors_are_a_400_on_every_keyset_list(
         response = await stack.api["intake"].get(path, params={"cursor": cursor})
         assert response.status_code == 400, (path, response.text)
         assert response.json()["type"].endswith("/invalid-cursor")
+
+
+async def test_a_merge_patch_of_the_address_changes_only_the_members_sent(
+    stack: Stack, settings: Settings
+) -> None:
+    client = await register(
+        stack, {**FULL_RECORD, "given_name": "Imani", "family_name": "Okafor",
+                "birth_date": "1985-11-30", "duplicate_check": "confirmed_new"},
+    )  # fmt: skip
+    path = f"/v1/clients/{client['id']}"
+    before = (await stack.api["intake"].get(path)).json()["address"]
+    assert before["line1"] and before["postal_code"] and before["country"]
+    etag = (await stack.api["intake"].get(path)).headers["etag"]
+
+    response = await stack.api["intake"].patch(
+        path,
+        content=json.dumps({"address": {"city": "Shelbyville", "line2": None}}),
+        headers={"If-Match": etag, "Content-Type": "application/merge-patch+json"},
+    )
+
+    assert response.status_code == 200, response.text
+    after = response.json()["address"]
+    assert after["city"] == "Shelbyville" != before["city"]
+    assert after["line2"] is None
+    assert {k: after[k] for k in ("line1", "postal_code", "country")} == {
+        k: before[k] for k in ("line1", "postal_code", "country")
+    }
+    etag = response.headers["etag"]
+    cleared = await stack.api["intake"].patch(
+        path, json={"other_names": None, "address": None}, headers={"If-Match": etag}
+    )
+    assert cleared.status_code == 200, cleared.text
+    assert cleared.json()["other_names"] == [] and cleared.json()["address"] is None

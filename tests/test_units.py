@@ -15,6 +15,7 @@ from shared.events.envelope import (
     encode_data,
     kafka_headers,
 )
+from shared.http.merge_patch import merge_patch
 from shared.settings import Settings
 from shared.tracing import continue_or_start, parse_traceparent
 
@@ -105,3 +106,26 @@ def test_a_service_connects_as_its_own_role_unless_told_otherwise() -> None:
     )
     explicit = settings.model_copy(update={"service_database_url": "postgresql://x:y@h/d"})
     assert explicit.database_url_for("planning") == "postgresql://x:y@h/d"
+
+
+def test_merge_patch_follows_rfc_7396_appendix_a() -> None:
+    # The RFC's own examples: (original, patch, result).
+    cases = [
+        ({"a": "b"}, {"a": "c"}, {"a": "c"}),
+        ({"a": "b"}, {"b": "c"}, {"a": "b", "b": "c"}),
+        ({"a": "b"}, {"a": None}, {}),
+        ({"a": "b", "b": "c"}, {"a": None}, {"b": "c"}),
+        ({"a": ["b"]}, {"a": "c"}, {"a": "c"}),
+        ({"a": "c"}, {"a": ["b"]}, {"a": ["b"]}),
+        ({"a": {"b": "c"}}, {"a": {"b": "d", "c": None}}, {"a": {"b": "d"}}),
+        ({"a": [{"b": "c"}]}, {"a": [1]}, {"a": [1]}),
+        (["a", "b"], ["c", "d"], ["c", "d"]),
+        ({"a": "b"}, ["c"], ["c"]),
+        ({"a": "foo"}, None, None),
+        ({"a": "foo"}, "bar", "bar"),
+        ({"e": None}, {"a": 1}, {"e": None, "a": 1}),
+        ([1, 2], {"a": "b", "c": None}, {"a": "b"}),
+        ({}, {"a": {"bb": {"ccc": None}}}, {"a": {"bb": {}}}),
+    ]
+    for original, patch, result in cases:
+        assert merge_patch(original, patch) == result, (original, patch)

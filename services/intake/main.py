@@ -3,6 +3,9 @@
 from pathlib import Path
 
 from services.intake.access import POLICY
+from services.intake.assessments.equity_views import router as equity_router
+from services.intake.assessments.flag_views import router as flags_router
+from services.intake.assessments.views import instruments_router
 from services.intake.assessments.views import router as assessments_router
 from services.intake.clients.views import router as clients_router
 from services.intake.code_lists.views import router as code_lists_router
@@ -24,7 +27,10 @@ SPEC = ServiceSpec(
         code_lists_router,
         clients_router,
         consents_router,
+        instruments_router,
         assessments_router,
+        flags_router,
+        equity_router,
         links_router,
         audit_router(),
     ],

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
+from fastapi_offline import FastAPIOffline
 
 from shared.auth.guide import AUTH_GUIDE
 from shared.auth.tokens import TokenVerifier
@@ -40,31 +44,67 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
         finally:
             await database.close()
 
-    app = FastAPI(
+    # /docs and /redoc serve their scripts from the package, not a CDN: they work offline and,
+    # with the server's root path (settings.http_root_path), behind the gateway's prefix.
+    app = FastAPIOffline(
         title=f"Casework {spec.title}",
         description=spec.description + AUTH_GUIDE,
         version="1.0.0",
         lifespan=lifespan,
+        generate_unique_id_function=partial(operation_id, spec.name),
     )
     app.state.settings = settings
     app.state.spec = spec
     app.state.verifier = TokenVerifier(settings)
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
+    if settings.cors_allowed_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_allowed_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=list(CORS_REQUEST_HEADERS),
+            expose_headers=list(CORS_RESPONSE_HEADERS),
+            max_age=600,
+        )
     app.add_middleware(RequestContextMiddleware, service=spec.name)
     app.include_router(health_router(service=spec.name, broker_required=False))
     for router in spec.routers:
         app.include_router(router)
-    document_problems(app)
+    refine_openapi(app)
     return app
 
 
-def document_problems(app: FastAPI) -> None:
-    """FastAPI documents its automatic 422 as application/json HTTPValidationError; this
-    service answers every error as application/problem+json. Make the document say so."""
+# What a browser may send and read across origins: the API's own headers, no more.
+CORS_REQUEST_HEADERS = (
+    "Authorization",
+    "Content-Type",
+    "If-Match",
+    "Idempotency-Key",
+    "Last-Event-ID",
+    "X-Request-Id",
+    "X-Purpose-Of-Use",
+    "X-Break-Glass-Reason",
+    "traceparent",
+)
+CORS_RESPONSE_HEADERS = ("ETag", "Location", "Retry-After", "X-Request-Id", "traceparent")
+
+
+def operation_id(service: str, route: APIRoute) -> str:
+    """Stable, unique and service-prefixed (`intake_get_client`): what generated clients name
+    their methods after. Function names are unique within a service (checked by a test)."""
+    return f"{service}_{route.name}"
+
+
+def refine_openapi(app: FastAPI) -> None:
+    """Make the document say what the service does: every error is application/problem+json
+    (FastAPI documents its automatic 422 as application/json HTTPValidationError), and
+    `If-Match` is required wherever its absence is answered 428."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
         document = generate()
         schemas = document.setdefault("components", {}).setdefault("schemas", {})
         if "Problem" not in schemas:
@@ -72,6 +112,10 @@ def document_problems(app: FastAPI) -> None:
             schemas.update(problem.pop("$defs", {}))
             schemas["Problem"] = problem
         for operation in (op for path in document["paths"].values() for op in path.values()):
+            if "428" in operation.get("responses", {}):
+                for parameter in operation.get("parameters", []):
+                    if parameter["in"] == "header" and parameter["name"].lower() == "if-match":
+                        parameter["required"] = True
             for status, response in operation.get("responses", {}).items():
                 if status.startswith(("4", "5")) and "application/json" in response.get(
                     "content", {}

@@ -17,8 +17,6 @@ from services.intake.assessments.definitions import (
     Instrument,
     InstrumentSummary,
 )
-from services.intake.assessments.equity_views import router as equity_router
-from services.intake.assessments.flag_views import router as flags_router
 from services.intake.assessments.models import AssessmentCreate, AssessmentPublic, OverrideCreate
 from services.intake.assessments.problems import (
     conflict,
@@ -34,6 +32,7 @@ from shared.http.problems import PROBLEM_RESPONSES, ProblemError
 from shared.messaging.outbox import unit_of_work
 
 router = APIRouter(tags=["assessments"])
+instruments_router = APIRouter(tags=["instruments"])
 
 ClientId = Annotated[UUID, Path()]
 AssessmentId = Annotated[UUID, Path()]
@@ -56,11 +55,10 @@ class InstrumentList(BaseModel):
     items: list[InstrumentSummary]
 
 
-@router.get(
+@instruments_router.get(
     "/v1/instruments",
     response_model=InstrumentList,
     responses=_problems(401),
-    tags=["instruments"],
     summary="List the assessment instruments and their versions",
 )
 async def list_instruments(principal: CurrentPrincipal) -> InstrumentList:
@@ -72,11 +70,10 @@ async def list_instruments(principal: CurrentPrincipal) -> InstrumentList:
     )
 
 
-@router.get(
+@instruments_router.get(
     "/v1/instruments/{instrument_id}/versions/{version}",
     response_model=Instrument,
     responses=_problems(401, 404, 422),
-    tags=["instruments"],
     summary="Read one version of an instrument: questions, answer options and scoring rules",
 )
 async def get_instrument(
@@ -260,7 +257,3 @@ def _already(risk_level: str) -> ProblemError:
         "Risk level already in force",
         f"The risk level in force is already {risk_level}; nothing was changed.",
     )
-
-
-router.include_router(flags_router)
-router.include_router(equity_router)

@@ -8,14 +8,13 @@ from functools import partial
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, Body, Header, Path, Query, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from services.intake.clients import service
 from services.intake.clients.models import (
     ClientCreate,
-    ClientFields,
     ClientPublic,
     ClientUpdate,
     Phone,
@@ -32,6 +31,7 @@ from shared.audit.log import Outcome
 from shared.auth.guard import Grant, Guard, GuardDep
 from shared.http import idempotency
 from shared.http.app import DatabaseDep
+from shared.http.merge_patch import MERGE_PATCH_JSON
 from shared.http.pagination import (
     Cursor,
     Limit,
@@ -261,13 +261,16 @@ async def get_client(
     response_model=ClientPublic,
     responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 412, 413, 422, 428)},
     summary="Change a client's record (JSON merge patch; If-Match required)",
-    description="Send the ETag you read in `If-Match`: 428 without it, 412 if the record "
-    "changed since (read it again, reapply, resend). Only the fields present change; the "
-    "change history keeps every field's old and new value.",
+    description="A JSON merge patch (RFC 7396, `application/merge-patch+json`; "
+    "`application/json` is read the same way): only the members present change, nested "
+    "objects such as `address` merge member by member, `null` removes a value, lists are "
+    "replaced whole. Send the ETag you read in `If-Match`: 428 without it, 412 if the record "
+    "changed since (read it again, reapply, resend). The change history keeps every field's "
+    "old and new value.",
 )
 async def update_client(
     client_id: Annotated[UUID, Path()],
-    body: ClientUpdate,
+    body: Annotated[ClientUpdate, Body(media_type=MERGE_PATCH_JSON)],
     guard: GuardDep,
     database: DatabaseDep,
     response: Response,
@@ -286,22 +289,18 @@ async def update_client(
         assert current is not None
         if if_match.strip() not in (etag(current), f"W/{etag(current)}"):
             raise await guard.refuse(grant, _stale(current), Outcome.PRECONDITION_FAILED)
-        merged = {
-            **current.model_dump(include=set(service.RECORD_FIELDS)),
-            **body.model_dump(exclude_unset=True),
-        }
         try:
-            changed = ClientFields.model_validate(merged)
-        except ValidationError as error:
+            changed = service.patched(current, body)
+        except service.InconsistentRecord as inconsistent:
             raise ProblemError(
                 422, "validation-error", "The request is not valid",
                 detail="The change would leave the record inconsistent; nothing was changed.",
                 errors=[
                     {"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"],
                      "code": e["type"]}
-                    for e in error.errors()
+                    for e in inconsistent.errors
                 ],
-            ) from error  # fmt: skip
+            ) from inconsistent  # fmt: skip
         try:
             updated = await service.update_client(
                 uow, current=current, changed=changed, changed_by=guard.principal
