@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -24,15 +26,25 @@ from tests.support import Stack, running_stack
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server_dir() -> Iterator[Path]:
+    """Where the embedded servers keep their data. Not under pytest's own temporary root:
+    every pytest session that starts makes that root private again (chmod 0700), which locks
+    out the PostgreSQL system user of a session already running beside it."""
+    directory = Path(tempfile.mkdtemp(prefix="casework-test-"))
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def database_url(server_dir: Path) -> Iterator[str]:
     external = os.environ.get("CASEWORK_TEST_DATABASE_URL")
     database = f"casework_test_{secrets.token_hex(4)}"
     if external:
         yield with_database(external, database)
         return
-    server = EmbeddedPostgres(
-        Path(tmp_path_factory.mktemp("postgres")), free_port(), superuser_password="test-admin"
-    )
+    server = EmbeddedPostgres(server_dir / "postgres", free_port(), superuser_password="test-admin")
     server.start()
     try:
         yield with_database(server.admin_url, database)

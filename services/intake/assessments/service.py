@@ -220,7 +220,7 @@ async def override_risk(
 
 # --- flags ------------------------------------------------------------------------------------
 
-_FLAG_COLUMNS = """
+FLAG_COLUMNS = """
     f.id, f.client_id, f.flag_type, f.severity, f.source, f.assessment_id, f.note, f.raised_by,
     f.raised_at, f.expires_at, f.acknowledged_by, f.acknowledged_at, f.resolved_by,
     f.resolved_at, f.resolution_note,
@@ -228,7 +228,7 @@ _FLAG_COLUMNS = """
          WHEN f.expires_at <= now() THEN 'expired'
          ELSE 'active' END AS status
 """
-_ACTIVE = "f.resolved_at IS NULL AND (f.expires_at IS NULL OR f.expires_at > now())"
+IS_ACTIVE = "f.resolved_at IS NULL AND (f.expires_at IS NULL OR f.expires_at > now())"
 
 
 def _flag_event(flag: FlagPublic) -> FlagRaised:
@@ -263,7 +263,7 @@ async def _insert_flag(
         INSERT INTO flags AS f (id, client_id, flag_type, severity, source, assessment_id, note,
                                 raised_by, raised_at, expires_at)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-        RETURNING {_FLAG_COLUMNS}
+        RETURNING {FLAG_COLUMNS}
         """,
         uuid4(),
         client_id,
@@ -309,8 +309,8 @@ async def list_flags(
 ) -> list[FlagPublic]:
     """Newest first, keyset-paginated on (raised_at, id); only active ones unless asked."""
     rows = await connection.fetch(
-        f"SELECT {_FLAG_COLUMNS} FROM flags f WHERE f.client_id = $1 "
-        f"AND ($2 OR ({_ACTIVE})) "
+        f"SELECT {FLAG_COLUMNS} FROM flags f WHERE f.client_id = $1 "
+        f"AND ($2 OR ({IS_ACTIVE})) "
         "AND ($3::timestamptz IS NULL OR (f.raised_at, f.id) < ($3, $4)) "
         "ORDER BY f.raised_at DESC, f.id DESC LIMIT $5",
         client_id,
@@ -328,7 +328,7 @@ async def get_flag(
     """`for_update` locks the flag until the transaction ends: two acknowledgements of one flag
     cannot both win."""
     row = await connection.fetchrow(
-        f"SELECT {_FLAG_COLUMNS} FROM flags f WHERE f.id = $1 AND f.client_id = $2"
+        f"SELECT {FLAG_COLUMNS} FROM flags f WHERE f.id = $1 AND f.client_id = $2"
         + (" FOR UPDATE" if for_update else ""),
         flag_id,
         client_id,
@@ -341,7 +341,7 @@ async def acknowledge_flag(
 ) -> FlagPublic:
     row = await connection.fetchrow(
         "UPDATE flags AS f SET acknowledged_by = $2, acknowledged_at = $3 WHERE f.id = $1 "
-        f"RETURNING {_FLAG_COLUMNS}",
+        f"RETURNING {FLAG_COLUMNS}",
         flag.id,
         acknowledged_by,
         datetime.now(UTC),
@@ -354,7 +354,7 @@ async def resolve_flag(
 ) -> FlagPublic:
     row = await connection.fetchrow(
         "UPDATE flags AS f SET resolved_by = $2, resolved_at = $3, resolution_note = $4 "
-        f"WHERE f.id = $1 RETURNING {_FLAG_COLUMNS}",
+        f"WHERE f.id = $1 RETURNING {FLAG_COLUMNS}",
         flag.id,
         resolved_by,
         datetime.now(UTC),
