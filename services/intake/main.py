@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from services.intake.access import POLICY
+from services.intake.assessment_drafts.views import router as assessment_drafts_router
 from services.intake.assessments.equity_views import router as equity_router
 from services.intake.assessments.flag_queue_views import router as flag_queue_router
 from services.intake.assessments.flag_views import router as flags_router
@@ -32,6 +33,7 @@ SPEC = ServiceSpec(
         consents_router,
         instruments_router,
         assessments_router,
+        assessment_drafts_router,
         flags_router,
         flag_queue_router,
         equity_router,

@@ -8,7 +8,7 @@ its rows.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -93,9 +93,14 @@ async def create_assessment(
     answers: Mapping[str, str],
     result: ScoreResult,
     assessed_by: str,
+    assessment_id: UUID | None = None,
+    flags_already_raised: Collection[FlagType] = (),
 ) -> AssessmentPublic:
+    """Store an assessment and raise a crisis flag per crisis type its answers name, except
+    those its draft raised already (`flags_already_raised`, with the draft's id as
+    `assessment_id`: the draft's flags then belong to the assessment)."""
     connection = uow.connection
-    assessment_id = uuid4()
+    assessment_id = assessment_id or uuid4()
     now = datetime.now(UTC)
     await connection.execute(
         """
@@ -119,21 +124,19 @@ async def create_assessment(
         assessed_by,
         now,
     )
-    flags = [
-        await _insert_flag(
-            uow,
-            client_id=client_id,
-            flag_type=flag_type,
-            severity=FlagSeverity.CRISIS,
-            source="assessment",
-            assessment_id=assessment_id,
-            note=None,
-            expires_at=None,
-            raised_by=assessed_by,
-            raised_at=now,
+    if flags_already_raised:
+        await connection.execute(
+            "UPDATE flags SET assessment_id = $1 WHERE draft_id = $1", assessment_id
         )
-        for flag_type in result.crisis_flags
-    ]
+    flags = await raise_crisis_flags(
+        uow,
+        client_id=client_id,
+        flag_types=[t for t in result.crisis_flags if t not in flags_already_raised],
+        assessment_id=assessment_id,
+        raised_by=assessed_by,
+        raised_at=now,
+        publish=False,
+    )
     assessment = await get_assessment(connection, client_id=client_id, assessment_id=assessment_id)
     assert assessment is not None
     # The assessment first, then its flags: a consumer sees the level before the alarm's cause.
@@ -257,12 +260,13 @@ async def _insert_flag(
     expires_at: datetime | None,
     raised_by: str,
     raised_at: datetime,
+    draft_id: UUID | None = None,
 ) -> FlagPublic:
     row = await uow.connection.fetchrow(
         f"""
         INSERT INTO flags AS f (id, client_id, flag_type, severity, source, assessment_id, note,
-                                raised_by, raised_at, expires_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                                raised_by, raised_at, expires_at, draft_id)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
         RETURNING {FLAG_COLUMNS}
         """,
         uuid4(),
@@ -275,8 +279,44 @@ async def _insert_flag(
         raised_by,
         raised_at,
         expires_at,
+        draft_id,
     )
     return FlagPublic.model_validate(dict(row))
+
+
+async def raise_crisis_flags(
+    uow: UnitOfWork,
+    *,
+    client_id: UUID,
+    flag_types: Iterable[FlagType],
+    raised_by: str,
+    raised_at: datetime,
+    assessment_id: UUID | None = None,
+    draft_id: UUID | None = None,
+    publish: bool = True,
+) -> list[FlagPublic]:
+    """One crisis flag per type a crisis answer named, from an assessment or (at once, before
+    it is complete) from its draft. `publish=False`: the caller publishes them after its own
+    event, so a consumer sees the assessment before the alarm's cause."""
+    flags = [
+        await _insert_flag(
+            uow,
+            client_id=client_id,
+            flag_type=flag_type,
+            severity=FlagSeverity.CRISIS,
+            source="assessment",
+            assessment_id=assessment_id,
+            note=None,
+            expires_at=None,
+            raised_by=raised_by,
+            raised_at=raised_at,
+            draft_id=draft_id,
+        )
+        for flag_type in flag_types
+    ]
+    if publish:
+        uow.publish(*(_flag_event(flag) for flag in flags))
+    return flags
 
 
 async def raise_flag(
