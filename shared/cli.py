@@ -17,6 +17,7 @@ def _api(settings: Settings, service: str) -> int:
 
     from services.registry import SERVICES
     from shared.http.app import create_app
+    from shared.http.proxies import proxy_options
 
     spec = SERVICES[service]
     configure_logging(service, settings.log_level)
@@ -28,7 +29,7 @@ def _api(settings: Settings, service: str) -> int:
         access_log=False,
         loop="uvloop",
         http="httptools",
-        proxy_headers=True,
+        **proxy_options(settings),
     )
     return 0
 
