@@ -34,7 +34,9 @@ class SecretFilesSource(PydanticBaseSettingsSource):
     newline. Setting both CASEWORK_<NAME> and CASEWORK_<NAME>_FILE in the environment is an error.
     """
 
-    def __init__(self, settings_cls: type[BaseSettings], environ: dict[str, str] | None = None):
+    def __init__(
+        self, settings_cls: type[BaseSettings], environ: dict[str, str] | None = None
+    ) -> None:
         super().__init__(settings_cls)
         source = os.environ if environ is None else environ
         self.environ = {key.upper(): value for key, value in source.items()}
