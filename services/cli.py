@@ -17,6 +17,7 @@ def _api(settings: Settings, service: str) -> int:
 
     from services.registry import SERVICES
     from shared.http.app import create_app
+    from shared.http.proxies import proxy_options
 
     spec = SERVICES[service]
     configure_logging(service, settings.log_level)
@@ -28,7 +29,7 @@ def _api(settings: Settings, service: str) -> int:
         access_log=False,
         loop="uvloop",
         http="httptools",
-        proxy_headers=True,
+        **proxy_options(settings),
         root_path=settings.http_root_path,
     )
     return 0
@@ -87,6 +88,16 @@ def _contracts(check: bool) -> int:
     from shared.events.docs import write_or_check
 
     problems = write_or_check(list(SERVICES.values()), check=check)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return 1 if problems else 0
+
+
+def _kafka_acls(check: bool) -> int:
+    from services.registry import CONSUMED
+    from shared.messaging.acls import write_or_check
+
+    problems = write_or_check(CONSUMED, check=check)
     for problem in problems:
         print(problem, file=sys.stderr)
     return 1 if problems else 0
@@ -166,9 +177,15 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("dev", help="the whole system on the embedded default (make run)")
     contracts = commands.add_parser("contracts", help="write the event JSON Schemas and AsyncAPI")
     contracts.add_argument("--check", action="store_true", help="fail if they are out of date")
+    kafka_acls = commands.add_parser(
+        "kafka-acls", help="write deploy/kafka/acls.sh (principals and ACLs) from the registry"
+    )
+    kafka_acls.add_argument("--check", action="store_true", help="fail if it is out of date")
     args = parser.parse_args(argv)
     if args.command == "contracts":
         return _contracts(args.check)
+    if args.command == "kafka-acls":
+        return _kafka_acls(args.check)
     settings = Settings()
     if args.command == "api":
         return _api(settings, args.service)

@@ -23,6 +23,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from shared.db.database import Database
 from shared.events.contracts import dead_letter_topic
 from shared.events.envelope import Event, UndecodableEvent, UnknownEventType, decode
+from shared.messaging.kafka import client_options
 from shared.messaging.kafka import producer as make_producer
 from shared.metrics import CONSUMER_LAG, CONSUMER_MESSAGES, CONSUMER_RETRIES
 from shared.settings import Settings
@@ -84,7 +85,7 @@ class ConsumerRunner:
         """Consume until cancelled. Cancellation mid-message rolls it back and leaves it uncommitted."""
         self._consumer = AIOKafkaConsumer(
             *self.topics,
-            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            **client_options(self.settings),
             group_id=self.group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import Iterable
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -24,9 +26,29 @@ def all_topics(consumer_groups: Iterable[str]) -> list[str]:
     return sorted(event_topics | {dead_letter_topic(group) for group in consumer_groups})
 
 
+def client_options(settings: Settings) -> dict[str, Any]:
+    """Where the broker is and how to authenticate to it: every Kafka client Casework builds
+    (producer, consumer, admin) takes these keyword arguments.
+    """
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        options.update(
+            sasl_mechanism=settings.kafka_sasl_mechanism,
+            # aiokafka takes the SCRAM credentials in these too.
+            sasl_plain_username=settings.kafka_sasl_username,
+            sasl_plain_password=settings.kafka_sasl_password,
+        )
+    if settings.kafka_security_protocol == "SASL_SSL":
+        options["ssl_context"] = ssl.create_default_context(cafile=settings.kafka_ssl_cafile)
+    return options
+
+
 def producer(settings: Settings) -> AIOKafkaProducer:
     return AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **client_options(settings),
         acks="all",
         enable_idempotence=settings.kafka_idempotent_producer,
         linger_ms=0,
@@ -36,7 +58,7 @@ def producer(settings: Settings) -> AIOKafkaProducer:
 
 
 async def create_topics(settings: Settings, topics: list[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -61,7 +83,7 @@ async def create_topics(settings: Settings, topics: list[str]) -> None:
 async def broker_is_reachable(settings: Settings, wait_seconds: float = 2.0) -> bool:
     """A metadata round trip: a paused or dead broker fails it, a half-open socket does not pass."""
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **client_options(settings),
         request_timeout_ms=int(wait_seconds * 1000),
     )
     try:
