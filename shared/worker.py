@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from shared.db.database import Database
 from shared.http.app import service_database
 from shared.http.health import health_router
+from shared.http.idempotency import purge_expired
 from shared.messaging.consumer import ConsumerRunner
 from shared.messaging.relay import OutboxRelay
 from shared.settings import Settings
@@ -72,10 +73,25 @@ class Worker:
         app.include_router(health_router(service=f"{self.spec.name}-worker", broker_required=True))
         return app
 
+    async def purge_idempotency_keys(self) -> None:
+        """Forget Idempotency-Key records (and the responses they hold) past their time to
+        live, every ten minutes."""
+        while True:
+            async with self.database.connection() as connection:
+                purged = await purge_expired(
+                    connection, ttl_hours=self.settings.idempotency_ttl_hours
+                )
+            if purged:
+                log.info("purged expired idempotency keys", extra={"purged": purged})
+            await asyncio.sleep(600)
+
     async def run(self) -> None:
         """Run until cancelled."""
         await self.database.connect()
-        tasks = [asyncio.create_task(supervise("relay", self.relay.run))]
+        tasks = [
+            asyncio.create_task(supervise("relay", self.relay.run)),
+            asyncio.create_task(supervise("idempotency-purge", self.purge_idempotency_keys)),
+        ]
         if self.consumer is not None:
             tasks.append(asyncio.create_task(supervise("consumer", self.consumer.run)))
         server: uvicorn.Server | None = None
