@@ -9,7 +9,6 @@ from uuid import UUID
 
 from fastapi import APIRouter, Path, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 
 from services.intake.assessments import scoring, service
 from services.intake.assessments.definitions import (
@@ -51,22 +50,21 @@ def _location(assessment: AssessmentPublic) -> str:
 # --- instruments: reference data, the same for everyone; not client data ---------------------
 
 
-class InstrumentList(BaseModel):
-    items: list[InstrumentSummary]
-
 
 @instruments_router.get(
     "/v1/instruments",
-    response_model=InstrumentList,
+    response_model=Page[InstrumentSummary],
     responses=_problems(401),
     summary="List the assessment instruments and their versions",
 )
-async def list_instruments(principal: CurrentPrincipal) -> InstrumentList:
-    return InstrumentList(
+async def list_instruments(principal: CurrentPrincipal) -> Page[InstrumentSummary]:
+    # Every list has the same envelope; the instruments fit on one page.
+    return Page[InstrumentSummary](
         items=[
             InstrumentSummary(id=i.id, version=i.version, title=i.title)
             for i in INSTRUMENTS.values()
-        ]
+        ],
+        next_cursor=None,
     )
 
 
