@@ -88,7 +88,7 @@ CapacityPoints = Annotated[
 ]
 
 # A worker id in a path: the identity provider's `sub`, as the token carries it.
-WORKER_ID_PATTERN = r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
+WORKER_ID_PATTERN = r"^[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
 
 
 class WorkerFields(BaseModel):
