@@ -287,6 +287,8 @@ async def test_assignment_moves_access_in_every_service(stack: Stack, settings: 
     for service in ("planning", "referrals", "notifications"):
         await wait_known(settings, service, registered)
     path = f"/v1/cases/{registered}/assignment"
+    # An assignment names a worker of the staff directory: ada keeps org-a's.
+    await put_directory_worker(stack, settings, BOB)
 
     by_alice, _ = await call(
         stack, settings, ALICE, "planning", "PUT", path, json={"worker_id": "bob"}
@@ -312,6 +314,87 @@ async def test_assignment_moves_access_in_every_service(stack: Stack, settings: 
         await eventually(bob_sees)
         lost, _ = await call(stack, settings, ALICE, service, "GET", target)
         assert lost.status_code == 404, f"{service}: alice keeps access after reassignment"
+
+
+async def put_directory_worker(stack: Stack, settings: Settings, user: User) -> None:
+    """`user` in ADA's staff directory (planning), active, in their own team."""
+    path = f"/v1/workers/{user.subject}"
+    body = {"team_id": user.team_id, "display_name": user.subject.title(), "languages": ["en"]}
+    current, _ = await call(stack, settings, ADA, "planning", "GET", path)
+    headers = {"If-Match": current.headers["ETag"]} if current.status_code == 200 else {}
+    response, _ = await call(
+        stack, settings, ADA, "planning", "PUT", path, json=body, headers=headers
+    )
+    assert response.status_code in (200, 201), response.text
+
+
+# (user, expected status) for reading bob's staff directory record in planning.
+WORKER_READ_MATRIX = [
+    (ALICE, 404), (BOB, 200), (SAM, 200), (SUE, 404), (PAT, 403), (ADA, 200),
+    (AUDREY, 403), (SYNC, 403), (FOREIGN_SYNC, 403),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("user", "status"), WORKER_READ_MATRIX, ids=[u.subject for u, _ in WORKER_READ_MATRIX]
+)
+async def test_the_staff_directory_is_read_in_scope_and_audited(
+    stack: Stack, settings: Settings, user: User, status: int
+) -> None:
+    await put_directory_worker(stack, settings, BOB)
+    response, request_id = await call(stack, settings, user, "planning", "GET", "/v1/workers/bob")
+
+    assert response.status_code == status, response.text
+    if status == 200:
+        assert (response.json()["worker_id"], response.json()["team_id"]) == ("bob", "team-a")
+    else:
+        assert response.headers["content-type"] == "application/problem+json"
+        assert "display_name" not in response.text
+    [row] = await audit_rows(settings, "planning", request_id)
+    assert (row["action"], row["resource_type"], row["resource_id"]) == (
+        "worker.read",
+        "worker",
+        "bob",
+    )
+    assert row["outcome"] == OUTCOME_OF_STATUS[status]
+    assert (row["actor_id"], row["client_id"]) == (user.subject, None)
+
+
+# (user, expected status) for writing and syncing the directory: admins, and sync clients.
+WORKER_WRITE_MATRIX = [
+    (ALICE, 403, 403), (SAM, 403, 403), (PAT, 403, 403), (ADA, 200, 200), (AUDREY, 403, 403),
+    (SYNC, 403, 200), (FOREIGN_SYNC, 403, 200),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("user", "write", "sync"),
+    WORKER_WRITE_MATRIX,
+    ids=[u.subject for u, _, _ in WORKER_WRITE_MATRIX],
+)
+async def test_the_staff_directory_is_kept_by_admins_and_synced_by_them_or_agency_systems(
+    stack: Stack, settings: Settings, user: User, write: int, sync: int
+) -> None:
+    await put_directory_worker(stack, settings, BOB)
+    body = {"team_id": "team-a", "display_name": "Bob", "languages": ["en"]}
+    written, write_request = await call(
+        stack, settings, user, "planning", "PUT", "/v1/workers/bob", json=body
+    )
+    # An empty list without deactivate_missing changes nothing, wherever it lands.
+    synced, sync_request = await call(
+        stack, settings, user, "planning", "POST", "/v1/workers/sync", json={"workers": []}
+    )
+
+    assert written.status_code == write, written.text
+    assert synced.status_code == sync, synced.text
+    if sync == 200:
+        assert synced.json() == {"created": 0, "updated": 0, "deactivated": 0, "unchanged": 0}
+    for request_id, action, status in (
+        (write_request, "worker.write", write),
+        (sync_request, "worker.sync", sync),
+    ):
+        [row] = await audit_rows(settings, "planning", request_id)
+        assert (row["action"], row["outcome"]) == (action, OUTCOME_OF_STATUS[status])
 
 
 AUDIT_MATRIX = [

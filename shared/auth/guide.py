@@ -20,11 +20,11 @@ role and `make token ROLE=caseworker SUB=alice` signs more. Claims used: `sub` (
 | role | may |
 |---|---|
 | caseworker | register clients; read clients on their caseload (and those they registered until the case is assigned) |
-| supervisor | what caseworkers may, for their whole team; assign cases within their team; read the audit trail of their team's clients; break the glass |
+| supervisor | what caseworkers may, for their whole team; assign cases to active workers of their team; read the audit trail of their team's clients; break the glass |
 | partner | referrals addressed to their organisation, within the client's consent (with the referrals service) |
-| admin | directory, users, configuration: no client data |
+| admin | their organisation's staff directory, configuration: no client data |
 | auditor | every audit trail, read-only |
-| integration | agency systems: read their organisation's clients |
+| integration | agency systems: read their organisation's clients; sync its staff directory |
 
 Every read and write of client data, and every refused attempt, is audited with who, what,
 when, from where and why. Optional headers: `X-Purpose-Of-Use` (e.g. `care-coordination`,

@@ -50,7 +50,6 @@ def _location(assessment: AssessmentPublic) -> str:
 # --- instruments: reference data, the same for everyone; not client data ---------------------
 
 
-
 @instruments_router.get(
     "/v1/instruments",
     response_model=Page[InstrumentSummary],
