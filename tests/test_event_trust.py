@@ -112,6 +112,17 @@ def test_an_event_from_another_source_or_on_another_topic_is_refused_with_the_re
     assert reason in str(refused.value)
 
 
+def test_a_consumer_ignores_even_an_untrusted_event_of_a_type_it_does_not_handle() -> None:
+    # It would have no effect there, and a dead-letter copy would only spread it further.
+    headers, value = _message(
+        _assignment(uuid.uuid4(), "bob", at=datetime.now(UTC)), source="/casework/mallory"
+    )
+    with pytest.raises(UnknownEventType):
+        decode(headers, value, topic=Topic.INTAKE_CLIENTS, handled={ClientRegistered.event_type})
+    with pytest.raises(UndecodableEvent, match="untrusted"):
+        decode(headers, value, topic=Topic.INTAKE_CLIENTS, handled={CaseAssigned.event_type})
+
+
 def _audit_record() -> AuditRecorded:
     return AuditRecorded(
         audit_id=uuid.uuid4(),

@@ -119,7 +119,8 @@ class ClientAssessed(EventData):
     source_service = "intake"
     summary = (
         "A client was assessed with a standard instrument (published again after a risk "
-        "override). Levels and need categories only: no answers, no names."
+        "override). Levels and the needs of general data classes only (protected needs travel "
+        "as ProtectedNeedsAssessed): no answers, no names."
     )
 
     assessment_id: UUID

@@ -134,7 +134,9 @@ def asyncapi_document(specs: Sequence[ServiceSpec]) -> dict[str, Any]:
         channels[topic] = {
             "address": topic,
             "description": (
-                f"Messages the {group} consumers could not process, unchanged, with dlq_error, "
+                f"Messages the {group} consumers could not process or did not trust (another "
+                "topic than their contract's, another ce_source than its owner's: dlq_error "
+                "starts 'UndecodableEvent: untrusted:'), unchanged, with dlq_error, "
                 "dlq_original_topic, dlq_original_partition, dlq_original_offset, "
                 "dlq_consumer_group and dlq_attempts headers added."
             ),

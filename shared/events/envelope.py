@@ -12,6 +12,7 @@ topic's rightful writer has no business sending there (intake cannot publish `Ca
 from __future__ import annotations
 
 import json
+from collections.abc import Container
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -107,9 +108,17 @@ def check_trusted(model: type[EventData], *, source: str, topic: str) -> None:
         )
 
 
-def decode(headers: KafkaHeaders, value: bytes | None, *, topic: str) -> Event:
+def decode(
+    headers: KafkaHeaders,
+    value: bytes | None,
+    *,
+    topic: str,
+    handled: Container[str] | None = None,
+) -> Event:
     """Parse a binary-mode CloudEvent that arrived on `topic`, and check who may send it there.
-    Raises UndecodableEvent or UnknownEventType."""
+    Raises UndecodableEvent or UnknownEventType (also for a type not in `handled`, when given:
+    a consumer neither validates nor dead-letters what it would ignore anyway, so it makes no
+    copies of events it has no business with)."""
     attributes: dict[str, str] = {}
     for name, raw in headers:
         try:
@@ -126,7 +135,7 @@ def decode(headers: KafkaHeaders, value: bytes | None, *, topic: str) -> Event:
     if attributes["ce_specversion"] != SPEC_VERSION:
         raise UndecodableEvent(f"unsupported specversion {attributes['ce_specversion']}")
     model = EVENT_TYPES.get(attributes["ce_type"])
-    if model is None:
+    if model is None or (handled is not None and model.event_type not in handled):
         raise UnknownEventType(attributes["ce_type"])
     check_trusted(model, source=attributes["ce_source"], topic=topic)
     try:
