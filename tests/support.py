@@ -157,3 +157,15 @@ async def admin_fetchval(settings: Settings, query: str, *args: Any) -> Any:
         return await connection.fetchval(query, *args)
     finally:
         await connection.close()
+
+
+async def enrol_worker(stack: Stack, settings: Settings, user: User) -> None:
+    """`user` in their organisation's staff directory (planning), active, in their own team:
+    what an assignment to them needs. Put there by an admin of that organisation."""
+    admin = bearer(settings, User("ada", ("admin",), user.organization_id, None))
+    path = f"/v1/workers/{user.subject}"
+    body = {"team_id": user.team_id, "display_name": user.subject.title(), "languages": ["en"]}
+    current = await stack.api["planning"].get(path, headers=admin)
+    if_match = {"If-Match": current.headers["ETag"]} if current.status_code == 200 else {}
+    response = await stack.api["planning"].put(path, json=body, headers={**admin, **if_match})
+    assert response.status_code in (200, 201), response.text

@@ -28,6 +28,7 @@ from tests.support import (
     Stack,
     User,
     bearer,
+    enrol_worker,
     eventually,
     header,
     read_topic,
@@ -288,7 +289,7 @@ async def test_assignment_moves_access_in_every_service(stack: Stack, settings: 
         await wait_known(settings, service, registered)
     path = f"/v1/cases/{registered}/assignment"
     # An assignment names a worker of the staff directory: ada keeps org-a's.
-    await put_directory_worker(stack, settings, BOB)
+    await enrol_worker(stack, settings, BOB)
 
     by_alice, _ = await call(
         stack, settings, ALICE, "planning", "PUT", path, json={"worker_id": "bob"}
@@ -316,18 +317,6 @@ async def test_assignment_moves_access_in_every_service(stack: Stack, settings: 
         assert lost.status_code == 404, f"{service}: alice keeps access after reassignment"
 
 
-async def put_directory_worker(stack: Stack, settings: Settings, user: User) -> None:
-    """`user` in ADA's staff directory (planning), active, in their own team."""
-    path = f"/v1/workers/{user.subject}"
-    body = {"team_id": user.team_id, "display_name": user.subject.title(), "languages": ["en"]}
-    current, _ = await call(stack, settings, ADA, "planning", "GET", path)
-    headers = {"If-Match": current.headers["ETag"]} if current.status_code == 200 else {}
-    response, _ = await call(
-        stack, settings, ADA, "planning", "PUT", path, json=body, headers=headers
-    )
-    assert response.status_code in (200, 201), response.text
-
-
 # (user, expected status) for reading bob's staff directory record in planning.
 WORKER_READ_MATRIX = [
     (ALICE, 404), (BOB, 200), (SAM, 200), (SUE, 404), (PAT, 403), (ADA, 200),
@@ -341,7 +330,7 @@ WORKER_READ_MATRIX = [
 async def test_the_staff_directory_is_read_in_scope_and_audited(
     stack: Stack, settings: Settings, user: User, status: int
 ) -> None:
-    await put_directory_worker(stack, settings, BOB)
+    await enrol_worker(stack, settings, BOB)
     response, request_id = await call(stack, settings, user, "planning", "GET", "/v1/workers/bob")
 
     assert response.status_code == status, response.text
@@ -375,7 +364,7 @@ WORKER_WRITE_MATRIX = [
 async def test_the_staff_directory_is_kept_by_admins_and_synced_by_them_or_agency_systems(
     stack: Stack, settings: Settings, user: User, write: int, sync: int
 ) -> None:
-    await put_directory_worker(stack, settings, BOB)
+    await enrol_worker(stack, settings, BOB)
     body = {"team_id": "team-a", "display_name": "Bob", "languages": ["en"]}
     written, write_request = await call(
         stack, settings, user, "planning", "PUT", "/v1/workers/bob", json=body

@@ -18,7 +18,7 @@ from shared.db.database import Database
 from shared.db.migrations import sqlalchemy_url
 from shared.db.provisioning import provision_service
 from shared.events.contracts import ClientRegistered, Topic
-from shared.events.envelope import Event, OutgoingEvent, kafka_headers
+from shared.events.envelope import Event, OutgoingEvent, kafka_headers, source_of
 from shared.messaging import outbox
 from shared.messaging.consumer import ConsumerRunner, Handler
 from shared.messaging.kafka import create_topics, producer
@@ -46,6 +46,14 @@ async def scratch(settings: Settings) -> AsyncIterator[Database]:
     await database.connect()
     yield database
     await database.close()
+
+
+def scratch_relay(scratch: Database, settings: Settings) -> OutboxRelay:
+    """A relay of the scratch schema. Its `ClientRegistered` events travel on intake's topic,
+    where consumers accept them only from intake, so it speaks as intake."""
+    relay = OutboxRelay(service=SCRATCH, database=scratch, settings=settings)
+    relay.source = source_of("intake")
+    return relay
 
 
 def registered(client_id: UUID | None = None) -> OutgoingEvent:
@@ -156,7 +164,7 @@ async def test_the_same_event_delivered_twice_has_one_effect(
     settings: Settings, scratch: Database
 ) -> None:
     event = registered()
-    relay = OutboxRelay(service=SCRATCH, database=scratch, settings=settings)
+    relay = scratch_relay(scratch, settings)
     await enqueue(scratch, event)
     rows = [row for row in await relay.fetch_unpublished() if row.id == event.id]
     kafka = producer(settings)
@@ -175,13 +183,13 @@ async def test_a_crash_between_publish_and_mark_duplicates_on_the_wire_not_in_ef
 ) -> None:
     event = registered()
     await enqueue(scratch, event)
-    crashed = OutboxRelay(service=SCRATCH, database=scratch, settings=settings)
+    crashed = scratch_relay(scratch, settings)
     kafka = producer(settings)
     await kafka.start()
     try:
         rows = await crashed.fetch_unpublished()
         await crashed.send(kafka, rows)  # ... and the process dies before mark_published.
-        restarted = OutboxRelay(service=SCRATCH, database=scratch, settings=settings)
+        restarted = scratch_relay(scratch, settings)
         assert await restarted.publish_batch(kafka) >= 1
     finally:
         await kafka.stop()
@@ -202,7 +210,7 @@ async def test_events_of_one_key_arrive_in_the_order_they_were_written(
     for event in ours:
         # Separate transactions, interleaved with other keys' events.
         await enqueue(scratch, event, registered(), registered())
-    relay = OutboxRelay(service=SCRATCH, database=scratch, settings=settings)
+    relay = scratch_relay(scratch, settings)
     relay_task = asyncio.create_task(relay.run())
     recorder = Recorder(lambda handled: handled.subject == str(client_id))
     consumer = await start_consumer(settings, scratch, recorder)
@@ -227,7 +235,7 @@ async def produce_raw(settings: Settings, key: str, value: bytes, event_id: str)
             headers=kafka_headers(
                 event_id=event_id,
                 event_type=ClientRegistered.event_type,
-                source="/casework/test",
+                source=source_of("intake"),
                 subject=key,
                 time=datetime.now(UTC),
                 traceparent=None,
@@ -244,7 +252,7 @@ async def test_a_poison_message_goes_to_the_dead_letter_topic_and_the_partition_
     poison_id = str(uuid4())
     await produce_raw(settings, str(client_id), b'{"client_id": "not json', poison_id)
     follower = registered(client_id)
-    relay = OutboxRelay(service=SCRATCH, database=scratch, settings=settings)
+    relay = scratch_relay(scratch, settings)
     await enqueue(scratch, follower)
     dead_letter = await dead_letter_topic(settings)
     recorder = Recorder(lambda handled: handled.subject == str(client_id))
@@ -290,7 +298,7 @@ async def test_a_handler_that_keeps_failing_dead_letters_the_event_after_retries
     await enqueue(scratch, doomed)
     await enqueue(scratch, healthy)
     dead_letter = await dead_letter_topic(settings)
-    relay = OutboxRelay(service=SCRATCH, database=scratch, settings=settings)
+    relay = scratch_relay(scratch, settings)
     kafka = producer(settings)
     await kafka.start()
     consumer = await start_consumer(settings, scratch, handler, dead_letter=dead_letter)
@@ -331,7 +339,7 @@ async def test_a_transient_failure_is_retried_in_place_and_has_one_effect(
         await recorder(connection, handled)
 
     await enqueue(scratch, event)
-    relay = OutboxRelay(service=SCRATCH, database=scratch, settings=settings)
+    relay = scratch_relay(scratch, settings)
     kafka = producer(settings)
     await kafka.start()
     dead_letter = await dead_letter_topic(settings)
@@ -380,7 +388,7 @@ async def test_a_shutdown_mid_handler_commits_neither_the_effect_nor_the_offset(
             await asyncio.Event().wait()  # never finishes: the worker is stopped here
 
     await enqueue(scratch, event)
-    relay = OutboxRelay(service=SCRATCH, database=scratch, settings=settings)
+    relay = scratch_relay(scratch, settings)
     kafka = producer(settings)
     await kafka.start()
     try:
@@ -423,8 +431,8 @@ async def _at_least(offset: Awaitable[int], minimum: int) -> bool | None:
 async def test_only_one_relay_leads_and_a_standby_takes_over(
     settings: Settings, scratch: Database
 ) -> None:
-    first = OutboxRelay(service=SCRATCH, database=scratch, settings=settings)
-    second = OutboxRelay(service=SCRATCH, database=scratch, settings=settings)
+    first = scratch_relay(scratch, settings)
+    second = scratch_relay(scratch, settings)
     first_task = asyncio.create_task(first.run())
     await wait_for(lambda: first.is_leader)
     second_task = asyncio.create_task(second.run())

@@ -7,7 +7,7 @@ from uuid import uuid4
 
 import pytest
 
-from shared.events.contracts import ClientRegistered
+from shared.events.contracts import ClientRegistered, Topic
 from shared.events.envelope import (
     UndecodableEvent,
     UnknownEventType,
@@ -61,7 +61,7 @@ def _message(**overrides: object) -> tuple[list[tuple[str, bytes]], bytes]:
 
 def test_decode_reads_attributes_and_typed_data() -> None:
     headers, value = _message()
-    event = decode(headers, value)
+    event = decode(headers, value, topic=Topic.INTAKE_CLIENTS)
     assert event.id == "e-1"
     assert isinstance(event.data, ClientRegistered)
     assert event.subject == str(event.data.client_id)
@@ -85,14 +85,14 @@ def test_undecodable_messages_are_rejected_with_a_reason(mutate: object, reason:
     headers, value = _message()
     bad_headers, bad_value = mutate(headers, value)  # type: ignore[operator]
     with pytest.raises(UndecodableEvent, match=reason):
-        decode(bad_headers, bad_value)
+        decode(bad_headers, bad_value, topic=Topic.INTAKE_CLIENTS)
 
 
 def test_an_unknown_event_type_is_not_an_error_but_is_told_apart() -> None:
     headers, value = _message()
     renamed = [(k, b"org.other.thing.v1" if k == "ce_type" else x) for k, x in headers]
     with pytest.raises(UnknownEventType):
-        decode(renamed, value)
+        decode(renamed, value, topic=Topic.INTAKE_CLIENTS)
 
 
 def test_a_service_connects_as_its_own_role_unless_told_otherwise() -> None:

@@ -55,7 +55,7 @@ scram_user notifications
 scram_user siem
 
 # intake
-allow --allow-principal User:intake --operation Write --topic casework.audit --topic casework.intake.clients --topic casework.intake.dlq
+allow --allow-principal User:intake --operation Write --topic casework.audit --topic casework.intake.clients --topic casework.intake.dlq --topic casework.intake.protected
 allow --allow-principal User:intake --operation Read --topic casework.planning.cases
 allow --allow-principal User:intake --operation Read --group intake
 

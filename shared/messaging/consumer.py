@@ -147,7 +147,9 @@ class ConsumerRunner:
         """The event and its handler; None for types this group does not handle.
         Raises UndecodableEvent for a message that can never be processed."""
         try:
-            event = decode(list(message.headers), message.value)
+            event = decode(
+                list(message.headers), message.value, topic=message.topic, handled=self.handlers
+            )
         except UnknownEventType:
             return None
         handler = self.handlers.get(event.type)

@@ -77,7 +77,8 @@ async def list_flags(
     response_model=FlagPublic,
     responses=_problems(400, 401, 403, 404, 413, 422),
     summary="Raise a flag on a client",
-    description="Publishes `FlagRaised` (type and severity; never the note).",
+    description="Publishes `FlagRaised` (type and severity; never the note), or "
+    "`ProtectedFlagRaised` on the protected topic for a crisis or a protected type.",
 )
 async def raise_flag(
     client_id: ClientId,

@@ -1,9 +1,13 @@
 """Assessments and flags: rows and events in one transaction (the caller's unit of work).
 
 An assessment stores the answers, the computed result with its explanation and the level in
-force; a crisis answer raises a crisis flag in the same transaction, and both events go out with
-it (`ClientAssessed`, `FlagRaised`): nothing is stored without its events, and no event without
-its rows.
+force; a crisis answer raises a crisis flag in the same transaction, and the events go out with
+it: nothing is stored without its events, and no event without its rows.
+
+What goes where (`shared/events/protection.py`): `ClientAssessed` carries the needs of general
+data classes, `ProtectedNeedsAssessed` (only when there are any) the protected ones; a flag goes
+out once, as `FlagRaised` when it is no crisis and of a general type, as `ProtectedFlagRaised`
+otherwise.
 """
 
 from __future__ import annotations
@@ -29,7 +33,13 @@ from shared.events.assessment import (
     FlagRaised,
     FlagSeverity,
     FlagType,
+    GeneralNeed,
+    ProtectedFlagRaised,
+    ProtectedNeed,
+    ProtectedNeedsAssessed,
 )
+from shared.events.contracts import EventData
+from shared.events.protection import flag_travels_general, is_general_need, need_class
 from shared.http.pagination import Keyset
 from shared.messaging.outbox import UnitOfWork
 
@@ -78,10 +88,33 @@ def _assessed_event(assessment: AssessmentPublic, context: ClientContext) -> Cli
         instrument_version=assessment.instrument_version,
         risk_level=assessment.risk_level,
         priority=assessment.priority,
-        needs=assessment.needs,
+        needs=[
+            GeneralNeed(category=need.category, severity=need.severity)
+            for need in assessment.needs
+            if is_general_need(need.category)
+        ],
         preferred_language=context.preferred_language,
         postal_area=context.postal_area,
         risk_overridden=assessment.risk_overridden,
+    )
+
+
+def _protected_needs_event(assessment: AssessmentPublic) -> ProtectedNeedsAssessed | None:
+    needs = [
+        ProtectedNeed(
+            category=need.category, severity=need.severity, data_class=need_class(need.category)
+        )
+        for need in assessment.needs
+        if not is_general_need(need.category)
+    ]
+    if not needs:
+        return None
+    return ProtectedNeedsAssessed(
+        assessment_id=assessment.id,
+        client_id=assessment.client_id,
+        instrument_id=assessment.instrument_id,
+        instrument_version=assessment.instrument_version,
+        needs=needs,
     )
 
 
@@ -141,6 +174,9 @@ async def create_assessment(
     assert assessment is not None
     # The assessment first, then its flags: a consumer sees the level before the alarm's cause.
     uow.publish(_assessed_event(assessment, await client_context(connection, client_id)))
+    protected_needs = _protected_needs_event(assessment)
+    if protected_needs is not None:
+        uow.publish(protected_needs)
     uow.publish(*(_flag_event(flag) for flag in flags))
     return assessment
 
@@ -234,8 +270,10 @@ FLAG_COLUMNS = """
 IS_ACTIVE = "f.resolved_at IS NULL AND (f.expires_at IS NULL OR f.expires_at > now())"
 
 
-def _flag_event(flag: FlagPublic) -> FlagRaised:
-    return FlagRaised(
+def _flag_event(flag: FlagPublic) -> EventData:
+    """One event per flag, on the general topic or the protected one, never both."""
+    general = flag_travels_general(flag.flag_type, severity=flag.severity)
+    return (FlagRaised if general else ProtectedFlagRaised)(
         flag_id=flag.id,
         client_id=flag.client_id,
         flag_type=flag.flag_type,

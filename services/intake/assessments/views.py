@@ -94,8 +94,9 @@ async def get_instrument(
     description="Checks the answers against the instrument version (422 naming the field: an "
     "unknown question, an answer that is not one of the options, a required question left out; "
     "nothing is stored), scores them and stores answers, result and explanation. Publishes "
-    "`ClientAssessed`; a crisis answer also raises a crisis flag and publishes `FlagRaised`, in "
-    "the same transaction.",
+    "`ClientAssessed` (general needs) and `ProtectedNeedsAssessed` (protected ones, if any); a "
+    "crisis answer also raises a crisis flag and publishes `ProtectedFlagRaised`, in the same "
+    "transaction.",
 )
 async def create_assessment(
     client_id: ClientId,
