@@ -112,6 +112,11 @@ class Worker:
             if server is not None:
                 server.should_exit = True
             for task in tasks:
-                task.cancel()
+                # Once only: a task already cancelled (gather passes the worker's own
+                # cancellation on) is running its clean-up, e.g. the consumer leaving its
+                # group; a second cancel would cut that short and leave the group waiting
+                # for the member's session to time out before anyone else gets partitions.
+                if not task.done() and not task.cancelling():
+                    task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.database.close()

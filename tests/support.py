@@ -84,7 +84,7 @@ async def running_stack(settings: Settings) -> AsyncIterator[Stack]:
             tasks.append(asyncio.create_task(worker.run()))
         for worker in stack.workers.values():
             if worker.consumer is not None:
-                await asyncio.wait_for(worker.consumer.assigned.wait(), 30)
+                await asyncio.wait_for(worker.consumer.assigned.wait(), 90)
         try:
             yield stack
         finally:

@@ -2,11 +2,13 @@
 
 `authenticate` turns the bearer token into a Principal (401 otherwise). `Guard` checks the
 service's Policy: an action the caller's roles never have is 403; a client record outside the
-caller's scope is 404, so its existence is not revealed, unless a supervisor breaks the glass
-with a reason. Every outcome is audited: allowed and break-glass in the transaction of the
-action itself; a refusal rides on its error and is written right after the action's
-transaction rolls back, on the same connection (never on a second one while the first is
-held), or by the problem handler when no transaction was open.
+caller's scope is 404, so its existence is not revealed, for reads and writes alike. The one
+exception: a supervisor who gives a reason may *read* a record of their own organisation
+outside their scope (break-glass; see shared/auth/policy.py and shared/auth/break_glass.py).
+Every outcome is audited: allowed and break-glass in the transaction of the action itself; a
+refusal rides on its error and is written right after the action's transaction rolls back, on
+the same connection (never on a second one while the first is held), or by the problem handler
+when no transaction was open.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from uuid import UUID
 import asyncpg
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import AfterValidator
 
 from shared.audit.log import AuditEntry, Outcome, record
+from shared.auth import break_glass
 from shared.auth.facts import load_facts
 from shared.auth.policy import Policy
 from shared.auth.principal import Principal
@@ -45,13 +49,14 @@ PurposeHeader = Annotated[
     ),
 ]
 BreakGlassHeader = Annotated[
-    str | None,
+    Annotated[str, AfterValidator(break_glass.substantive_reason)] | None,
     Header(
         alias="X-Break-Glass-Reason",
-        min_length=10,
-        max_length=500,
-        description="Supervisors only: open a record outside your scope, for this reason. "
-        "Allowed, flagged and audited.",
+        min_length=break_glass.MIN_LENGTH,
+        max_length=break_glass.MAX_LENGTH,
+        description="Supervisors only: read a record of your organisation outside your scope, "
+        "for this reason (at least two words of three or more letters). Reads only: a write, "
+        "or a record of another organisation, stays 404. Allowed reads are flagged and audited.",
     ),
 ]
 
@@ -241,7 +246,10 @@ class Guard:
             raise await self.refuse(grant, missing, Outcome.NOT_FOUND)
         if self.policy.allows_client(self.principal, action, facts):
             return grant
-        if self.break_glass_reason and self.policy.may_break_glass(self.principal, action):
+        # Break-glass reads a record of the caller's own organisation; a write, or another
+        # organisation's record, is refused like any record outside scope (404), so no view
+        # has to ask how its grant was obtained.
+        if self.break_glass_reason and self.policy.may_break_glass(self.principal, action, facts):
             return Grant(
                 action,
                 resource_type,

@@ -8,14 +8,17 @@ the worker purges expired rows (`purge_expired`)."""
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from typing import Annotated, Any
+from uuid import UUID
 
 import asyncpg
 from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from shared.auth.principal import Principal
 from shared.http.problems import ProblemError
 
 
@@ -110,15 +113,31 @@ async def remember(
     )
 
 
+def key_scope(operation: str, caller: Principal, target: UUID | None) -> str:
+    """What keeps keys apart: the operation, the caller's organisation *and* subject (a `sub`
+    is unique only within its identity provider's organisation), and the target record. JSON,
+    so no value containing a separator can be mistaken for another combination."""
+    return json.dumps(
+        [operation, caller.organization_id, caller.subject, str(target) if target else None],
+        separators=(",", ":"),
+    )
+
+
 @dataclass(frozen=True)
 class IdempotentCreate:
-    """One creating request and its Idempotency-Key (None: none was sent). `scope` keeps keys
-    apart: include the caller, and the target where one exists, so a key never replays a
-    response given to someone else or about another record."""
+    """One creating request and its Idempotency-Key (None: none was sent), scoped by
+    `key_scope`: a key never replays a response given to someone else (in this or another
+    organisation) or about another record."""
 
     key: SuppliedKey | None
-    scope: str
+    operation: str
+    caller: Principal
     request: BaseModel
+    target: UUID | None = None
+
+    @property
+    def scope(self) -> str:
+        return key_scope(self.operation, self.caller, self.target)
 
     async def previous(self, connection: asyncpg.Connection) -> StoredResponse | None:
         """The first answer to this key (blocking while a concurrent request holds it), or

@@ -85,7 +85,7 @@ async def create_draft(
     if errors:
         raise invalid(errors)
     idempotent = idempotency.IdempotentCreate(
-        idempotency_key, f"create_draft:{guard.principal.subject}:{client_id}", body
+        idempotency_key, "create_draft", guard.principal, body, target=client_id
     )
     async with unit_of_work(database) as uow:
         grant = await guard.authorize_client(

@@ -89,7 +89,7 @@ async def raise_flag(
     idempotency_key: idempotency.IdempotencyKey = None,
 ) -> FlagPublic | JSONResponse:
     idempotent = idempotency.IdempotentCreate(
-        idempotency_key, f"raise_flag:{guard.principal.subject}:{client_id}", body
+        idempotency_key, "raise_flag", guard.principal, body, target=client_id
     )
     async with unit_of_work(database) as uow:
         connection = uow.connection

@@ -112,7 +112,7 @@ async def create_assessment(
         raise invalid(errors)
     result = scoring.score(instrument, body.answers)
     idempotent = idempotency.IdempotentCreate(
-        idempotency_key, f"create_assessment:{guard.principal.subject}:{client_id}", body
+        idempotency_key, "create_assessment", guard.principal, body, target=client_id
     )
     async with unit_of_work(database) as uow:
         connection = uow.connection

@@ -13,19 +13,29 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from services.intake.clients import service
+from services.intake.clients.candidates import (
+    CandidatePublic,
+    CandidateShown,
+    CandidateSummary,
+    shown,
+)
 from services.intake.clients.models import (
     ClientCreate,
     ClientPublic,
     ClientUpdate,
+    IdentifierType,
     Phone,
     digits,
 )
 from services.intake.clients.search import (
+    IDENTIFYING_TYPES,
     Candidate,
+    IdentifierProbe,
     ScopeFilter,
     find_candidates,
     find_likely_duplicates,
     find_namesakes,
+    identifies,
 )
 from shared.audit.log import Outcome
 from shared.auth.guard import Grant, Guard, GuardDep
@@ -39,7 +49,7 @@ from shared.http.pagination import (
     decode_keyset,
     encode_keyset,
 )
-from shared.http.problems import PROBLEM_RESPONSES, ProblemError
+from shared.http.problems import PROBLEM_RESPONSES, FieldError, ProblemError
 from shared.messaging.outbox import unit_of_work
 
 router = APIRouter(prefix="/v1/clients", tags=["clients"])
@@ -49,35 +59,14 @@ def etag(client: ClientPublic) -> str:
     return f'"{client.id}.{client.version}"'
 
 
-class CandidatePublic(BaseModel):
-    """What a worker needs to tell whether a candidate is the same person; nothing more."""
-
-    client_id: UUID
-    given_name: str | None
-    family_name: str | None
-    birth_date: date | None
-    score: float = Field(description="0 to 1; at or above 0.65 a likely duplicate.")
-    reasons: list[str] = Field(examples=[["name similarity 0.83", "same birth date"]])
-    likely_duplicate: bool
-
-    @classmethod
-    def of(cls, candidate: Candidate) -> CandidatePublic:
-        return cls(
-            client_id=candidate.client_id,
-            given_name=candidate.given_name,
-            family_name=candidate.family_name,
-            birth_date=candidate.birth_date,
-            score=candidate.score,
-            reasons=candidate.reasons,
-            likely_duplicate=candidate.likely_duplicate,
-        )
-
-
 class SearchResult(BaseModel):
-    candidates: list[CandidatePublic]
+    candidates: list[CandidateShown] = Field(
+        description="Best first. `access: full` for records you may read; `access: limited` "
+        "(names, birth year, which fields matched) for the others."
+    )
 
 
-def _shown(grant: Grant, candidates: list[Candidate], action: str) -> list[Grant]:
+def _seen(grant: Grant, candidates: list[Candidate], action: str) -> list[Grant]:
     return [
         Grant(action, "client", str(c.client_id), c.client_id, grant.outcome) for c in candidates
     ]
@@ -88,14 +77,32 @@ def _searchable(guard: Guard) -> ScopeFilter:
     return partial(guard.policy.list_filter, guard.principal, "client.search")
 
 
+def _as_seen_by(
+    guard: Guard, candidates: list[Candidate]
+) -> list[CandidatePublic | CandidateSummary]:
+    """Each candidate in full if the caller may read the record, reduced otherwise."""
+    return [
+        shown(
+            c,
+            readable=c.facts is not None
+            and guard.policy.allows_client(guard.principal, "client.read", c.facts),
+        )
+        for c in candidates
+    ]
+
+
 @router.get(
     "/search",
     response_model=SearchResult,
     responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 422)},
     summary="Search before you register: ranked candidates with the reasons for their score",
-    description="By name (typos, missing accents and transposed names tolerated), birth date "
-    "(also with day and month swapped) and phone, within your organisation. Every candidate "
-    "shown is recorded in its access log.",
+    description="Needs a name, an exact phone number or an exact identifier (both "
+    "`identifier_type` and `identifier_value`; types that single out a person: "
+    f"{', '.join(sorted(IDENTIFYING_TYPES))}); a birth date only narrows a search. Names "
+    "tolerate typos, missing accents and transposed names; a one-word name also finds that "
+    "exact family name; a birth date also matches with day and month swapped. Within your "
+    "organisation: records outside your scope show only names, birth year and which fields "
+    "matched. Every candidate shown is recorded in its access log.",
 )
 async def search_clients(
     guard: GuardDep,
@@ -103,14 +110,18 @@ async def search_clients(
     name: Annotated[str | None, Query(max_length=200)] = None,
     birth_date: date | None = None,
     phone: Annotated[Phone | None, Query()] = None,
+    identifier_type: Annotated[IdentifierType | None, Query()] = None,
+    identifier_value: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=50)] = 10,
 ) -> SearchResult:
     grant = await guard.require("client.search", resource_type="client")
-    if not (name and name.strip()) and birth_date is None and phone is None:
+    identifier = _identifier_probe(identifier_type, identifier_value)
+    if not identifies(name=name, phone_digits=digits(phone), identifier=identifier):
         raise ProblemError(
             422, "validation-error", "The request is not valid",
-            detail="Search by at least one of name, birth_date or phone.",
-            errors=[{"field": "query", "message": "no search criteria", "code": "missing"}],
+            detail="Search by a name, an exact phone number or an exact identifier; a birth "
+            "date only narrows such a search.",
+            errors=[{"field": "query", "message": "no name, phone or identifier", "code": "missing"}],
         )  # fmt: skip
     async with unit_of_work(database) as uow:
         candidates = await find_candidates(
@@ -118,11 +129,39 @@ async def search_clients(
             name=name,
             birth_date=birth_date,
             phone_digits=digits(phone),
+            identifier=identifier,
             visible=_searchable(guard),
             limit=limit,
         )
-        await guard.audit(uow, *(_shown(grant, candidates, "client.search") or [grant]))
-    return SearchResult(candidates=[CandidatePublic.of(c) for c in candidates])
+        await guard.audit(uow, *(_seen(grant, candidates, "client.search") or [grant]))
+    return SearchResult(candidates=_as_seen_by(guard, candidates))
+
+
+def _identifier_probe(kind: str | None, value: str | None) -> IdentifierProbe | None:
+    """Both parts or neither; only a type that singles out a person (422 otherwise)."""
+    if kind is None and value is None:
+        return None
+    problem: FieldError | None = None
+    if kind is None or value is None:
+        problem = FieldError(
+            field="query.identifier_type" if kind is None else "query.identifier_value",
+            message="identifier_type and identifier_value go together",
+            code="missing",
+        )
+    elif kind not in IDENTIFYING_TYPES:
+        problem = FieldError(
+            field="query.identifier_type",
+            message=f"{kind} does not single out a person; search by "
+            f"{' or '.join(sorted(IDENTIFYING_TYPES))}",
+            code="not_identifying",
+        )
+    if problem is not None:
+        raise ProblemError(
+            422, "validation-error", "The request is not valid",
+            detail="The identifier cannot be searched by.", errors=[problem.model_dump()],
+        )  # fmt: skip
+    assert kind is not None and value is not None
+    return IdentifierProbe(type=kind, value=value.strip())
 
 
 @router.post(
@@ -145,9 +184,8 @@ async def register_client(
     idempotency_key: idempotency.IdempotencyKey = None,
 ) -> ClientPublic | JSONResponse:
     grant = await guard.require("client.create", resource_type="client")
-    # Keys are per caller: one user's key can never replay another user's response.
     idempotent = idempotency.IdempotentCreate(
-        idempotency_key, f"register_client:{guard.principal.subject}", body
+        idempotency_key, "register_client", guard.principal, body
     )
     async with unit_of_work(database) as uow:
         stored = await idempotent.previous(uow.connection)
@@ -202,11 +240,11 @@ async def _refuse_duplicate(
             detail=f"{basis}Review the candidates. If none is this person, send the request "
             'again with "duplicate_check": "confirmed_new"; to record that one is, link the '
             "records.",
-            candidates=[CandidatePublic.of(c).model_dump(mode="json") for c in likely],
+            candidates=[c.model_dump(mode="json") for c in _as_seen_by(guard, likely)],
             compared=["name"] if name_only else ["name", "birth_date", "phone"],
         ),
         Outcome.DUPLICATE_SUSPECTED,
-        shown=tuple(_shown(grant, likely, "client.search")),
+        shown=tuple(_seen(grant, likely, "client.search")),
     )  # fmt: skip
 
 

@@ -284,9 +284,7 @@ async def sync_workers(
 ) -> WorkerSyncResult | JSONResponse:
     grant = await guard.require(SYNC, resource_type="worker")
     principal = guard.principal
-    idempotent = idempotency.IdempotentCreate(
-        idempotency_key, f"sync_workers:{principal.organization_id}:{principal.subject}", body
-    )
+    idempotent = idempotency.IdempotentCreate(idempotency_key, "sync_workers", principal, body)
     async with unit_of_work(database) as uow:
         stored = await idempotent.previous(uow.connection)
         if stored is not None:
