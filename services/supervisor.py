@@ -5,7 +5,9 @@ has exited and knows how to start again. After an exit the supervisor waits `bac
 seconds, doubling after every exit that follows a short run, up to `backoff.longest`; a
 process that ran `backoff.stable_after` seconds before exiting starts over from the first
 delay. Everything it does is said on the console. The clock is injectable, so the policy is
-tested without waiting.
+tested without waiting. Restarts run one at a time in its loop: while the broker waits out
+TIME_WAIT on its port (up to 90 s), nothing else is restarted; the dev stack accepts that for
+one loop without threads.
 """
 
 from __future__ import annotations
