@@ -71,7 +71,10 @@ def is_listening(port: int, host: str = HOST) -> bool:
 
 def _lock_directory() -> Path:
     directory = Path(tempfile.gettempdir()) / "casework-ports"
-    directory.mkdir(mode=0o777, exist_ok=True)
+    if not directory.exists():
+        directory.mkdir(exist_ok=True)
+        with contextlib.suppress(OSError):
+            directory.chmod(0o1777)  # like /tmp: every user's sessions reserve ports here
     return directory
 
 
@@ -79,7 +82,10 @@ def reserve(port: int) -> bool:
     """Take the machine-wide reservation of `port` for the life of this process."""
     if port in _reserved:
         return False
-    handle = open(_lock_directory() / f"{port}.lock", "ab")  # noqa: SIM115 (held until exit)
+    try:
+        handle = open(_lock_directory() / f"{port}.lock", "ab")  # noqa: SIM115 (held until exit)
+    except OSError:  # another user's lock file we may not open: leave that port to them
+        return False
     with contextlib.suppress(OSError):
         os.chmod(handle.name, 0o666)  # another user's session may reserve the port later
     try:
