@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test lint format bench contracts clean lock token audit-verify
+.PHONY: install run test lint format bench chaos contracts clean lock token audit-verify
 
 $(INSTALLED): pyproject.toml requirements.lock requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,9 @@ audit-verify: $(INSTALLED) ## Recompute every audit hash chain (against CASEWORK
 
 bench: $(INSTALLED) ## Throughput and latency figures, with a raw-asyncpg baseline
 	$(BIN)/python -m bench
+
+chaos: $(INSTALLED) ## Kill an API, a relay, a consumer, the broker, PostgreSQL under load; count losses
+	$(BIN)/python -m bench.chaos
 
 contracts: $(INSTALLED) ## Regenerate the event JSON Schemas and docs/asyncapi.yaml
 	$(BIN)/casework contracts

@@ -4,6 +4,18 @@ By default both are embedded (started here, from the project's own wheels). To u
 servers instead, set CASEWORK_TEST_DATABASE_URL (an admin URL; a fresh database is created on
 it for the run; the server must require passwords over TCP, as production does) and/or
 CASEWORK_TEST_KAFKA_BOOTSTRAP.
+
+The embedded servers start on ports from `shared.ports.free_port()`: below the kernel's
+ephemeral range, free of listeners and of TIME_WAIT sockets, and reserved machine-wide until
+the session ends. Before, a port came from bind(0): inside the ephemeral range, where every
+outgoing connection on the machine picks its local port, and unreserved. bind(0) itself never
+returns a port with a TIME_WAIT socket (checked: none in 5,000 probes beside 3,000 of them),
+so the port was taken after the probe, before the broker bound it; Tansu binds without
+SO_REUSEADDR and exits with status 0 "Address in use" beside a socket on its port, a
+TIME_WAIT one included (reproduced); the session's fixtures failed and every test needing them
+errored ("1 failed, 125 passed, 417 errors" in 2 runs of 5 on a busy machine, shortly after
+a `make run` had stopped). The broker's start now also recognises that exit and retries
+(shared/embedded.py).
 """
 
 from __future__ import annotations
@@ -19,8 +31,9 @@ import pytest
 
 from services.registry import SERVICES, TOPICS
 from shared.db.migrations import migrate_services
-from shared.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
+from shared.embedded import EmbeddedBroker, EmbeddedPostgres
 from shared.messaging.kafka import create_topics
+from shared.ports import free_port
 from shared.settings import Settings, with_database
 from tests.support import Stack, running_stack
 
