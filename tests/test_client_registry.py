@@ -119,7 +119,8 @@ async def test_a_missing_name_is_allowed_with_the_reason_why(stack: Stack) -> No
 async def search(stack: Stack, **params: str) -> list[dict[str, Any]]:
     response = await stack.api["intake"].get("/v1/clients/search", params=params)
     assert response.status_code == 200, response.text
-    candidates: list[dict[str, Any]] = response.json()["candidates"]
+    assert response.json()["next_cursor"] is None  # ranked, not paginated: one page
+    candidates: list[dict[str, Any]] = response.json()["items"]
     return candidates
 
 

@@ -140,3 +140,36 @@ def test_if_match_is_documented_as_required_where_its_absence_is_428() -> None:
             assert if_match and if_match[0]["required"] is True
             checked += 1
     assert checked >= 1
+
+
+def test_every_list_has_the_same_envelope() -> None:
+    """A GET answering a collection answers {items, next_cursor}; the few reads that hold a
+    list inside one resource are named here with why."""
+    resources_with_lists = {
+        ("intake", "/v1/reports/equity"),  # one report, its dimensions
+        ("intake", "/v1/clients/{client_id}/links"),  # one client's identity group
+    }
+    for service, document in _documents().items():
+        schemas = document["components"]["schemas"]
+        for method, path, operation in _operations(document):
+            content = operation["responses"].get("200", {}).get("content", {})
+            ref = content.get("application/json", {}).get("schema", {}).get("$ref")
+            if method != "get" or ref is None or (service, path) in resources_with_lists:
+                continue
+            properties = schemas[ref.rsplit("/", 1)[-1]].get("properties", {})
+            one_resource = path.endswith("}")  # /v1/clients/{client_id}: one record
+            if one_resource or not any(p.get("type") == "array" for p in properties.values()):
+                continue
+            assert set(properties) == {"items", "next_cursor"}, (service, path)
+
+
+def test_a_registration_documents_its_409_with_candidates_and_what_was_compared() -> None:
+    intake = _documents()["intake"]
+    conflict = intake["paths"]["/v1/clients"]["post"]["responses"]["409"]
+    schema_ref = conflict["content"]["application/problem+json"]["schema"]["$ref"]
+    problem = intake["components"]["schemas"][schema_ref.rsplit("/", 1)[-1]]
+    assert {"candidates", "compared", "type", "title", "status"} <= set(problem["properties"])
+    created = intake["paths"]["/v1/clients"]["post"]["responses"]["201"]
+    assert {"ETag", "Location"} <= set(created["headers"])
+    read = intake["paths"]["/v1/clients/{client_id}"]["get"]["responses"]["200"]
+    assert "ETag" in read["headers"]

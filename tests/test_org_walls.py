@@ -271,7 +271,7 @@ async def test_a_phone_alone_finds_exactly_that_phone(stack: Stack, settings: Se
     )  # fmt: skip
 
     assert response.status_code == 200, response.text
-    [found] = response.json()["candidates"]
+    [found] = response.json()["items"]
     assert (found["client_id"], found["matched"]) == (client["id"], ["phone"])
 
 
@@ -289,7 +289,7 @@ async def test_a_surname_alone_finds_exactly_that_family_name(
     )
 
     assert response.status_code == 200, response.text
-    exact = [c for c in response.json()["candidates"] if "same family name" in c.get("reasons", [])]
+    exact = [c for c in response.json()["items"] if "same family name" in c.get("reasons", [])]
     assert [c["client_id"] for c in exact] == [client["id"]]
 
 
@@ -313,7 +313,7 @@ async def test_an_exact_identifier_finds_the_record_and_a_weak_one_is_refused(
     )  # fmt: skip
 
     assert found.status_code == 200, found.text
-    [candidate] = found.json()["candidates"]
+    [candidate] = found.json()["items"]
     assert (candidate["client_id"], candidate["matched"]) == (client["id"], ["identifier"])
     assert weak.status_code == 422
     assert [e["field"] for e in weak.json()["errors"]] == ["query.identifier_type"]
@@ -332,7 +332,7 @@ async def test_a_candidate_outside_your_scope_shows_only_name_birth_year_and_wha
     by_bob, request_id = await call(stack, settings, BOB, "intake", "GET", "/v1/clients/search", params=params)  # fmt: skip
     by_alice, _ = await call(stack, settings, ALICE, "intake", "GET", "/v1/clients/search", params=params)  # fmt: skip
 
-    [limited] = [c for c in by_bob.json()["candidates"] if c["client_id"] == client["id"]]
+    [limited] = [c for c in by_bob.json()["items"] if c["client_id"] == client["id"]]
     assert limited == {
         "access": "limited", "client_id": client["id"], "given_name": "Halina",
         "family_name": surname, "birth_year": 1981, "matched": ["name", "birth_date", "phone"],
@@ -340,7 +340,7 @@ async def test_a_candidate_outside_your_scope_shows_only_name_birth_year_and_wha
     assert "1981-03-09" not in by_bob.text and "same phone number" not in by_bob.text
     [row] = [r for r in await audit_rows(settings, "intake", request_id) if r["client_id"]]
     assert (row["action"], str(row["client_id"])) == ("client.search", client["id"])
-    [full] = [c for c in by_alice.json()["candidates"] if c["client_id"] == client["id"]]
+    [full] = [c for c in by_alice.json()["items"] if c["client_id"] == client["id"]]
     assert full["access"] == "full" and full["birth_date"] == "1981-03-09"
     assert "same phone number" in full["reasons"] and full["likely_duplicate"]
 
@@ -372,5 +372,5 @@ async def test_a_name_only_registration_s_409_shows_another_team_s_client_reduce
         stack, settings, SAM, "intake", "GET", "/v1/clients/search",
         params={"name": f"Bartosz {surname}"},
     )  # fmt: skip
-    [full] = [c for c in by_sam.json()["candidates"] if c["client_id"] == client["id"]]
+    [full] = [c for c in by_sam.json()["items"] if c["client_id"] == client["id"]]
     assert full["access"] == "full" and full["birth_date"] == "1968-02-14"

@@ -117,12 +117,18 @@ def refine_openapi(app: FastAPI) -> None:
                     if parameter["in"] == "header" and parameter["name"].lower() == "if-match":
                         parameter["required"] = True
             for status, response in operation.get("responses", {}).items():
-                if status.startswith(("4", "5")) and "application/json" in response.get(
-                    "content", {}
-                ):
-                    response["content"] = {
-                        PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}
-                    }
+                content = response.get("content", {})
+                if status.startswith(("4", "5")) and "application/json" in content:
+                    # A typed problem (documented_problem) keeps its schema; FastAPI's own
+                    # validation error and untyped errors are the generic Problem.
+                    schema = content["application/json"].get("schema", {})
+                    typed = schema.get("$ref", "").rsplit("/", 1)[-1] not in (
+                        "",
+                        "HTTPValidationError",
+                        "Problem",
+                    )
+                    problem = schema if typed else {"$ref": "#/components/schemas/Problem"}
+                    response["content"] = {PROBLEM_JSON: {"schema": problem}}
         for unused in ("HTTPValidationError", "ValidationError"):
             schemas.pop(unused, None)
         return document

@@ -246,6 +246,20 @@ def _documented(description: str) -> dict[str, Any]:
     return {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": description}
 
 
+def documented_problem(model: type[Problem], description: str) -> dict[str, Any]:
+    """For `responses=`: a problem whose body has members of its own (e.g. a 409's candidates),
+    documented with its own schema under application/problem+json."""
+    return {"model": model, "content": {PROBLEM_JSON: {}}, "description": description}
+
+
+# The headers a created or read resource comes with, for `responses={201: {"headers": ...}}`.
+RESOURCE_HEADERS: dict[str, Any] = {
+    "ETag": {"description": "The version read or written: send it in If-Match to change it.",
+             "schema": {"type": "string"}},
+    "Location": {"description": "Where the created resource is.", "schema": {"type": "string"}},
+}  # fmt: skip
+
+
 # For `responses=` in route decorators, so OpenAPI documents the problem bodies.
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     **{status: _documented(title) for status, (_slug, title) in _STATUS_SLUGS.items()},

@@ -452,3 +452,37 @@ def score(
         matched=matched,
         exact=same_phone or same_identifier or same_family_name,
     )
+
+
+@dataclass(frozen=True)
+class DuplicateCheck:
+    """What a registration was checked against, and the records it may duplicate."""
+
+    candidates: list[Candidate]
+    compared: list[Literal["name", "birth_date", "phone"]]
+
+
+async def check_before_registering(
+    connection: asyncpg.Connection,
+    *,
+    name: str,
+    birth_date: date | None,
+    phone_digits: str | None,
+    visible: ScopeFilter,
+    limit: int = 5,
+) -> DuplicateCheck:
+    """The check a registration must pass. With a birth date or a phone, the likely duplicates
+    (exactly what a search would flag); with neither, a name alone can never reach "likely"
+    (it tops out at 0.60), so records with nearly the same name are what must be looked at."""
+    if birth_date is None and not phone_digits:
+        namesakes = await find_namesakes(connection, name=name, visible=visible, limit=limit)
+        return DuplicateCheck(namesakes, ["name"])
+    likely = await find_likely_duplicates(
+        connection,
+        name=name,
+        birth_date=birth_date,
+        phone_digits=phone_digits,
+        visible=visible,
+        limit=limit,
+    )
+    return DuplicateCheck(likely, ["name", "birth_date", "phone"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 from functools import partial
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Header, Path, Query, Response
@@ -30,11 +30,11 @@ from services.intake.clients.models import (
 from services.intake.clients.search import (
     IDENTIFYING_TYPES,
     Candidate,
+    DuplicateCheck,
     IdentifierProbe,
     ScopeFilter,
+    check_before_registering,
     find_candidates,
-    find_likely_duplicates,
-    find_namesakes,
     identifies,
 )
 from shared.audit.log import Outcome
@@ -49,7 +49,14 @@ from shared.http.pagination import (
     decode_keyset,
     encode_keyset,
 )
-from shared.http.problems import PROBLEM_RESPONSES, FieldError, ProblemError
+from shared.http.problems import (
+    PROBLEM_RESPONSES,
+    RESOURCE_HEADERS,
+    FieldError,
+    Problem,
+    ProblemError,
+    documented_problem,
+)
 from shared.messaging.outbox import unit_of_work
 
 router = APIRouter(prefix="/v1/clients", tags=["clients"])
@@ -60,9 +67,22 @@ def etag(client: ClientPublic) -> str:
 
 
 class SearchResult(BaseModel):
-    candidates: list[CandidateShown] = Field(
+    """The list envelope every list has; a search is ranked, not paginated: one page."""
+
+    items: list[CandidateShown] = Field(
         description="Best first. `access: full` for records you may read; `access: limited` "
         "(names, birth year, which fields matched) for the others."
+    )
+    next_cursor: None = Field(default=None, description="Always null: one page, best first.")
+
+
+class LikelyDuplicateProblem(Problem):
+    """The 409 of a registration that may be someone already registered."""
+
+    candidates: list[CandidateShown] = Field(description="As in a search: best first.")
+    compared: list[Literal["name", "birth_date", "phone"]] = Field(
+        description="What the check compared: only `name` when the new record has neither "
+        "birth date nor phone."
     )
 
 
@@ -134,7 +154,7 @@ async def search_clients(
             limit=limit,
         )
         await guard.audit(uow, *(_seen(grant, candidates, "client.search") or [grant]))
-    return SearchResult(candidates=_as_seen_by(guard, candidates))
+    return SearchResult(items=_as_seen_by(guard, candidates))
 
 
 def _identifier_probe(kind: str | None, value: str | None) -> IdentifierProbe | None:
@@ -168,7 +188,11 @@ def _identifier_probe(kind: str | None, value: str | None) -> IdentifierProbe | 
     "",
     status_code=201,
     response_model=ClientPublic,
-    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 409, 413, 422)},
+    responses={
+        **{code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 413, 422)},
+        409: documented_problem(LikelyDuplicateProblem, "This person may already be registered"),
+        201: {"headers": RESOURCE_HEADERS},
+    },
     summary="Register a client (after a duplicate check)",
     description="Refuses a likely duplicate with 409 listing the candidates, unless the body "
     'says `"duplicate_check": "confirmed_new"`; that decision is audited. With no birth date '
@@ -194,23 +218,16 @@ async def register_client(
             # The record is shown again: on the record again.
             await guard.audit(uow, grant.about(resource_id=str(replayed.id), client_id=replayed.id))
             return stored.replay({"ETag": etag(replayed), "Location": f"/v1/clients/{replayed.id}"})
-        name = f"{body.given_name or ''} {body.family_name or ''}"
-        name_only = body.birth_date is None and not digits(body.phone)
-        if name_only:
-            likely = await find_namesakes(
-                uow.connection, name=name, visible=_searchable(guard), limit=5
-            )
-        else:
-            likely = await find_likely_duplicates(
-                uow.connection,
-                name=name,
-                birth_date=body.birth_date,
-                phone_digits=digits(body.phone),
-                visible=_searchable(guard),
-                limit=5,
-            )
+        check = await check_before_registering(
+            uow.connection,
+            name=f"{body.given_name or ''} {body.family_name or ''}",
+            birth_date=body.birth_date,
+            phone_digits=digits(body.phone),
+            visible=_searchable(guard),
+        )
+        likely = check.candidates
         if likely and body.duplicate_check != "confirmed_new":
-            raise await _refuse_duplicate(guard, grant, likely, name_only=name_only)
+            raise await _refuse_duplicate(guard, grant, check)
         client = await service.register_client(uow, data=body, registered_by=guard.principal)
         await idempotent.remember(uow.connection, client)
         registered = grant.about(resource_id=str(client.id), client_id=client.id)
@@ -225,12 +242,11 @@ async def register_client(
     return client
 
 
-async def _refuse_duplicate(
-    guard: Guard, grant: Grant, likely: list[Candidate], *, name_only: bool
-) -> ProblemError:
+async def _refuse_duplicate(guard: Guard, grant: Grant, check: DuplicateCheck) -> ProblemError:
+    likely = check.candidates
     basis = (
         "With no birth date or phone to compare, these records have nearly the same name. "
-        if name_only
+        if check.compared == ["name"]
         else ""
     )
     return await guard.refuse(
@@ -241,7 +257,7 @@ async def _refuse_duplicate(
             'again with "duplicate_check": "confirmed_new"; to record that one is, link the '
             "records.",
             candidates=[c.model_dump(mode="json") for c in _as_seen_by(guard, likely)],
-            compared=["name"] if name_only else ["name", "birth_date", "phone"],
+            compared=check.compared,
         ),
         Outcome.DUPLICATE_SUSPECTED,
         shown=tuple(_seen(grant, likely, "client.search")),
@@ -277,7 +293,10 @@ async def list_clients(
 @router.get(
     "/{client_id}",
     response_model=ClientPublic,
-    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)},
+    responses={
+        **{code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)},
+        200: {"headers": {"ETag": RESOURCE_HEADERS["ETag"]}},
+    },
     summary="Read a client",
 )
 async def get_client(
@@ -297,7 +316,10 @@ async def get_client(
 @router.patch(
     "/{client_id}",
     response_model=ClientPublic,
-    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 412, 413, 422, 428)},
+    responses={
+        **{code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 412, 413, 422, 428)},
+        200: {"headers": {"ETag": RESOURCE_HEADERS["ETag"]}},
+    },
     summary="Change a client's record (JSON merge patch; If-Match required)",
     description="A JSON merge patch (RFC 7396, `application/merge-patch+json`; "
     "`application/json` is read the same way): only the members present change, nested "
