@@ -414,9 +414,28 @@ async def get_flag(
     return FlagPublic.model_validate(dict(row)) if row else None
 
 
+class FlagStateConflict(Exception):
+    """The flag's state does not allow the step: raised -> acknowledged -> resolved, each once
+    (a flag may also be resolved without an acknowledgement)."""
+
+    def __init__(self, slug: str, title: str, detail: str) -> None:
+        super().__init__(detail)
+        self.slug, self.title, self.detail = slug, title, detail
+
+
 async def acknowledge_flag(
     connection: asyncpg.Connection, *, flag: FlagPublic, acknowledged_by: str
 ) -> FlagPublic:
+    """Someone has seen the flag and is acting (FlagStateConflict if acknowledged or resolved
+    already). Call with the flag locked (get_flag(for_update=True))."""
+    if flag.acknowledged_at is not None:
+        raise FlagStateConflict(
+            "flag-already-acknowledged",
+            "Flag already acknowledged",
+            f"{flag.acknowledged_by} acknowledged this flag at {flag.acknowledged_at.isoformat()}.",
+        )
+    if flag.resolved_at is not None:
+        raise FlagStateConflict("flag-resolved", "Flag resolved", "This flag is resolved already.")
     row = await connection.fetchrow(
         "UPDATE flags AS f SET acknowledged_by = $2, acknowledged_at = $3 WHERE f.id = $1 "
         f"RETURNING {FLAG_COLUMNS}",
@@ -430,6 +449,14 @@ async def acknowledge_flag(
 async def resolve_flag(
     connection: asyncpg.Connection, *, flag: FlagPublic, note: str, resolved_by: str
 ) -> FlagPublic:
+    """Resolve the flag with a note on how (FlagStateConflict if resolved already). Call with
+    the flag locked."""
+    if flag.resolved_at is not None:
+        raise FlagStateConflict(
+            "flag-already-resolved",
+            "Flag already resolved",
+            f"{flag.resolved_by} resolved this flag at {flag.resolved_at.isoformat()}.",
+        )
     row = await connection.fetchrow(
         "UPDATE flags AS f SET resolved_by = $2, resolved_at = $3, resolution_note = $4 "
         f"WHERE f.id = $1 RETURNING {FLAG_COLUMNS}",
