@@ -6,7 +6,7 @@ from dataclasses import replace
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Path, Response
+from fastapi import APIRouter, Path, Response
 from fastapi.responses import JSONResponse
 
 from services.intake.assessment_drafts import service
@@ -18,14 +18,14 @@ from shared.audit.log import Outcome
 from shared.auth.guard import Grant, Guard, GuardDep
 from shared.http import idempotency
 from shared.http.app import DatabaseDep
-from shared.http.problems import PROBLEM_RESPONSES, ProblemError
+from shared.http.preconditions import IfMatch, matches, precondition_required, stale
+from shared.http.problems import PROBLEM_RESPONSES
 from shared.messaging.outbox import UnitOfWork, unit_of_work
 
 router = APIRouter(prefix="/v1/clients/{client_id}/assessment-drafts", tags=["assessments"])
 
 ClientId = Annotated[UUID, Path()]
 DraftId = Annotated[UUID, Path()]
-IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=200)]
 
 
 def _problems(*codes: int) -> dict[int | str, dict[str, object]]:
@@ -46,20 +46,6 @@ def _flag_grants(grant: Grant, flag_ids: set[UUID]) -> list[Grant]:
         replace(grant, action="flag.write", resource_type="flag", resource_id=str(flag_id))
         for flag_id in sorted(flag_ids)
     ]
-
-
-def _precondition_required() -> ProblemError:
-    return ProblemError(
-        428, "precondition-required", "Precondition required",
-        detail="Send If-Match with the ETag of the draft you are changing.",
-    )  # fmt: skip
-
-
-def _stale() -> ProblemError:
-    return ProblemError(
-        412, "precondition-failed", "The draft changed since you read it",
-        detail="Read the draft again, reapply your answers and send them with the new ETag.",
-    )  # fmt: skip
 
 
 @router.post(
@@ -162,9 +148,9 @@ async def _locked_draft(
         ),
     )
     if if_match is None:
-        raise await guard.refuse(grant, _precondition_required(), Outcome.PRECONDITION_FAILED)
-    if if_match.strip() not in (etag(draft), f"W/{etag(draft)}"):
-        raise await guard.refuse(grant, _stale(), Outcome.PRECONDITION_FAILED)
+        raise await guard.refuse(grant, precondition_required("draft"), Outcome.PRECONDITION_FAILED)
+    if not matches(if_match, etag(draft)):
+        raise await guard.refuse(grant, stale("draft"), Outcome.PRECONDITION_FAILED)
     return grant, draft
 
 

@@ -8,7 +8,7 @@ from functools import partial
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Header, Path, Query, Response
+from fastapi import APIRouter, Body, Path, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -49,6 +49,7 @@ from shared.http.pagination import (
     decode_keyset,
     encode_keyset,
 )
+from shared.http.preconditions import IfMatch, matches, precondition_required, stale
 from shared.http.problems import (
     PROBLEM_RESPONSES,
     RESOURCE_HEADERS,
@@ -334,21 +335,18 @@ async def update_client(
     guard: GuardDep,
     database: DatabaseDep,
     response: Response,
-    if_match: Annotated[str | None, Header(alias="If-Match", max_length=200)] = None,
+    if_match: IfMatch = None,
 ) -> ClientPublic:
     if if_match is None:
-        raise ProblemError(
-            428, "precondition-required", "Precondition required",
-            detail="Send If-Match with the ETag of the version you are changing.",
-        )  # fmt: skip
+        raise precondition_required("record")
     async with unit_of_work(database) as uow:
         grant = await guard.authorize_client(
             uow.connection, "client.update", client_id, resource_type="client"
         )
         current = await service.get_client(uow.connection, client_id=client_id)
         assert current is not None
-        if if_match.strip() not in (etag(current), f"W/{etag(current)}"):
-            raise await guard.refuse(grant, _stale(current), Outcome.PRECONDITION_FAILED)
+        if not matches(if_match, etag(current)):
+            raise await guard.refuse(grant, stale("record"), Outcome.PRECONDITION_FAILED)
         try:
             changed = service.patched(current, body)
         except service.InconsistentRecord as inconsistent:
@@ -366,14 +364,7 @@ async def update_client(
                 uow, current=current, changed=changed, changed_by=guard.principal
             )
         except service.StaleVersion:
-            raise await guard.refuse(grant, _stale(current), Outcome.PRECONDITION_FAILED) from None
+            raise await guard.refuse(grant, stale("record"), Outcome.PRECONDITION_FAILED) from None
         await guard.audit(uow, grant)
     response.headers["ETag"] = etag(updated)
     return updated
-
-
-def _stale(current: ClientPublic) -> ProblemError:
-    return ProblemError(
-        412, "precondition-failed", "The record changed since you read it",
-        detail="Read the client again, reapply your change and send it with the new ETag.",
-    )  # fmt: skip

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
@@ -27,6 +27,7 @@ from shared.auth.guard import Grant, Guard, GuardDep
 from shared.http import idempotency
 from shared.http.app import DatabaseDep
 from shared.http.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor, invalid_cursor
+from shared.http.preconditions import IfMatch, matches, precondition_required, stale
 from shared.http.problems import PROBLEM_RESPONSES, ProblemError, not_found
 from shared.messaging.outbox import unit_of_work
 
@@ -43,7 +44,6 @@ WorkerId = Annotated[
         description="The identity provider's user id (the token's `sub`).",
     ),
 ]
-IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=200)]
 
 
 def etag(worker: WorkerPublic) -> str:
@@ -53,24 +53,6 @@ def etag(worker: WorkerPublic) -> str:
 
 def location(worker: WorkerPublic) -> str:
     return f"/v1/workers/{worker.worker_id}"
-
-
-def _matches(if_match: str, worker: WorkerPublic) -> bool:
-    return if_match.strip() in (etag(worker), f"W/{etag(worker)}")
-
-
-def _stale() -> ProblemError:
-    return ProblemError(
-        412, "precondition-failed", "The worker changed since you read it",
-        detail="Read the worker again, reapply your change and send it with the new ETag.",
-    )  # fmt: skip
-
-
-def _precondition_required() -> ProblemError:
-    return ProblemError(
-        428, "precondition-required", "Precondition required",
-        detail="This worker exists: send If-Match with the ETag of the version you replace.",
-    )  # fmt: skip
 
 
 async def _in_scope(guard: Guard, grant: Grant, worker: WorkerPublic | None) -> WorkerPublic:
@@ -184,23 +166,25 @@ async def put_worker(
             ):
                 raise await guard.refuse(grant, not_found("worker"))
             if if_match is not None:  # RFC 9110: If-Match fails when there is no current version
-                raise await guard.refuse(grant, _stale(), Outcome.PRECONDITION_FAILED)
+                raise await guard.refuse(grant, stale("worker"), Outcome.PRECONDITION_FAILED)
             try:
                 worker = await service.create_worker(
                     connection, organization_id=organization_id, worker_id=worker_id, fields=body
                 )
             except service.StaleVersion:
-                raise await guard.refuse(grant, _stale(), Outcome.PRECONDITION_FAILED) from None
+                raise await guard.refuse(
+                    grant, stale("worker"), Outcome.PRECONDITION_FAILED
+                ) from None
             response.status_code = 201
             response.headers["Location"] = location(worker)
         else:
             current = await _in_scope(guard, grant, current)
             if if_match is None and not service.same_fields(current, body):
                 raise await guard.refuse(
-                    grant, _precondition_required(), Outcome.PRECONDITION_FAILED
+                    grant, precondition_required("worker"), Outcome.PRECONDITION_FAILED
                 )
-            if if_match is not None and not _matches(if_match, current):
-                raise await guard.refuse(grant, _stale(), Outcome.PRECONDITION_FAILED)
+            if if_match is not None and not matches(if_match, etag(current)):
+                raise await guard.refuse(grant, stale("worker"), Outcome.PRECONDITION_FAILED)
             worker = await service.replace_worker(connection, current=current, fields=body)
         await guard.audit(uow, grant)
     response.headers["ETag"] = etag(worker)
@@ -226,13 +210,8 @@ async def patch_worker(
     grant = await guard.require(WRITE, resource_type="worker", resource_id=worker_id)
     if if_match is None:
         raise await guard.refuse(
-            grant,
-            ProblemError(
-                428, "precondition-required", "Precondition required",
-                detail="Send If-Match with the ETag of the version you are changing.",
-            ),
-            Outcome.PRECONDITION_FAILED,
-        )  # fmt: skip
+            grant, precondition_required("worker"), Outcome.PRECONDITION_FAILED
+        )
     async with unit_of_work(database) as uow:
         connection = uow.connection
         found = await service.get_worker(
@@ -242,8 +221,8 @@ async def patch_worker(
             lock="update",
         )
         current = await _in_scope(guard, grant, found)
-        if not _matches(if_match, current):
-            raise await guard.refuse(grant, _stale(), Outcome.PRECONDITION_FAILED)
+        if not matches(if_match, etag(current)):
+            raise await guard.refuse(grant, stale("worker"), Outcome.PRECONDITION_FAILED)
         merged = {
             **current.model_dump(include=set(WorkerFields.model_fields)),
             **body.model_dump(exclude_unset=True),
@@ -260,7 +239,7 @@ async def patch_worker(
         try:
             worker = await service.replace_worker(connection, current=current, fields=fields)
         except service.StaleVersion:
-            raise await guard.refuse(grant, _stale(), Outcome.PRECONDITION_FAILED) from None
+            raise await guard.refuse(grant, stale("worker"), Outcome.PRECONDITION_FAILED) from None
         await guard.audit(uow, grant)
     response.headers["ETag"] = etag(worker)
     return worker
