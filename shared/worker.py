@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 import uvicorn
 from fastapi import FastAPI
 
+from shared.audit.checkpoints import Checkpointer
 from shared.db.database import Database
 from shared.http.app import service_database
 from shared.http.health import health_router
@@ -55,6 +56,9 @@ class Worker:
         self.serve_http = serve_http
         self.database: Database = service_database(spec, settings)
         self.relay = OutboxRelay(service=spec.name, database=self.database, settings=settings)
+        self.checkpointer = Checkpointer(
+            service=spec.name, database=self.database, settings=settings
+        )
         self.consumer: ConsumerRunner | None = None
         if spec.handlers:
             self.consumer = ConsumerRunner(
@@ -78,6 +82,7 @@ class Worker:
         tasks = [asyncio.create_task(supervise("relay", self.relay.run))]
         if self.consumer is not None:
             tasks.append(asyncio.create_task(supervise("consumer", self.consumer.run)))
+        tasks.append(asyncio.create_task(supervise("audit-checkpoints", self.checkpointer.run)))
         server: uvicorn.Server | None = None
         if self.serve_http:
             server = _EmbeddedServer(
@@ -96,6 +101,9 @@ class Worker:
             if server is not None:
                 server.should_exit = True
             for task in tasks:
-                task.cancel()
+                # A loop the cancelled gather already cancelled may be mid clean-up (a consumer
+                # leaving its group): a second cancel would cut that short.
+                if not task.cancelling():
+                    task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.database.close()

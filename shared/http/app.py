@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 
+from shared.audit.keys import chain_keys
+from shared.audit.log import AuditLog
 from shared.auth.guide import AUTH_GUIDE
 from shared.auth.tokens import TokenVerifier
 from shared.db.database import Database
@@ -49,6 +51,7 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.spec = spec
     app.state.verifier = TokenVerifier(settings)
+    app.state.audit_log = AuditLog(schema=spec.schema, keys=chain_keys(settings))
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(RequestContextMiddleware, service=spec.name)
