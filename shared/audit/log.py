@@ -116,7 +116,7 @@ class AuditEntry:
 
     def canonical(self) -> bytes:
         """The bytes the hash covers: every field, as sorted-key compact JSON."""
-        values = {name: getattr(self, name) for name in _ENTRY_FIELDS}
+        values = {name: getattr(self, name) for name in ENTRY_FIELDS}
         values["id"] = str(self.id)
         values["client_id"] = str(self.client_id) if self.client_id else None
         values["occurred_at"] = self.occurred_at.astimezone(UTC).isoformat()
@@ -124,10 +124,10 @@ class AuditEntry:
         return json.dumps(values, sort_keys=True, separators=(",", ":")).encode()
 
 
-_ENTRY_FIELDS = tuple(AuditEntry.__dataclass_fields__)
+ENTRY_FIELDS = tuple(AuditEntry.__dataclass_fields__)
 
 
-def _lock_namespace(schema: str) -> int:
+def lock_namespace(schema: str) -> int:
     return zlib.crc32(f"casework-audit:{schema}".encode()) - 2**31  # a signed int4
 
 
@@ -179,7 +179,7 @@ async def append(
         # could read the same head between our two statements and fork the chain.
         raise RuntimeError("audit rows are appended inside a transaction")
     chain = entries[0].id.int % CHAINS
-    head = await connection.fetchval(_HEAD, _lock_namespace(schema), chain)
+    head = await connection.fetchval(_HEAD, lock_namespace(schema), chain)
     prev_hashes: list[str] = []
     hashes: list[str] = []
     previous: str = head or GENESIS
@@ -188,10 +188,10 @@ async def append(
         previous = keys.seal(previous, entry.canonical())
         hashes.append(previous)
     columns: list[list[Any]] = [
-        [getattr(entry, name) for entry in entries] for name in _ENTRY_FIELDS
+        [getattr(entry, name) for entry in entries] for name in ENTRY_FIELDS
     ]
     # Postgres arrays are rectangular: each entry's roles travel as one text (a JSON array).
-    roles = _ENTRY_FIELDS.index("actor_roles")
+    roles = ENTRY_FIELDS.index("actor_roles")
     columns[roles] = [json.dumps(entry.actor_roles) for entry in entries]
     await connection.execute(_INSERT, chain, keys.current_id, *columns, prev_hashes, hashes)
 
@@ -214,11 +214,11 @@ def _published(schema: str, entry: AuditEntry) -> AuditRecorded:
     )
 
 
-ENTRY_COLUMNS = ", ".join(_ENTRY_FIELDS)
+ENTRY_COLUMNS = ", ".join(ENTRY_FIELDS)
 
 
 def entry_from_row(row: asyncpg.Record) -> AuditEntry:
-    return AuditEntry(**{name: row[name] for name in _ENTRY_FIELDS})
+    return AuditEntry(**{name: row[name] for name in ENTRY_FIELDS})
 
 
 def chain_head_function(schema: str) -> str:
