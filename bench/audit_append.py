@@ -32,6 +32,7 @@ from shared.audit.log import (
     GENESIS,
     AuditEntry,
     append,
+    chain_claim_function,
     chain_head_function,
     lock_namespace,
 )
@@ -144,6 +145,7 @@ async def run(admin_url: str, appends: int, concurrency: int) -> None:
                 f'CREATE TABLE "{schema}".audit_log (LIKE intake.audit_log INCLUDING ALL)'
             )
             await setup.execute(chain_head_function(schema))
+            await setup.execute(chain_claim_function(schema))
     finally:
         await setup.close()
     variants = {"sha256_one_statement": _sha256_append, "hmac_two_round_trips": _hmac_append}

@@ -46,7 +46,7 @@ from services.intake.clients.search import (
     name_key,
 )
 from shared.audit.keys import ChainKeys, chain_keys
-from shared.audit.log import AuditEntry, append, chain_head_function
+from shared.audit.log import AuditEntry, append, chain_claim_function
 from shared.db.database import pool_options
 from shared.events.contracts import AuditRecorded, ClientRegistered
 from shared.messaging.outbox import insert_statement
@@ -141,7 +141,7 @@ async def create_schema(admin_url: str) -> None:
                 f'CREATE TRIGGER outbox_notify AFTER INSERT ON "{SCHEMA}".outbox '
                 f'FOR EACH STATEMENT EXECUTE FUNCTION "{SCHEMA}".notify_outbox()'
             )
-            await connection.execute(chain_head_function(SCHEMA))
+            await connection.execute(chain_claim_function(SCHEMA))
     finally:
         await connection.close()
 

@@ -31,7 +31,7 @@ from shared.audit.keys import (
     chain_keys,
     legacy_hash,
 )
-from shared.audit.log import GENESIS, AuditEntry, append, chain_head_function, entry_from_row
+from shared.audit.log import GENESIS, AuditEntry, append, chain_claim_function, entry_from_row
 from shared.audit.signing import checkpoint_public_key, verifies
 from shared.audit.verify import BreakKind, ChainBreak, verify_chains
 from shared.db.database import Database
@@ -73,7 +73,7 @@ async def scratch(settings: Settings) -> AsyncIterator[Scratch]:
             await connection.execute(
                 f'CREATE TABLE "{schema}".{table} (LIKE intake.{table} INCLUDING ALL)'
             )
-        await connection.execute(chain_head_function(schema))
+        await connection.execute(chain_claim_function(schema))
         await connection.execute(f'SET search_path = "{schema}"')
         yield Scratch(schema, connection)
     finally:

@@ -132,10 +132,10 @@ def lock_namespace(schema: str) -> int:
 
 
 # Two round trips for any number of entries, in the caller's transaction. First
-# `audit_chain_head` takes the chain's lock, then reads its head with a fresh snapshot (a
-# volatile function's statements each get one), so it sees the last commit. The hashes are
-# computed here, where the key is, and the second statement inserts the rows in order.
-_HEAD = "SELECT audit_chain_head($1, $2)"
+# `audit_chain_claim` locks a chain, then reads its head with a fresh snapshot (a volatile
+# function's statements each get one), so it sees the last commit. The hashes are computed
+# here, where the key is, and the second statement inserts the rows in order.
+_CLAIM = "SELECT chain, head FROM audit_chain_claim($1, $2, $3)"
 _INSERT = """
 INSERT INTO audit_log (id, chain, occurred_at, actor_id, actor_roles, actor_organization_id,
     action, resource_type, resource_id, client_id, outcome, request_id, source_address, purpose,
@@ -178,8 +178,9 @@ async def append(
         # The chain's lock lasts until the transaction ends: without one, another append
         # could read the same head between our two statements and fork the chain.
         raise RuntimeError("audit rows are appended inside a transaction")
-    chain = entries[0].id.int % CHAINS
-    head = await connection.fetchval(_HEAD, lock_namespace(schema), chain)
+    chain, head = await connection.fetchrow(
+        _CLAIM, lock_namespace(schema), entries[0].id.int % CHAINS, CHAINS
+    )
     prev_hashes: list[str] = []
     hashes: list[str] = []
     previous: str = head or GENESIS
@@ -244,11 +245,43 @@ def create_audit_log_v1(connection: Connection, schema: str) -> None:
     )
 
 
+def chain_claim_function(schema: str) -> str:
+    """The DDL of `audit_chain_claim`: lock the first free chain from `preferred` on (a chain
+    already held by this transaction counts as free), or wait for `preferred` when all are
+    busy; return it and its newest hash. The HMAC append holds a chain's lock for one round
+    trip longer than the SQL-hashed append did; taking a free chain instead of queueing on a
+    busy one keeps that from turning into lock waits under load."""
+    return f"""
+        CREATE FUNCTION "{schema}".audit_chain_claim(
+            namespace integer, preferred integer, chains integer
+        ) RETURNS TABLE (chain integer, head text) LANGUAGE plpgsql VOLATILE AS $$
+        DECLARE
+            candidate integer := preferred;
+        BEGIN
+            FOR step IN 0 .. chains - 1 LOOP
+                candidate := (preferred + step) % chains;
+                EXIT WHEN pg_try_advisory_xact_lock(namespace, candidate);
+                candidate := NULL;
+            END LOOP;
+            IF candidate IS NULL THEN
+                candidate := preferred;
+                PERFORM pg_advisory_xact_lock(namespace, candidate);
+            END IF;
+            RETURN QUERY SELECT candidate, (SELECT a.hash FROM "{schema}".audit_log a
+                WHERE a.chain = candidate ORDER BY a.seq DESC LIMIT 1);
+        END $$
+        """
+
+
 def upgrade_audit_log_v2(connection: Connection, schema: str) -> None:
-    """For a service's migration: `key_id` on every row from now on; the rows already there
-    keep null (legacy SHA-256) and still verify."""
+    """For a service's migration: `key_id` on every row from now on (the rows already there
+    keep null: legacy SHA-256, still verified), and the chain claim the HMAC append uses."""
     connection.exec_driver_sql(f'ALTER TABLE "{schema}".audit_log ADD COLUMN key_id text')
+    connection.exec_driver_sql(chain_claim_function(schema))
 
 
 def downgrade_audit_log_v2(connection: Connection, schema: str) -> None:
+    connection.exec_driver_sql(
+        f'DROP FUNCTION "{schema}".audit_chain_claim(integer, integer, integer)'
+    )
     connection.exec_driver_sql(f'ALTER TABLE "{schema}".audit_log DROP COLUMN key_id')
