@@ -25,6 +25,8 @@ RUN pip install --no-cache-dir --no-deps /tmp/casework && rm -rf /tmp/casework
 
 # No .env is baked in: configuration comes from CASEWORK_* environment variables.
 WORKDIR /app
+# Where workers file signed audit checkpoints (a volume in docker-compose.yml takes this owner).
+RUN mkdir -p /var/lib/casework/audit && chown casework:casework /var/lib/casework/audit
 USER casework
 
 ENTRYPOINT ["casework"]

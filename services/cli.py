@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+from pathlib import Path
 
 from shared.logs import configure_logging
 from shared.settings import Settings
@@ -124,25 +125,41 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _audit_verify(settings: Settings, services: list[str]) -> int:
+def _audit_verify(settings: Settings, services: list[str], checkpoint_files: list[str]) -> int:
     import asyncpg
 
     from services.registry import SERVICES
-    from shared.audit.log import verify_chains
+    from shared.audit.checkpoints import CheckpointFile, load_checkpoints
+    from shared.audit.keys import AuditKeyError, chain_keys
+    from shared.audit.signing import checkpoint_public_key
+    from shared.audit.verify import verify_chains
+
+    try:
+        keys = chain_keys(settings)
+        checkpoints = CheckpointFile(heads={}, problems=[])
+        if checkpoint_files:
+            checkpoints = load_checkpoints(
+                [Path(name) for name in checkpoint_files], checkpoint_public_key(settings)
+            )
+    except (AuditKeyError, OSError) as error:
+        print(f"audit-verify: {error}", file=sys.stderr)
+        return 2
+    for problem in checkpoints.problems:
+        print(f"checkpoint {problem}")
 
     async def verify() -> int:
-        failures = 0
+        failures = len(checkpoints.problems)
         connection = await asyncpg.connect(settings.database_url)
         try:
             for service in services or list(SERVICES):
                 await connection.execute(f'SET search_path = "{service}"')
-                breaks = await verify_chains(connection)
+                heads = checkpoints.for_service(service)
+                breaks = await verify_chains(connection, keys, heads)
                 for found in breaks:
-                    print(
-                        f"{service}: chain {found.chain} breaks at seq {found.seq}: {found.reason}"
-                    )
+                    print(f"{service}: chain {found.chain}: {found.describe()}")
                 if not breaks:
-                    print(f"{service}: audit trail intact")
+                    against = f", and agrees with {len(heads)} checkpointed heads" if heads else ""
+                    print(f"{service}: audit trail intact{against}")
                 failures += len(breaks)
         finally:
             await connection.close()
@@ -171,9 +188,18 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--org", default="org-dev", help="organisation id")
     token.add_argument("--team", default="team-dev", help="team id ('' for none)")
     token.add_argument("--hours", type=int, default=8, help="lifetime in hours")
-    commands.add_parser(
-        "audit-verify", help="recompute every service's audit hash chains (exit 1 if broken)"
-    ).add_argument("services", nargs="*", metavar="service")
+    audit_verify = commands.add_parser(
+        "audit-verify",
+        help="check every service's audit chains (exit 1 if rows were rewritten or deleted)",
+    )
+    audit_verify.add_argument("services", nargs="*", metavar="service")
+    audit_verify.add_argument(
+        "--checkpoints",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="signed checkpoints (JSON lines) to check the chain heads against; repeatable",
+    )
     commands.add_parser("dev", help="the whole system on the embedded default (make run)")
     contracts = commands.add_parser("contracts", help="write the event JSON Schemas and AsyncAPI")
     contracts.add_argument("--check", action="store_true", help="fail if they are out of date")
@@ -201,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "token":
         return _token(settings, args)
     if args.command == "audit-verify":
-        return _audit_verify(settings, args.services)
+        return _audit_verify(settings, args.services, args.checkpoints)
     return _dev(settings)
 
 

@@ -22,6 +22,8 @@ SECRET_SETTINGS = (
     "service_db_password",
     "jwt_secret",
     "kafka_sasl_password",
+    "audit_hmac_key",
+    "audit_checkpoint_private_key",
 )
 
 
@@ -141,6 +143,25 @@ class Settings(BaseSettings):
     jwks_url: str | None = None
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
 
+    # The audit trail. Each row's chain hash is an HMAC-SHA256 under audit_hmac_key, computed
+    # in the service, so a database superuser (who never sees the key) cannot re-chain rows
+    # after deleting or editing some. Rows record the id of the key that sealed them; after a
+    # rotation, keep the old keys (id -> key, a JSON object in the environment) so
+    # `casework audit-verify` can still check the rows they sealed. Unset in hs256 mode: a
+    # development key; jwks (production) mode refuses to start without a real one.
+    audit_hmac_key: str | None = None
+    audit_hmac_key_id: str = Field(default="k1", pattern=r"^[A-Za-z0-9._-]{1,32}$")
+    audit_hmac_retired_keys: dict[str, str] = Field(default_factory=dict)
+    # Signed checkpoints of every chain head: the worker signs them with this Ed25519 private
+    # key (PEM), publishes them on the audit topic and appends them to audit_checkpoint_file
+    # (JSON lines; unset: <data_dir>/audit-checkpoints.jsonl). Verifiers hold only the public
+    # key (PEM; unset: derived from the private key). Unset private key in hs256 mode: a
+    # development key; jwks mode refuses to start the worker without a real one.
+    audit_checkpoint_private_key: str | None = None
+    audit_checkpoint_public_key: str | None = None
+    audit_checkpoint_file: str | None = None
+    audit_checkpoint_seconds: float = Field(default=60.0, gt=0)
+
     log_level: str = "INFO"
     # `make run`: start the embedded PostgreSQL / broker on the ports of the URLs above, with
     # data under data_dir. Set false to use an external server at those URLs instead.
@@ -187,6 +208,10 @@ class Settings(BaseSettings):
     @property
     def kafka_bootstrap_servers(self) -> list[str]:
         return [server.strip() for server in self.kafka_bootstrap.split(",") if server.strip()]
+
+    @property
+    def audit_checkpoint_path(self) -> Path:
+        return Path(self.audit_checkpoint_file or Path(self.data_dir) / "audit-checkpoints.jsonl")
 
     def database_url_for(self, service: str) -> str:
         """The DSN a service's API and worker connect with."""

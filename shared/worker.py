@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 import uvicorn
 from fastapi import FastAPI
 
+from shared.audit.checkpoints import Checkpointer
 from shared.db.database import Database
 from shared.http.app import service_database
 from shared.http.health import health_router
@@ -56,6 +57,9 @@ class Worker:
         self.serve_http = serve_http
         self.database: Database = service_database(spec, settings)
         self.relay = OutboxRelay(service=spec.name, database=self.database, settings=settings)
+        self.checkpointer = Checkpointer(
+            service=spec.name, database=self.database, settings=settings
+        )
         self.consumer: ConsumerRunner | None = None
         if spec.handlers:
             self.consumer = ConsumerRunner(
@@ -94,6 +98,7 @@ class Worker:
         ]
         if self.consumer is not None:
             tasks.append(asyncio.create_task(supervise("consumer", self.consumer.run)))
+        tasks.append(asyncio.create_task(supervise("audit-checkpoints", self.checkpointer.run)))
         server: uvicorn.Server | None = None
         if self.serve_http:
             server = _EmbeddedServer(

@@ -95,8 +95,11 @@ def make_settings(database_url: str, bootstrap: str, **overrides: object) -> Set
 
 
 @pytest.fixture(scope="session")
-async def settings(database_url: str, broker_bootstrap: str) -> Settings:
-    settings = make_settings(database_url, broker_bootstrap)
+async def settings(
+    database_url: str, broker_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
+    checkpoints = tmp_path_factory.mktemp("audit") / "checkpoints.jsonl"
+    settings = make_settings(database_url, broker_bootstrap, audit_checkpoint_file=str(checkpoints))
     await migrate_services(
         settings.database_url, list(SERVICES.values()), settings.service_db_password
     )

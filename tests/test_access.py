@@ -24,7 +24,9 @@ import jwt
 import pytest
 
 from services.registry import SERVICES
-from shared.audit.log import CHAINS, verify_chains
+from shared.audit.keys import chain_keys
+from shared.audit.log import CHAINS
+from shared.audit.verify import BreakKind, verify_chains
 from shared.auth.policy import ActionKind, Scope
 from shared.auth.principal import Principal, Role
 from shared.http.app import create_app
@@ -485,26 +487,27 @@ async def test_verification_detects_an_altered_or_removed_row(
     connection = await asyncpg.connect(settings.database_url)
     try:
         await connection.execute("SET search_path = intake")
-        assert await verify_chains(connection) == []
+        keys = chain_keys(settings)
+        assert await verify_chains(connection, keys) == []
         chain, seq = await connection.fetchrow(
             "SELECT chain, min(seq) FROM audit_log GROUP BY chain HAVING count(*) >= 2 LIMIT 1"
         )
         tamperings = {
             "UPDATE audit_log SET purpose = coalesce(purpose, '') || '-edited' WHERE seq = $1": (
-                "its content was changed"
+                BreakKind.REWRITTEN
             ),
-            "DELETE FROM audit_log WHERE seq = $1": "a row before it was removed or changed",
+            "DELETE FROM audit_log WHERE seq = $1": BreakKind.DELETED,
         }
         for tampering, reason in tamperings.items():
             transaction = connection.transaction()
             await transaction.start()
             try:
                 await connection.execute(tampering, seq)
-                breaks = await verify_chains(connection)
+                breaks = await verify_chains(connection, keys)
             finally:
                 await transaction.rollback()
-            assert [(found.chain, found.reason) for found in breaks] == [(chain, reason)]
-        assert await verify_chains(connection) == []
+            assert [(found.chain, found.kind) for found in breaks] == [(chain, reason)]
+        assert await verify_chains(connection, keys) == []
     finally:
         await connection.close()
 
@@ -529,7 +532,7 @@ async def test_one_request_s_records_are_linked_in_order_on_one_chain(
     connection = await asyncpg.connect(settings.database_url)
     try:
         await connection.execute("SET search_path = intake")
-        assert await verify_chains(connection) == []
+        assert await verify_chains(connection, chain_keys(settings)) == []
     finally:
         await connection.close()
 

@@ -43,8 +43,11 @@ REQUIRED_SECRETS = {
     "KAFKA_ADMIN_PASSWORD": "kafka-admin-unique-marker-01",
     **{f"KAFKA_{name.upper()}_PASSWORD": f"kafka-{name}-unique-marker" for name in SERVICES},
     "KAFKA_SIEM_PASSWORD": "kafka-siem-unique-marker-01",
+    "AUDIT_HMAC_KEY": "audit-hmac-key-unique-marker-0000000001",
+    "AUDIT_CHECKPOINT_PRIVATE_KEY": "audit-signing-key-unique-marker-000001",
 }
 REQUIRED_IDENTITY = {
+    "CASEWORK_AUDIT_CHECKPOINT_PUBLIC_KEY": "audit-checkpoint-public-key-0000000001",
     "CASEWORK_JWKS_URL": "https://id.example.org/realms/casework/protocol/openid-connect/certs",
     "CASEWORK_JWT_ISSUER": "https://id.example.org/realms/casework",
     "CASEWORK_JWT_AUDIENCE": "casework-api",
@@ -230,7 +233,7 @@ def test_every_casework_variable_is_a_real_setting(services: dict[str, dict[str,
             if not key.startswith("CASEWORK_"):
                 continue
             setting = key.removeprefix("CASEWORK_").lower()
-            if setting.endswith("_file"):
+            if setting.endswith("_file") and setting not in fields:
                 assert setting.removesuffix("_file") in SECRET_SETTINGS, f"{name}: {key}"
             else:
                 assert setting in fields, f"{name}: {key}"
@@ -367,6 +370,11 @@ def test_each_secret_is_seen_only_by_who_needs_it(services: dict[str, dict[str, 
             f"{name}-worker",
         }
         assert holders[f"kafka_{name}_password"] == {"kafka-acls", f"{name}-api", f"{name}-worker"}
+    # Whoever writes audit rows holds the chains' key (and migrate-intake, where audit-verify
+    # runs); only the workers, which sign checkpoints, hold the signing key.
+    apis_and_workers = {f"{name}-{role}" for name in SERVICES for role in ("api", "worker")}
+    assert holders["audit_hmac_key"] == apis_and_workers | {"migrate-intake"}
+    assert holders["audit_checkpoint_private_key"] == {f"{name}-worker" for name in SERVICES}
 
 
 def test_topics_are_created_by_the_admin_with_explicit_partitions(

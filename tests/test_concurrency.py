@@ -14,7 +14,8 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from services.registry import SERVICES
-from shared.audit.log import verify_chains
+from shared.audit.keys import chain_keys
+from shared.audit.verify import verify_chains
 from shared.db.database import Database
 from shared.http.app import create_app
 from shared.http.idempotency import purge_expired
@@ -226,7 +227,7 @@ async def test_concurrent_audit_appends_keep_every_chain_whole(
         settings.database_url, server_settings={"search_path": "intake"}
     )
     try:
-        assert await verify_chains(connection) == []
+        assert await verify_chains(connection, chain_keys(settings)) == []
         # No two records claim the same predecessor: appends were serialised per chain.
         forks = await connection.fetchval(
             "SELECT count(*) FROM (SELECT chain, prev_hash FROM audit_log "

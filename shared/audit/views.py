@@ -10,7 +10,7 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from shared.auth.guard import Guard, GuardDep
 from shared.auth.policy import ORGANISATION_WIDE, Scope
@@ -48,6 +48,10 @@ class AuditRecordPublic(BaseModel):
     chain: int
     prev_hash: str
     hash: str
+    key_id: str | None = Field(
+        description="The id of the HMAC key that sealed the row; null: sealed with plain "
+        "SHA-256 before keys existed."
+    )
 
 
 _COLUMNS = ", ".join(f"l.{column}" for column in AuditRecordPublic.model_fields)
@@ -83,7 +87,8 @@ def audit_router() -> APIRouter:
         responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 422)},
         summary="The audit trail of this service, newest first",
         description="Auditors may list their organisation's trail, platform auditors every "
-        "organisation's; supervisors must name a client in their scope. Every record is hash-chained; `casework audit-verify` checks the chains.",
+        "organisation's; supervisors must name a client in their scope. Every record is "
+        "HMAC-chained; `casework audit-verify` checks the chains.",
     )
     async def list_audit(
         guard: GuardDep,

@@ -22,7 +22,7 @@ from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator
 
-from shared.audit.log import AuditEntry, Outcome, record
+from shared.audit.log import AuditEntry, AuditLog, Outcome
 from shared.auth import break_glass
 from shared.auth.facts import load_facts
 from shared.auth.policy import Policy
@@ -78,9 +78,9 @@ def _unauthenticated(detail: str) -> ProblemError:
     )
 
 
-async def _audit_alone(database: Database, schema: str, entry: AuditEntry) -> None:
+async def _audit_alone(database: Database, audit_log: AuditLog, entry: AuditEntry) -> None:
     async with unit_of_work(database) as uow:
-        await record(uow, schema=schema, entries=[entry])
+        await audit_log.record(uow, [entry])
 
 
 async def authenticate(
@@ -95,7 +95,7 @@ async def authenticate(
     except InvalidToken as error:
         await _audit_alone(
             request.app.state.database,
-            request.app.state.spec.schema,
+            request.app.state.audit_log,
             AuditEntry.new(
                 actor_id=None,
                 actor_roles=[],
@@ -140,7 +140,7 @@ class Guard:
         principal: Principal,
         policy: Policy,
         database: Database,
-        schema: str,
+        audit_log: AuditLog,
         request_id: str | None,
         source_address: str | None,
         purpose: str | None,
@@ -149,7 +149,7 @@ class Guard:
         self.principal = principal
         self.policy = policy
         self.database = database
-        self.schema = schema
+        self.audit_log = audit_log
         self.request_id = request_id
         self.source_address = source_address
         self.purpose = purpose
@@ -173,7 +173,7 @@ class Guard:
 
     async def audit(self, uow: UnitOfWork, *grants: Grant) -> None:
         """Record granted actions in the action's own unit of work; call it last there."""
-        await record(uow, schema=self.schema, entries=[self._entry(g) for g in grants])
+        await self.audit_log.record(uow, [self._entry(g) for g in grants])
 
     async def refuse(
         self,
@@ -191,7 +191,7 @@ class Guard:
 
         async def write(connection: asyncpg.Connection) -> None:
             uow = UnitOfWork(connection)
-            await record(uow, schema=self.schema, entries=entries)
+            await self.audit_log.record(uow, entries)
             await uow.flush()
 
         defer_after_rollback(error, write)
@@ -271,7 +271,7 @@ async def get_guard(
         principal=principal,
         policy=request.app.state.spec.policy,
         database=request.app.state.database,
-        schema=request.app.state.spec.schema,
+        audit_log=request.app.state.audit_log,
         request_id=current_request_id.get(),
         source_address=_source_address(request),
         purpose=purpose,

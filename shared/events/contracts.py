@@ -163,9 +163,46 @@ class AuditRecorded(EventData):
     source_address: str | None
 
 
+class ChainHead(BaseModel):
+    """The newest row of one audit chain when a checkpoint was taken."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    chain: int = Field(ge=0, description="The chain's number.")
+    seq: int = Field(ge=1, description="The row's seq in the service's audit_log.")
+    hash: str = Field(description="The row's chain hash (hex).")
+
+
+class AuditCheckpoint(EventData):
+    """A signed record of every audit chain head of one service, taken by its worker."""
+
+    event_type = "org.casework.audit.checkpoint.v1"
+    topic = Topic.AUDIT
+    aggregate_type = "audit_checkpoint"
+    source_service = "any"
+    summary = (
+        "Every audit chain head of one service (ids, seqs and hashes only), signed with Ed25519: "
+        "the signature covers this JSON without `signature`, keys sorted, no whitespace."
+    )
+
+    checkpoint_id: UUID
+    service: str
+    taken_at: datetime
+    heads: list[ChainHead] = Field(description="One per chain that has rows, by chain number.")
+    signing_key: str = Field(
+        description="Fingerprint of the public key that verifies the signature: the first 16 "
+        "hex digits of the SHA-256 of its raw 32 bytes."
+    )
+    signature: str = Field(description="Ed25519 signature, base64.")
+
+    key_fields = ("service",)
+    key_description = "The service whose chains it covers: one service's checkpoints in order."
+
+
 PLATFORM_EVENTS: tuple[type[EventData], ...] = (
     ClientRegistered,
     ClientUpdated,
     CaseAssigned,
     AuditRecorded,
+    AuditCheckpoint,
 )

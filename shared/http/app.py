@@ -12,6 +12,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 
+from shared.audit.keys import chain_keys
+from shared.audit.log import AuditLog
 from shared.auth.guide import AUTH_GUIDE
 from shared.auth.tokens import TokenVerifier
 from shared.db.database import Database
@@ -56,6 +58,7 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.spec = spec
     app.state.verifier = TokenVerifier(settings)
+    app.state.audit_log = AuditLog(schema=spec.schema, keys=chain_keys(settings))
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     if settings.cors_allowed_origins:
