@@ -169,7 +169,20 @@ async def test_a_broker_that_lost_its_log_loses_no_acknowledged_event(
 
 def partition_of(client_id: str, settings: Settings) -> int:
     """The partition aiokafka's default partitioner picks for this key."""
-    return (murmur2(client_id.encode()) & 0x7FFFFFFF) % settings.kafka_topic_partitions
+    return int(murmur2(client_id.encode()) & 0x7FFFFFFF) % settings.kafka_topic_partitions
+
+
+async def test_a_running_worker_is_ready_only_with_partitions_and_a_relay_leader(
+    loss_stack: tuple[Stack, Settings],
+) -> None:
+    stack, settings = loss_stack
+    for name, worker in stack.workers.items():
+        checks = await run_checks(worker.readiness_checks(), settings.readiness_timeout_seconds)
+        expected = {"database": "ok", "broker": "ok", "relay": "ok"}
+        if worker.consumer is not None:
+            expected["consumer"] = "ok"
+            assert worker.consumer.membership.partitions, name
+        assert checks == expected, name
 
 
 async def test_no_client_creates_a_topic_by_sending_to_it(
