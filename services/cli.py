@@ -67,10 +67,14 @@ def _migrate(settings: Settings, services: list[str]) -> int:
 
 def _topics(settings: Settings) -> int:
     from services.registry import TOPICS
-    from shared.messaging.kafka import create_topics
+    from shared.messaging.kafka import TopicCreationFailed, create_topics
 
     configure_logging("topics", settings.log_level)
-    report = asyncio.run(create_topics(settings, TOPICS))
+    try:
+        report = asyncio.run(create_topics(settings, TOPICS))
+    except TopicCreationFailed as error:
+        print(f"the broker refused to create declared topics: {error}", file=sys.stderr)
+        return 1
     print(f"created {len(report.created)} of {len(TOPICS)} declared topics")
     for topic, partitions in sorted(report.mismatched.items()):
         print(

@@ -25,12 +25,16 @@ from services.registry import SERVICES, TOPICS
 from shared.embedded import EmbeddedBroker, free_port
 from shared.http.app import create_app
 from shared.http.health import run_checks
-from shared.messaging.kafka import create_topics, missing_topics, producer
+from shared.messaging.kafka import (
+    TopicReport,
+    create_topics,
+    creation_failures,
+    missing_topics,
+    producer,
+)
 from shared.settings import Settings
 from shared.worker import Worker
 from tests.support import VALID_CLIENT, Stack, eventually, get_when_found, running_stack
-
-pytestmark = pytest.mark.asyncio
 
 log = logging.getLogger(__name__)
 
@@ -240,3 +244,23 @@ async def test_readiness_requires_the_declared_topics(
         "database": "ok",
         "broker": "missing: " + ", ".join(TOPICS),
     }
+
+
+async def test_casework_topics_reports_existing_topics_with_other_partition_counts(
+    settings: Settings, empty_broker: EmbeddedBroker
+) -> None:
+    bare = settings.model_copy(update={"kafka_bootstrap": empty_broker.bootstrap})
+    await create_topics(bare.model_copy(update={"kafka_topic_partitions": 2}), ["casework.old"])
+    report = await create_topics(bare, ["casework.old", "casework.new"])
+    assert report == TopicReport(created=["casework.new"], mismatched={"casework.old": 2})
+    partitions = await partitions_by_topic(bare)
+    assert (partitions["casework.old"], partitions["casework.new"]) == (2, 3)
+
+
+def test_a_topic_the_broker_refused_is_a_failure_and_one_that_exists_is_not() -> None:
+    # CreateTopics answers per topic: (topic, error code, message); 36 exists, 38 bad factor.
+    answer = [("a", 0, None), ("b", 36, "exists"), ("c", 38, "replication factor 3 > 1")]
+    assert creation_failures(answer) == [
+        "c: InvalidReplicationFactorError replication factor 3 > 1"
+    ]
+    assert creation_failures([("d", 41)]) == ["d: NotControllerError"]

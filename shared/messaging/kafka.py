@@ -17,6 +17,7 @@ import logging
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -84,6 +85,17 @@ class TopicReport:
     mismatched: dict[str, int] = field(default_factory=dict)
 
 
+def creation_failures(topic_errors: Iterable[tuple[Any, ...]]) -> list[str]:
+    """The per-topic results of a CreateTopics answer ((topic, error code[, message]) each)
+    that are real failures: anything but success and "it exists already"."""
+    failures = []
+    for topic, code, *message in topic_errors:
+        error = for_code(code)
+        if code != 0 and error is not TopicAlreadyExistsError:
+            failures.append(f"{topic}: {error.__name__} {' '.join(map(str, message))}".rstrip())
+    return failures
+
+
 async def create_topics(settings: Settings, topics: Sequence[str]) -> TopicReport:
     """Create the declared topics that do not exist, checking the broker's answer per topic.
     Existing topics are left as they are (repartitioning moves keys); a partition count that
@@ -105,11 +117,7 @@ async def create_topics(settings: Settings, topics: Sequence[str]) -> TopicRepor
                     for topic in wanted
                 ]
             )
-            failures = []
-            for topic, code, *message in response.topic_errors:
-                error = for_code(code)
-                if code != 0 and error is not TopicAlreadyExistsError:
-                    failures.append(f"{topic}: {error.__name__} {' '.join(map(str, message))}")
+            failures = creation_failures(response.topic_errors)
             if failures:
                 raise TopicCreationFailed("; ".join(failures))
             log.info("created topics", extra={"topics": wanted})
