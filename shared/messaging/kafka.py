@@ -177,8 +177,8 @@ async def _first_epoch_record(settings: Settings) -> str | None:
         enable_auto_commit=False,
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
     )
-    await reader.start()
     try:
+        await reader.start()
         reader.assign([_EPOCH_PARTITION])
         await reader.seek_to_beginning(_EPOCH_PARTITION)
         if (
