@@ -139,10 +139,17 @@ class ConsumerRunner:
                     await self._commit(partition, messages[-1].offset + 1)
                     await self._record_lag(partition)
         finally:
-            with contextlib.suppress(KafkaError, OSError):
-                await self._consumer.stop()
-            with contextlib.suppress(KafkaError, OSError):
-                await self._producer.stop()
+            # Shielded: a second cancellation (the worker cancelling its loops again on the way
+            # out) must not leave this member in the group, still heartbeating, holding up the
+            # next rebalance, nor its producer open.
+            await asyncio.shield(self._stop_clients(self._consumer, self._producer))
+
+    @staticmethod
+    async def _stop_clients(consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
+        with contextlib.suppress(KafkaError, OSError):
+            await consumer.stop()
+        with contextlib.suppress(KafkaError, OSError):
+            await producer.stop()
 
     def state(self) -> str:
         """For readiness: "ok" once the group's latest rebalance completed for this member."""
