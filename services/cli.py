@@ -16,14 +16,14 @@ from shared.settings import Settings
 def _api(settings: Settings, service: str) -> int:
     import uvicorn
 
-    from services.registry import SERVICES
+    from services.registry import SERVICES, TOPICS
     from shared.http.app import create_app
     from shared.http.proxies import proxy_options
 
     spec = SERVICES[service]
     configure_logging(service, settings.log_level)
     uvicorn.run(
-        create_app(spec, settings),
+        create_app(spec, settings, topics=TOPICS),
         host=settings.http_host,
         port=spec.http_port(settings),
         log_config=None,
@@ -39,11 +39,11 @@ def _api(settings: Settings, service: str) -> int:
 def _worker(settings: Settings, service: str) -> int:
     import uvloop
 
-    from services.registry import SERVICES
+    from services.registry import SERVICES, TOPICS
     from shared.worker import Worker
 
     configure_logging(f"{service}-worker", settings.log_level)
-    worker = Worker(SERVICES[service], settings)
+    worker = Worker(SERVICES[service], settings, topics=TOPICS)
 
     async def main() -> None:
         task = asyncio.current_task()
@@ -70,10 +70,21 @@ def _migrate(settings: Settings, services: list[str]) -> int:
 
 def _topics(settings: Settings) -> int:
     from services.registry import TOPICS
-    from shared.messaging.kafka import create_topics
+    from shared.messaging.kafka import TopicCreationFailed, create_topics
 
     configure_logging("topics", settings.log_level)
-    asyncio.run(create_topics(settings, TOPICS))
+    try:
+        report = asyncio.run(create_topics(settings, TOPICS))
+    except TopicCreationFailed as error:
+        print(f"the broker refused to create declared topics: {error}", file=sys.stderr)
+        return 1
+    print(f"created {len(report.created)} of {len(TOPICS)} declared topics")
+    for topic, partitions in sorted(report.mismatched.items()):
+        print(
+            f"{topic} has {partitions} partitions, declared {settings.kafka_topic_partitions}; "
+            "left as it is (repartitioning moves keys)",
+            file=sys.stderr,
+        )
     return 0
 
 

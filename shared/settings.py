@@ -133,6 +133,25 @@ class Settings(BaseSettings):
     outbox_retention_hours: float = Field(default=72.0, gt=0)
     consumer_max_attempts: int = Field(default=5, ge=1)
     consumer_retry_base_seconds: float = Field(default=0.2, gt=0)
+    # How long one message may be retried in place for transient errors (database or network
+    # away) before it is dead-lettered with the error: a stall is bounded, and visible
+    # meanwhile as casework_consumer_stalled_seconds.
+    consumer_max_transient_seconds: float = Field(default=300.0, gt=0)
+
+    # Relay leadership. The leader's session sends TCP keepalives, so PostgreSQL releases the
+    # advisory lock of a leader whose host vanished after idle + interval * count seconds; and
+    # before each batch the leader checks it still holds the lock, giving up when the check
+    # fails or takes longer than relay_lock_check_seconds (a stale leader stops publishing).
+    relay_keepalive_idle_seconds: int = Field(default=10, ge=1)
+    relay_keepalive_interval_seconds: int = Field(default=5, ge=1)
+    relay_keepalive_count: int = Field(default=3, ge=1)
+    relay_lock_check_seconds: float = Field(default=2.0, gt=0)
+    # How often the relay checks that the declared topics exist and the broker epoch is the
+    # one it published under (a broker that lost its log is healed by replaying the outbox).
+    relay_broker_check_seconds: float = Field(default=5.0, gt=0)
+
+    # /health/ready answers within this many seconds whatever its dependencies do.
+    readiness_timeout_seconds: float = Field(default=0.8, gt=0, le=10)
 
     # Authentication. "hs256": tokens signed with jwt_secret (development, `make token`).
     # "jwks": RS256/ES256 tokens verified against the issuer's keys at jwks_url (OpenID Connect).

@@ -14,7 +14,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from asgi_lifespan import LifespanManager
 
-from services.registry import SERVICES
+from services.registry import SERVICES, TOPICS
 from shared.auth.tokens import issue_dev_token
 from shared.http.app import create_app
 from shared.settings import Settings
@@ -70,7 +70,7 @@ async def running_stack(settings: Settings) -> AsyncIterator[Stack]:
     tasks: list[asyncio.Task[None]] = []
     async with contextlib.AsyncExitStack() as exits:
         for name, spec in SERVICES.items():
-            app = create_app(spec, settings)
+            app = create_app(spec, settings, topics=TOPICS)
             manager = await exits.enter_async_context(LifespanManager(app))
             stack.api[name] = await exits.enter_async_context(
                 httpx.AsyncClient(
@@ -79,7 +79,7 @@ async def running_stack(settings: Settings) -> AsyncIterator[Stack]:
                     headers=bearer(settings, CASEWORKER),
                 )
             )
-            worker = Worker(spec, settings, serve_http=False)
+            worker = Worker(spec, settings, topics=TOPICS, serve_http=False)
             stack.workers[name] = worker
             tasks.append(asyncio.create_task(worker.run()))
         for worker in stack.workers.values():

@@ -23,7 +23,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from services.registry import SERVICES
+from services.registry import SERVICES, TOPICS
 from shared.audit.checkpoints import Checkpointer, load_checkpoints, read_heads
 from shared.audit.keys import (
     AuditKeyError,
@@ -458,7 +458,7 @@ async def test_production_mode_refuses_to_start_without_real_keys(settings: Sett
     with pytest.raises(AuditKeyError, match="CASEWORK_AUDIT_HMAC_KEY is required"):
         create_app(spec, production)
     with pytest.raises(AuditKeyError, match="CASEWORK_AUDIT_CHECKPOINT_PRIVATE_KEY is required"):
-        Worker(spec, production, serve_http=False)
+        Worker(spec, production, topics=TOPICS, serve_http=False)
     with pytest.raises(AuditKeyError, match="development key"):
         chain_keys(
             production.model_copy(
@@ -482,4 +482,4 @@ async def test_production_mode_refuses_to_start_without_real_keys(settings: Sett
         }
     )
     assert create_app(spec, configured).state.audit_log.keys.current_id == "2026-11"
-    assert Worker(spec, configured, serve_http=False).checkpointer.key is not None
+    assert Worker(spec, configured, topics=TOPICS, serve_http=False).checkpointer.key is not None

@@ -29,7 +29,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from services.registry import SERVICES
+from services.registry import SERVICES, TOPICS
 from shared.http.app import create_app
 from shared.settings import Settings
 from shared.worker import Worker
@@ -149,7 +149,7 @@ class ServicesThread:
             )
             self.servers[name] = server
             self.server_tasks.append(asyncio.create_task(server.serve(sockets=[listener])))
-            worker = Worker(spec, self.settings, serve_http=False)
+            worker = Worker(spec, self.settings, topics=TOPICS, serve_http=False)
             workers.append(worker)
             self.worker_tasks.append(asyncio.create_task(worker.run()))
         deadline = time.monotonic() + 30

@@ -168,10 +168,16 @@ class Database:
             and time.monotonic() - self.last_acquired > longer_than
         )
 
-    async def connect_dedicated(self) -> asyncpg.Connection:
+    async def connect_dedicated(
+        self, server_settings: dict[str, str] | None = None
+    ) -> asyncpg.Connection:
         """A connection outside the pool, for LISTEN and session-level advisory locks."""
         connection: asyncpg.Connection = await asyncpg.connect(
-            self.dsn, server_settings={"search_path": f"{self.schema}, extensions"}
+            self.dsn,
+            server_settings={
+                "search_path": f"{self.schema}, extensions",
+                **(server_settings or {}),
+            },
         )
         await _init_connection(connection)
         return connection

@@ -18,6 +18,7 @@ import yaml
 from shared.events.contracts import EventData, dead_letter_topic, publishers
 from shared.events.protection import PROTECTED_TOPIC_READERS
 from shared.events.registry import EVENT_TYPES
+from shared.messaging.kafka import EPOCH_TOPIC
 from shared.spec import ServiceSpec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -141,6 +142,14 @@ def asyncapi_document(specs: Sequence[ServiceSpec]) -> dict[str, Any]:
                 "dlq_consumer_group and dlq_attempts headers added."
             ),
         }
+    channels[EPOCH_TOPIC] = {
+        "address": EPOCH_TOPIC,
+        "description": (
+            "Not an event stream: its first record (partition 0) is a random id identifying the "
+            "broker's log, kept forever. A relay that sees it change replays its outbox "
+            "(shared/messaging/lost_log.py)."
+        ),
+    }
     return {
         "asyncapi": "3.0.0",
         "info": {

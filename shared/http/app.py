@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Annotated, Any
@@ -17,7 +17,7 @@ from shared.audit.log import AuditLog
 from shared.auth.guide import AUTH_GUIDE
 from shared.auth.tokens import TokenVerifier
 from shared.db.database import Database
-from shared.http.health import health_router
+from shared.http.health import broker_check, database_check, health_router
 from shared.http.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from shared.http.problems import PROBLEM_JSON, Problem, install_problem_handlers
 from shared.settings import Settings
@@ -33,7 +33,11 @@ def service_database(spec: ServiceSpec, settings: Settings) -> Database:
     )
 
 
-def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
+def create_app(
+    spec: ServiceSpec, settings: Settings | None = None, *, topics: Sequence[str] = ()
+) -> FastAPI:
+    """`topics`: the declared topics, which readiness checks exist (services/registry.py
+    TOPICS); without them readiness checks only that the broker answers."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -41,6 +45,10 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
         database = service_database(spec, settings)
         await database.connect()
         app.state.database = database
+        app.state.readiness = [
+            database_check(database, settings),
+            broker_check(settings, topics, required=False),
+        ]
         try:
             yield
         finally:
@@ -71,7 +79,7 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
             max_age=600,
         )
     app.add_middleware(RequestContextMiddleware, service=spec.name)
-    app.include_router(health_router(service=spec.name, broker_required=False))
+    app.include_router(health_router(service=spec.name))
     for router in spec.routers:
         app.include_router(router)
     refine_openapi(app)
