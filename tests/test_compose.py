@@ -19,7 +19,7 @@ import yaml
 from services.registry import CONSUMED, SERVICES
 from shared.events.contracts import Topic, dead_letter_topic
 from shared.messaging import acls
-from shared.messaging.kafka import client_options
+from shared.messaging.kafka import EPOCH_TOPIC, client_options
 from shared.settings import SECRET_SETTINGS, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -503,12 +503,13 @@ def test_acls_let_a_service_write_what_it_publishes_and_read_what_it_consumes() 
             grant.name for grant in mine if grant.operation == "Read" and grant.resource == "topic"
         }
         groups = {grant.name for grant in mine if grant.resource == "group"}
-        assert writes == {*acls.published_topics(name), dead_letter_topic(name)}
+        # The broker epoch: every relay reads it, and the first to find it empty writes it.
+        assert writes == {*acls.published_topics(name), dead_letter_topic(name), EPOCH_TOPIC}
         assert Topic.AUDIT in writes
         # Nobody writes another service's stream or dead-letter topic.
         others = {dead_letter_topic(other) for other in SERVICES if other != name}
         assert not writes & others
-        assert reads == set(spec.topics)
+        assert reads == {*spec.topics, EPOCH_TOPIC}
         assert groups == {name}
         assert all(not grant.prefixed for grant in mine)
     assert {

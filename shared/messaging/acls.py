@@ -19,6 +19,7 @@ from typing import Literal
 
 from shared.events.contracts import Topic, dead_letter_topic
 from shared.events.registry import EVENT_TYPES
+from shared.messaging.kafka import EPOCH_TOPIC
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT_PATH = ROOT / "deploy" / "kafka" / "acls.sh"
@@ -59,6 +60,9 @@ def grants(consumed: Mapping[str, Sequence[str]]) -> list[Grant]:
             found.add(Grant(service, "topic", "Read", topic))
         # One consumer group per service, named after it.
         found.add(Grant(service, "group", "Read", service))
+        # Every relay reads the broker epoch and, on an empty epoch topic, writes it first.
+        found.add(Grant(service, "topic", "Read", EPOCH_TOPIC))
+        found.add(Grant(service, "topic", "Write", EPOCH_TOPIC))
     found.add(Grant(SIEM_PRINCIPAL, "topic", "Read", Topic.AUDIT))
     found.add(Grant(SIEM_PRINCIPAL, "group", "Read", SIEM_GROUP_PREFIX, prefixed=True))
     return sorted(found)
