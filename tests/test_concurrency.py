@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from uuid import uuid4
 
 import asyncpg
@@ -17,10 +18,12 @@ from services.registry import SERVICES
 from shared.audit.keys import chain_keys
 from shared.audit.verify import verify_chains
 from shared.db.database import Database
+from shared.embedded import EmbeddedPostgres
 from shared.http.app import create_app
 from shared.http.idempotency import purge_expired
-from shared.settings import Settings
-from tests.support import CASEWORKER, VALID_CLIENT, admin_fetchval, bearer
+from shared.ports import free_port
+from shared.settings import Settings, with_database
+from tests.support import CASEWORKER, VALID_CLIENT, admin_fetchval, bearer, eventually
 
 POOL_SIZE = 2
 CONCURRENT = 40
@@ -237,3 +240,45 @@ async def test_concurrent_audit_appends_keep_every_chain_whole(
         await connection.close()
     assert forks == 0
     assert await _audit_rows(settings, request_ids) >= CONCURRENT
+
+
+async def test_a_database_that_is_down_is_a_503_with_retry_after_not_a_500(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """What a PostgreSQL restart looks like to a running API: connections refused. A server
+    of its own, so that it can be stopped."""
+    server = EmbeddedPostgres(tmp_path / "pg", free_port(), superuser_password="outage-test")
+    server.start()
+    try:
+        down = settings.model_copy(
+            update={
+                "service_database_url": with_database(server.admin_url, "postgres"),
+                "database_pool_size": 1,
+            }
+        )
+        app = create_app(SERVICES["intake"], down)
+        async with (
+            LifespanManager(app) as manager,
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=manager.app),
+                base_url="http://intake.test",
+                headers=bearer(down, CASEWORKER),
+            ) as client,
+        ):
+            server.stop()
+            outage = await client.get(f"/v1/clients/{uuid4()}")
+            ready = await client.get("/health/ready")
+            server.start()
+            assert outage.status_code == 503, outage.text
+            assert outage.headers["Retry-After"].isdigit()
+            assert outage.json()["type"] == "https://casework.dev/problems/service-unavailable"
+            assert ready.status_code == 503
+            assert ready.json()["checks"]["database"] != "ok"
+
+            async def database_back() -> bool | None:
+                answer = await client.get("/health/ready")
+                return True if answer.json()["checks"]["database"] == "ok" else None
+
+            await eventually(database_back, timeout=30)
+    finally:
+        server.stop()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from uuid import uuid4
 
+import asyncpg
 import pytest
 
 from shared.events.contracts import ClientRegistered, Topic
@@ -16,6 +18,7 @@ from shared.events.envelope import (
     kafka_headers,
 )
 from shared.http.merge_patch import merge_patch
+from shared.http.problems import log_unexpected
 from shared.settings import Settings
 from shared.tracing import continue_or_start, parse_traceparent
 
@@ -129,3 +132,18 @@ def test_merge_patch_follows_rfc_7396_appendix_a() -> None:
     ]
     for original, patch, result in cases:
         assert merge_patch(original, patch) == result, (original, patch)
+
+
+def test_an_unhandled_database_error_is_logged_without_the_values_it_quotes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    error = asyncpg.UniqueViolationError(
+        'duplicate key value violates unique constraint "uq_clients_phone"'
+    )
+    error.detail = "Key (phone)=(+1 555 010 4477) already exists."
+    error.constraint_name = "uq_clients_phone"
+    with caplog.at_level(logging.ERROR):
+        log_unexpected(error)
+    logged = caplog.records[-1]
+    assert logged.constraint == "uq_clients_phone"  # type: ignore[attr-defined]
+    assert "555" not in caplog.text and "555" not in str(logged.__dict__)

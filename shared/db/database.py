@@ -26,7 +26,7 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
-    asyncpg.ConnectionFailureError,
+    asyncpg.PostgresConnectionError,  # SQLSTATE class 08: the connection is gone or refused
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
 )
