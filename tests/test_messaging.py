@@ -449,7 +449,8 @@ async def test_only_one_relay_leads_and_a_standby_takes_over(
     await wait_for(lambda: first.is_leader)
     second_task = asyncio.create_task(second.run())
     try:
-        await asyncio.sleep(1.0)
+        # The standby asked for the lock and was refused while the first one leads.
+        await wait_for(lambda: second.lock_refusals >= 1)
         assert first.is_leader and not second.is_leader
 
         first_task.cancel()

@@ -112,6 +112,8 @@ class OutboxRelay:
         self.settings = settings
         self.source = source_of(service)
         self.is_leader = False
+        # How often this relay asked for the leader lock and was refused (another leads).
+        self.lock_refusals = 0
         self.lost_log = LostLogGuard(settings=settings, topics=topics, replay=self.replay)
         self._wake = asyncio.Event()
 
@@ -150,6 +152,7 @@ class OutboxRelay:
                 "SELECT pg_try_advisory_lock($1)", leader_lock_key(self.service)
             ):
                 self.is_leader = False
+                self.lock_refusals += 1
                 await asyncio.sleep(2.0)
             self.is_leader = True
             log.info("outbox relay is the leader", extra={"service": self.service})
