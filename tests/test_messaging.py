@@ -483,7 +483,7 @@ async def test_a_handler_that_succeeds_on_its_last_allowed_attempt_is_not_dead_l
         await recorder(connection, handled)
 
     await enqueue(scratch, event)
-    relay = OutboxRelay(service=SCRATCH, database=scratch, settings=settings)
+    relay = scratch_relay(scratch, settings)
     kafka = producer(settings)
     await kafka.start()
     consumer = await start_consumer(settings, scratch, nearly_hopeless)
@@ -536,7 +536,7 @@ async def test_transient_retries_are_bounded_then_the_message_is_dead_lettered(
 
     await enqueue(scratch, stuck)
     await enqueue(scratch, follower)
-    relay = OutboxRelay(service=SCRATCH, database=scratch, settings=impatient)
+    relay = scratch_relay(scratch, impatient)
     kafka = producer(impatient)
     await kafka.start()
     consumer = await start_consumer(impatient, scratch, database_never_back, group=group)
