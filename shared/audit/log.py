@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import json
 import zlib
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -43,6 +44,11 @@ from shared.settings import service_role
 CHAINS = 16
 GENESIS = "0" * 64
 
+# While a request runs: the audit records it has written so far, one entry per write (0 for an
+# attempt only counted, see attempts.py). Set by the RefusalAuditMiddleware, which records a
+# refusal nothing else did.
+written_in_request: ContextVar[list[int] | None] = ContextVar("audit_written", default=None)
+
 
 class Outcome:
     ALLOWED = "allowed"
@@ -52,6 +58,7 @@ class Outcome:
     UNAUTHENTICATED = "unauthenticated"
     DUPLICATE_SUSPECTED = "duplicate_suspected"
     PRECONDITION_FAILED = "precondition_failed"
+    INVALID = "invalid"
 
 
 def audit_log_table(metadata: MetaData) -> Table:
@@ -165,6 +172,9 @@ async def append(connection: asyncpg.Connection, *, schema: str, entries: list[A
     """The rows alone, in one round trip (`record` is what a service calls)."""
     if not entries:
         return
+    written = written_in_request.get()
+    if written is not None:
+        written.append(len(entries))
     columns: list[list[Any]] = [
         [getattr(entry, name) for entry in entries] for name in _ENTRY_FIELDS
     ]

@@ -41,6 +41,7 @@ from shared.http.pagination import (
 )
 from shared.http.problems import PROBLEM_RESPONSES, ProblemError
 from shared.messaging.outbox import unit_of_work
+from shared.text import ShortText
 
 router = APIRouter(prefix="/v1/clients", tags=["clients"])
 
@@ -100,7 +101,7 @@ def _searchable(guard: Guard) -> ScopeFilter:
 async def search_clients(
     guard: GuardDep,
     database: DatabaseDep,
-    name: Annotated[str | None, Query(max_length=200)] = None,
+    name: Annotated[ShortText | None, Query()] = None,
     birth_date: date | None = None,
     phone: Annotated[Phone | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=50)] = 10,
