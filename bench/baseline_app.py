@@ -3,8 +3,9 @@ asyncpg, to measure what the service's framework costs.
 
 - `POST /v1/clients`: the same database work as intake's registration, statement for
   statement, in one transaction: the duplicate check (intake's own query), the client row,
-  its access facts, an audit row on a hash chain (the shared append statement), and the outbox
-  rows of `ClientRegistered` and `AuditRecorded`; 201 with the row as JSON, or 409 when a
+  its access facts, an audit row on an HMAC chain (the shared append: the head under the
+  chain's lock, the HMAC in Python, the insert), and the outbox rows of `ClientRegistered` and
+  `AuditRecorded`; 201 with the row as JSON, or 409 when a
   likely duplicate exists. What it leaves out is what the comparison is about: token
   verification, the Guard, middleware (request id, trace context, metrics, body limit), the
   full record's validation, event models and envelopes, response models.
@@ -44,7 +45,8 @@ from services.intake.clients.search import (
     last_token,
     name_key,
 )
-from shared.audit.log import AuditEntry, append, chain_head_function
+from shared.audit.keys import ChainKeys, chain_keys
+from shared.audit.log import AuditEntry, append, chain_claim_function
 from shared.db.database import pool_options
 from shared.events.contracts import AuditRecorded, ClientRegistered
 from shared.messaging.outbox import insert_statement
@@ -139,7 +141,7 @@ async def create_schema(admin_url: str) -> None:
                 f'CREATE TRIGGER outbox_notify AFTER INSERT ON "{SCHEMA}".outbox '
                 f'FOR EACH STATEMENT EXECUTE FUNCTION "{SCHEMA}".notify_outbox()'
             )
-            await connection.execute(chain_head_function(SCHEMA))
+            await connection.execute(chain_claim_function(SCHEMA))
     finally:
         await connection.close()
 
@@ -183,7 +185,9 @@ def _audit_entry(request: Request, client_id: UUID) -> AuditEntry:
     )
 
 
-async def _register(connection: asyncpg.Connection, body: ClientIn, request: Request) -> Response:
+async def _register(
+    connection: asyncpg.Connection, keys: ChainKeys, body: ClientIn, request: Request
+) -> Response:
     likely = await find_likely_duplicates(
         connection,
         name=f"{body.given_name} {body.family_name}",
@@ -211,7 +215,7 @@ async def _register(connection: asyncpg.Connection, body: ClientIn, request: Req
     client_id: UUID = row["id"]
     await connection.execute(_INSERT_ACCESS, client_id, ORGANIZATION, TEAM, WORKER)
     entry = _audit_entry(request, client_id)
-    await append(connection, schema=SCHEMA, entries=[entry])
+    await append(connection, schema=SCHEMA, keys=keys, entries=[entry])
     registered = {
         "client_id": str(client_id),
         "preferred_language": row["preferred_language"],
@@ -253,12 +257,13 @@ def create_app(settings: Settings) -> FastAPI:
             await app.state.pool.close()
 
     app = FastAPI(title="Casework bench baseline", lifespan=lifespan)
+    keys = chain_keys(settings)
 
     @app.post("/v1/clients", status_code=201)
     async def register_client(body: ClientIn, request: Request) -> Response:
         pool: asyncpg.Pool = request.app.state.pool
         async with pool.acquire() as connection, connection.transaction():
-            return await _register(connection, body, request)
+            return await _register(connection, keys, body, request)
 
     @app.post("/v1/minimal-clients", status_code=201)
     async def register_minimal_client(body: ClientIn, request: Request) -> Response:

@@ -364,8 +364,8 @@ async def _search_phase(context: BenchContext, size: int, concurrency: int) -> N
                     errors += 1
                     continue
                 latencies.append((time.perf_counter() - started) * 1000)
-                candidates = json.loads(body)["candidates"]
-                found += bool(candidates and candidates[0]["likely_duplicate"])
+                candidates = json.loads(body)["items"]
+                found += bool(candidates and candidates[0].get("likely_duplicate"))
         finally:
             await connection.close()
 

@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import asyncpg
@@ -29,32 +27,12 @@ import asyncpg
 from bench.baseline_app import SCHEMA as BASELINE_SCHEMA
 from services.devstack import DevStack
 from services.registry import SERVICES
-from shared.embedded import free_port
 from shared.events.contracts import ClientRegistered
+from shared.ports import free_port, free_port_base
 from shared.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
-
-
-def _port_is_free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind((HOST, port))
-        except OSError:
-            return False
-    return True
-
-
-def pick_port_base(taken: Iterable[int], count: int = len(SERVICES)) -> int:
-    """A base in 20000-40000 with base+1..base+count free and clear of `taken`."""
-    avoid = set(taken)
-    for _ in range(200):
-        base = random.randrange(20000, 40000)
-        ports = range(base + 1, base + count + 1)
-        if avoid.isdisjoint(ports) and all(_port_is_free(port) for port in ports):
-            return base
-    raise RuntimeError("no free block of ports found in 20000-40000")
 
 
 def wait_ready(url: str, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
@@ -80,6 +58,7 @@ class BenchStack:
         self.devstack: DevStack | None = None
         self.baseline: subprocess.Popen[bytes] | None = None
         self.baseline_port = 0
+        self._replaced_environment: dict[str, str | None] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -87,42 +66,43 @@ class BenchStack:
         """Choose ports and a data directory, and export them as CASEWORK_* variables."""
         self.temp_dir = Path(tempfile.mkdtemp(prefix="casework-bench-"))
         postgres_port, broker_port, self.baseline_port = free_port(), free_port(), free_port()
-        taken = {postgres_port, broker_port, self.baseline_port}
-        http_base = pick_port_base(taken)
-        taken.update(range(http_base + 1, http_base + len(SERVICES) + 1))
-        worker_base = pick_port_base(taken)
-        os.environ.update(
-            {
-                # The embedded server takes its superuser password from this URL: a fresh one.
-                "CASEWORK_DATABASE_URL": (
-                    f"postgresql://postgres:{secrets.token_hex(16)}@{HOST}:{postgres_port}/casework"
-                ),
-                # Empty: each service derives its own DSN from the URL above (a value inherited
-                # from the caller's environment would point the services elsewhere).
-                "CASEWORK_SERVICE_DATABASE_URL": "",
-                "CASEWORK_KAFKA_BOOTSTRAP": f"{HOST}:{broker_port}",
-                "CASEWORK_HTTP_HOST": HOST,
-                "CASEWORK_HTTP_PORT_BASE": str(http_base),
-                "CASEWORK_WORKER_PORT_BASE": str(worker_base),
-                "CASEWORK_DATA_DIR": str(self.temp_dir / "data"),
-                "CASEWORK_EMBEDDED_POSTGRES": "true",
-                "CASEWORK_EMBEDDED_BROKER": "true",
-                "CASEWORK_LOG_LEVEL": self.log_level,
-                # A load generator is one source and a few principals: measure the service,
-                # not the rate limiter's refusals.
-                "CASEWORK_RATE_LIMIT_PER_SOURCE": "",
-                "CASEWORK_RATE_LIMIT_PER_PRINCIPAL": "",
-                "CASEWORK_RATE_LIMIT_UNAUTHENTICATED": "",
-            }
-        )
+        http_base = free_port_base(len(SERVICES))
+        worker_base = free_port_base(len(SERVICES))
+        chosen = {
+            # The embedded server takes its superuser password from this URL: a fresh one.
+            "CASEWORK_DATABASE_URL": (
+                f"postgresql://postgres:{secrets.token_hex(16)}@{HOST}:{postgres_port}/casework"
+            ),
+            # Empty: each service derives its own DSN from the URL above (a value inherited
+            # from the caller's environment would point the services elsewhere).
+            "CASEWORK_SERVICE_DATABASE_URL": "",
+            "CASEWORK_KAFKA_BOOTSTRAP": f"{HOST}:{broker_port}",
+            "CASEWORK_HTTP_HOST": HOST,
+            "CASEWORK_HTTP_PORT_BASE": str(http_base),
+            "CASEWORK_WORKER_PORT_BASE": str(worker_base),
+            "CASEWORK_DATA_DIR": str(self.temp_dir / "data"),
+            "CASEWORK_EMBEDDED_POSTGRES": "true",
+            "CASEWORK_EMBEDDED_BROKER": "true",
+            "CASEWORK_LOG_LEVEL": self.log_level,
+            # A load generator is one source and a few principals: measure the service,
+            # not the rate limiter's refusals.
+            "CASEWORK_RATE_LIMIT_PER_SOURCE": "",
+            "CASEWORK_RATE_LIMIT_PER_PRINCIPAL": "",
+            "CASEWORK_RATE_LIMIT_UNAUTHENTICATED": "",
+        }
+        self._replaced_environment = {name: os.environ.get(name) for name in chosen}
+        os.environ.update(chosen)
         self.settings = Settings()
         return self.settings
 
-    def start(self) -> None:
+    def start(self, *, with_baseline: bool = True) -> None:
         settings = self.configure()
         self.devstack = DevStack(settings)
+        self.devstack.claim()
         self.devstack.start_infrastructure()
         self.devstack.start_services()
+        if not with_baseline:
+            return
         self.baseline = subprocess.Popen(
             [sys.executable, "-m", "bench.baseline_app", "--port", str(self.baseline_port)],
             cwd=REPO_ROOT,
@@ -146,12 +126,22 @@ class BenchStack:
         finally:
             if self.temp_dir is not None:
                 shutil.rmtree(self.temp_dir, ignore_errors=True)
+            self._restore_environment()
+
+    def _restore_environment(self) -> None:
+        """Put back the caller's CASEWORK_* values (a test session goes on after the stack)."""
+        for name, value in self._replaced_environment.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._replaced_environment = {}
 
     def check_alive(self) -> None:
         """Raise if anything the stack started has exited."""
         processes: list[tuple[str, subprocess.Popen[bytes] | None]] = [("baseline", self.baseline)]
         if self.devstack is not None:
-            processes += self.devstack.children
+            processes += [(child.name, child.process) for child in self.devstack.children]
             for name, embedded in (
                 ("postgres", self.devstack.postgres),
                 ("broker", self.devstack.broker),
@@ -169,7 +159,11 @@ class BenchStack:
     def _workers(self) -> list[subprocess.Popen[bytes]]:
         if self.devstack is None:
             return []
-        return [process for name, process in self.devstack.children if name.endswith(" worker")]
+        return [
+            child.process
+            for child in self.devstack.children
+            if child.name.endswith(" worker") and child.process is not None
+        ]
 
     def pause_workers(self) -> None:
         """Freeze every service's worker (relay and consumers); events wait in the outbox."""
@@ -282,14 +276,16 @@ class BenchStack:
             "baseline": [],
         }
         if self.devstack is not None:
-            for name, process in self.devstack.children:
-                service, role = name.split(" ", 1)
+            for child in self.devstack.children:
+                if child.process is None:
+                    continue
+                service, role = child.name.split(" ", 1)
                 if service == "intake":
-                    groups[f"intake_{role}"].append(process.pid)
+                    groups[f"intake_{role}"].append(child.process.pid)
                 elif role == "worker":
-                    groups["consumer_workers"].append(process.pid)
+                    groups["consumer_workers"].append(child.process.pid)
                 else:
-                    groups["other_apis"].append(process.pid)
+                    groups["other_apis"].append(child.process.pid)
             for key, embedded in (
                 ("postgres", self.devstack.postgres),
                 ("broker", self.devstack.broker),

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+from pathlib import Path
 
 from shared.logs import configure_logging
 from shared.settings import Settings
@@ -15,20 +16,22 @@ from shared.settings import Settings
 def _api(settings: Settings, service: str) -> int:
     import uvicorn
 
-    from services.registry import SERVICES
+    from services.registry import SERVICES, TOPICS
     from shared.http.app import create_app
+    from shared.http.proxies import proxy_options
 
     spec = SERVICES[service]
     configure_logging(service, settings.log_level)
     uvicorn.run(
-        create_app(spec, settings),
+        create_app(spec, settings, topics=TOPICS),
         host=settings.http_host,
         port=spec.http_port(settings),
         log_config=None,
         access_log=False,
         loop="uvloop",
         http="httptools",
-        proxy_headers=True,
+        **proxy_options(settings),
+        root_path=settings.http_root_path,
     )
     return 0
 
@@ -36,11 +39,11 @@ def _api(settings: Settings, service: str) -> int:
 def _worker(settings: Settings, service: str) -> int:
     import uvloop
 
-    from services.registry import SERVICES
+    from services.registry import SERVICES, TOPICS
     from shared.worker import Worker
 
     configure_logging(f"{service}-worker", settings.log_level)
-    worker = Worker(SERVICES[service], settings)
+    worker = Worker(SERVICES[service], settings, topics=TOPICS)
 
     async def main() -> None:
         task = asyncio.current_task()
@@ -67,10 +70,21 @@ def _migrate(settings: Settings, services: list[str]) -> int:
 
 def _topics(settings: Settings) -> int:
     from services.registry import TOPICS
-    from shared.messaging.kafka import create_topics
+    from shared.messaging.kafka import TopicCreationFailed, create_topics
 
     configure_logging("topics", settings.log_level)
-    asyncio.run(create_topics(settings, TOPICS))
+    try:
+        report = asyncio.run(create_topics(settings, TOPICS))
+    except TopicCreationFailed as error:
+        print(f"the broker refused to create declared topics: {error}", file=sys.stderr)
+        return 1
+    print(f"created {len(report.created)} of {len(TOPICS)} declared topics")
+    for topic, partitions in sorted(report.mismatched.items()):
+        print(
+            f"{topic} has {partitions} partitions, declared {settings.kafka_topic_partitions}; "
+            "left as it is (repartitioning moves keys)",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -86,6 +100,16 @@ def _contracts(check: bool) -> int:
     from shared.events.docs import write_or_check
 
     problems = write_or_check(list(SERVICES.values()), check=check)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return 1 if problems else 0
+
+
+def _kafka_acls(check: bool) -> int:
+    from services.registry import CONSUMED
+    from shared.messaging.acls import write_or_check
+
+    problems = write_or_check(CONSUMED, check=check)
     for problem in problems:
         print(problem, file=sys.stderr)
     return 1 if problems else 0
@@ -112,25 +136,41 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _audit_verify(settings: Settings, services: list[str]) -> int:
+def _audit_verify(settings: Settings, services: list[str], checkpoint_files: list[str]) -> int:
     import asyncpg
 
     from services.registry import SERVICES
-    from shared.audit.log import verify_chains
+    from shared.audit.checkpoints import CheckpointFile, load_checkpoints
+    from shared.audit.keys import AuditKeyError, chain_keys
+    from shared.audit.signing import checkpoint_public_key
+    from shared.audit.verify import verify_chains
+
+    try:
+        keys = chain_keys(settings)
+        checkpoints = CheckpointFile(heads={}, problems=[])
+        if checkpoint_files:
+            checkpoints = load_checkpoints(
+                [Path(name) for name in checkpoint_files], checkpoint_public_key(settings)
+            )
+    except (AuditKeyError, OSError) as error:
+        print(f"audit-verify: {error}", file=sys.stderr)
+        return 2
+    for problem in checkpoints.problems:
+        print(f"checkpoint {problem}")
 
     async def verify() -> int:
-        failures = 0
+        failures = len(checkpoints.problems)
         connection = await asyncpg.connect(settings.database_url)
         try:
             for service in services or list(SERVICES):
                 await connection.execute(f'SET search_path = "{service}"')
-                breaks = await verify_chains(connection)
+                heads = checkpoints.for_service(service)
+                breaks = await verify_chains(connection, keys, heads)
                 for found in breaks:
-                    print(
-                        f"{service}: chain {found.chain} breaks at seq {found.seq}: {found.reason}"
-                    )
+                    print(f"{service}: chain {found.chain}: {found.describe()}")
                 if not breaks:
-                    print(f"{service}: audit trail intact")
+                    against = f", and agrees with {len(heads)} checkpointed heads" if heads else ""
+                    print(f"{service}: audit trail intact{against}")
                 failures += len(breaks)
         finally:
             await connection.close()
@@ -159,15 +199,30 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--org", default="org-dev", help="organisation id")
     token.add_argument("--team", default="team-dev", help="team id ('' for none)")
     token.add_argument("--hours", type=int, default=8, help="lifetime in hours")
-    commands.add_parser(
-        "audit-verify", help="recompute every service's audit hash chains (exit 1 if broken)"
-    ).add_argument("services", nargs="*", metavar="service")
+    audit_verify = commands.add_parser(
+        "audit-verify",
+        help="check every service's audit chains (exit 1 if rows were rewritten or deleted)",
+    )
+    audit_verify.add_argument("services", nargs="*", metavar="service")
+    audit_verify.add_argument(
+        "--checkpoints",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="signed checkpoints (JSON lines) to check the chain heads against; repeatable",
+    )
     commands.add_parser("dev", help="the whole system on the embedded default (make run)")
     contracts = commands.add_parser("contracts", help="write the event JSON Schemas and AsyncAPI")
     contracts.add_argument("--check", action="store_true", help="fail if they are out of date")
+    kafka_acls = commands.add_parser(
+        "kafka-acls", help="write deploy/kafka/acls.sh (principals and ACLs) from the registry"
+    )
+    kafka_acls.add_argument("--check", action="store_true", help="fail if it is out of date")
     args = parser.parse_args(argv)
     if args.command == "contracts":
         return _contracts(args.check)
+    if args.command == "kafka-acls":
+        return _kafka_acls(args.check)
     settings = Settings()
     if args.command == "api":
         return _api(settings, args.service)
@@ -183,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "token":
         return _token(settings, args)
     if args.command == "audit-verify":
-        return _audit_verify(settings, args.services)
+        return _audit_verify(settings, args.services, args.checkpoints)
     return _dev(settings)
 
 

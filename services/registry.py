@@ -16,3 +16,6 @@ SERVICES: dict[str, ServiceSpec] = {
 # Every topic the system declares: each event type's topic and each consumer group's
 # dead-letter topic. Created by `casework topics`; never auto-created by a producer.
 TOPICS: list[str] = all_topics(SERVICES)
+
+# What each service's consumers read: the Kafka ACLs of the compose stack are derived from it.
+CONSUMED: dict[str, list[str]] = {name: spec.topics for name, spec in SERVICES.items()}

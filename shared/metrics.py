@@ -26,6 +26,11 @@ OUTBOX_OLDEST_SECONDS = Gauge(
 OUTBOX_PUBLISHED = Counter(
     "casework_outbox_published_total", "Events the relay published.", ["service"]
 )
+OUTBOX_REPLAYED = Counter(
+    "casework_outbox_replayed_total",
+    "Events the relay sent again because the broker lost its log.",
+    ["service"],
+)
 RELAY_FAILURES = Counter(
     "casework_outbox_relay_failures_total", "Relay rounds that failed and will retry.", ["service"]
 )
@@ -41,4 +46,9 @@ CONSUMER_MESSAGES = Counter(
 )
 CONSUMER_RETRIES = Counter(
     "casework_consumer_retries_total", "Handler attempts that failed and were retried.", ["group"]
+)
+CONSUMER_STALLED_SECONDS = Gauge(
+    "casework_consumer_stalled_seconds",
+    "How long the group has been retrying one message for transient errors (0 when not).",
+    ["group"],
 )

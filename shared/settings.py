@@ -2,18 +2,83 @@
 
 from __future__ import annotations
 
-from typing import Literal
-from urllib.parse import quote, urlsplit, urlunsplit
+import os
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "CASEWORK_"
+
+# Settings that hold a secret (or a URL that may carry one). Each may instead be read from a
+# file named by CASEWORK_<NAME>_FILE (Docker and Kubernetes secrets), never both.
+SECRET_SETTINGS = (
+    "database_url",
+    "database_password",
+    "service_database_url",
+    "service_db_password",
+    "jwt_secret",
+    "kafka_sasl_password",
+    "audit_hmac_key",
+    "audit_checkpoint_private_key",
+)
+
+
+class SecretSettingError(ValueError):
+    """A secret setting was given twice, or its file cannot be read."""
+
+
+class SecretFilesSource(PydanticBaseSettingsSource):
+    """CASEWORK_<NAME>_FILE for every secret setting: the file's content, without the trailing
+    newline. Setting both CASEWORK_<NAME> and CASEWORK_<NAME>_FILE in the environment is an error.
+    """
+
+    def __init__(
+        self, settings_cls: type[BaseSettings], environ: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(settings_cls)
+        source = os.environ if environ is None else environ
+        self.environ = {key.upper(): value for key, value in source.items()}
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self().get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name in SECRET_SETTINGS:
+            variable = f"{ENV_PREFIX}{name.upper()}"
+            path = self.environ.get(f"{variable}_FILE")
+            if not path:
+                continue
+            if variable in self.environ:
+                raise SecretSettingError(f"set {variable} or {variable}_FILE, not both")
+            values[name] = read_secret_file(path, f"{variable}_FILE")
+        return values
+
+
+def read_secret_file(path: str, variable: str) -> str:
+    try:
+        content = Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise SecretSettingError(f"{variable}: cannot read {path}: {error.strerror}") from None
+    # Editors and `echo` end the file with a newline; the secret does not.
+    value = content.removesuffix("\n").removesuffix("\r")
+    if not value:
+        raise SecretSettingError(f"{variable}: {path} is empty")
+    return value
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CASEWORK_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", extra="ignore")
 
     # Administrative connection: used only to provision schemas and roles and to run migrations.
     database_url: str = "postgresql://postgres:casework-dev@127.0.0.1:55432/casework"
+    # Set: the password of database_url's user, replacing any in the URL (so the URL itself need
+    # not be secret and the password can come from a file: CASEWORK_DATABASE_PASSWORD_FILE).
+    database_password: str | None = None
     # The connection a service runs with. Unset: derived from database_url with the service's
     # own role (`<service>_svc`) and service_db_password. Production sets it per service.
     service_database_url: str | None = None
@@ -34,6 +99,14 @@ class Settings(BaseSettings):
     kafka_fetch_max_wait_ms: int = Field(default=20, ge=1, le=10_000)
     kafka_topic_partitions: int = Field(default=3, ge=1)
     kafka_replication_factor: int = Field(default=1, ge=1)
+    # Authentication to the broker. PLAINTEXT for the embedded broker (it has no SASL); the
+    # compose stack gives each service its own SCRAM-SHA-512 principal (docs/operations.md).
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
+    # SASL_SSL: the CA bundle that signed the broker's certificate (unset: the system's).
+    kafka_ssl_cafile: str | None = None
 
     http_host: str = "127.0.0.1"
     # Service n (intake 1, planning 2, referrals 3, notifications 4) serves its API on
@@ -41,12 +114,44 @@ class Settings(BaseSettings):
     http_port_base: int = Field(default=8000, ge=0, le=65000)
     worker_port_base: int = Field(default=9000, ge=0, le=65000)
     max_request_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # The path prefix a reverse proxy serves this API under (compose: /intake, ...), so /docs
+    # and the OpenAPI servers point at the right place. Empty when served at the root.
+    http_root_path: str = Field(default="", pattern=r"^(/[A-Za-z0-9._~-]+)*$")
+    # Browser origins allowed to call the APIs (CORS), e.g. ["http://localhost:5173"]; as an
+    # environment variable a JSON list. Empty: no cross-origin access.
+    cors_allowed_origins: list[str] = Field(default_factory=list)
+
+    # How long an Idempotency-Key (and the response it replays) is kept.
+    idempotency_ttl_hours: float = Field(default=24.0, gt=0, le=24 * 30)
+    # Peers whose X-Forwarded-For / X-Forwarded-Proto the API believes (the gateway): comma-
+    # separated addresses or networks (CIDR). Empty: nobody's; the audit trail then records
+    # the connecting peer's address, which a client cannot forge.
+    trusted_proxies: str = ""
 
     outbox_poll_seconds: float = Field(default=2.0, gt=0)
     outbox_batch_size: int = Field(default=500, ge=1)
     outbox_retention_hours: float = Field(default=72.0, gt=0)
     consumer_max_attempts: int = Field(default=5, ge=1)
     consumer_retry_base_seconds: float = Field(default=0.2, gt=0)
+    # How long one message may be retried in place for transient errors (database or network
+    # away) before it is dead-lettered with the error: a stall is bounded, and visible
+    # meanwhile as casework_consumer_stalled_seconds.
+    consumer_max_transient_seconds: float = Field(default=300.0, gt=0)
+
+    # Relay leadership. The leader's session sends TCP keepalives, so PostgreSQL releases the
+    # advisory lock of a leader whose host vanished after idle + interval * count seconds; and
+    # before each batch the leader checks it still holds the lock, giving up when the check
+    # fails or takes longer than relay_lock_check_seconds (a stale leader stops publishing).
+    relay_keepalive_idle_seconds: int = Field(default=10, ge=1)
+    relay_keepalive_interval_seconds: int = Field(default=5, ge=1)
+    relay_keepalive_count: int = Field(default=3, ge=1)
+    relay_lock_check_seconds: float = Field(default=2.0, gt=0)
+    # How often the relay checks that the declared topics exist and the broker epoch is the
+    # one it published under (a broker that lost its log is healed by replaying the outbox).
+    relay_broker_check_seconds: float = Field(default=5.0, gt=0)
+
+    # /health/ready answers within this many seconds whatever its dependencies do.
+    readiness_timeout_seconds: float = Field(default=0.8, gt=0, le=10)
 
     # Authentication. "hs256": tokens signed with jwt_secret (development, `make token`).
     # "jwks": RS256/ES256 tokens verified against the issuer's keys at jwks_url (OpenID Connect).
@@ -70,6 +175,25 @@ class Settings(BaseSettings):
     rate_limit_per_principal: str = "50/second;1500/minute"
     rate_limit_unauthenticated: str = "10/second;60/minute"
 
+    # The audit trail. Each row's chain hash is an HMAC-SHA256 under audit_hmac_key, computed
+    # in the service, so a database superuser (who never sees the key) cannot re-chain rows
+    # after deleting or editing some. Rows record the id of the key that sealed them; after a
+    # rotation, keep the old keys (id -> key, a JSON object in the environment) so
+    # `casework audit-verify` can still check the rows they sealed. Unset in hs256 mode: a
+    # development key; jwks (production) mode refuses to start without a real one.
+    audit_hmac_key: str | None = None
+    audit_hmac_key_id: str = Field(default="k1", pattern=r"^[A-Za-z0-9._-]{1,32}$")
+    audit_hmac_retired_keys: dict[str, str] = Field(default_factory=dict)
+    # Signed checkpoints of every chain head: the worker signs them with this Ed25519 private
+    # key (PEM), publishes them on the audit topic and appends them to audit_checkpoint_file
+    # (JSON lines; unset: <data_dir>/audit-checkpoints.jsonl). Verifiers hold only the public
+    # key (PEM; unset: derived from the private key). Unset private key in hs256 mode: a
+    # development key; jwks mode refuses to start the worker without a real one.
+    audit_checkpoint_private_key: str | None = None
+    audit_checkpoint_public_key: str | None = None
+    audit_checkpoint_file: str | None = None
+    audit_checkpoint_seconds: float = Field(default=60.0, gt=0)
+
     log_level: str = "INFO"
     # `make run`: start the embedded PostgreSQL / broker on the ports of the URLs above, with
     # data under data_dir. Set false to use an external server at those URLs instead.
@@ -77,9 +201,49 @@ class Settings(BaseSettings):
     embedded_broker: bool = True
     data_dir: str = ".casework"
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            SecretFilesSource(settings_cls),
+            env_settings,
+            dotenv_settings,
+            file_secret_settings,
+        )
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.database_password is not None:
+            user = unquote(urlsplit(self.database_url).username or "postgres")
+            self.database_url = with_credentials(self.database_url, user, self.database_password)
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                f"CASEWORK_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                "CASEWORK_KAFKA_SASL_USERNAME and CASEWORK_KAFKA_SASL_PASSWORD "
+                "(or CASEWORK_KAFKA_SASL_PASSWORD_FILE)"
+            )
+        return self
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        return [entry.strip() for entry in self.trusted_proxies.split(",") if entry.strip()]
+
     @property
     def kafka_bootstrap_servers(self) -> list[str]:
         return [server.strip() for server in self.kafka_bootstrap.split(",") if server.strip()]
+
+    @property
+    def audit_checkpoint_path(self) -> Path:
+        return Path(self.audit_checkpoint_file or Path(self.data_dir) / "audit-checkpoints.jsonl")
 
     def database_url_for(self, service: str) -> str:
         """The DSN a service's API and worker connect with."""

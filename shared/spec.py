@@ -24,7 +24,7 @@ class ServiceSpec:
     # The service's Alembic folder (`services/<name>/migrations`).
     migrations: Path
     # Who may do what: role -> action -> scope (services/<name>/access.py).
-    policy: Policy = field(default_factory=lambda: Policy(permissions={}))
+    policy: Policy = field(default_factory=lambda: Policy(permissions={}, kinds={}))
     routers: Sequence[APIRouter] = ()
     # Event type -> handler. The worker subscribes to the topics these types travel on.
     handlers: Mapping[str, Handler] = field(default_factory=dict)

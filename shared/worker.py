@@ -1,7 +1,10 @@
 """A service's worker: its outbox relay and its event consumers, beside (not inside) the API.
 
 It serves /health/live, /health/ready and /metrics on its own port so ops can probe it, and
-restarts a crashed loop with backoff instead of dying with it.
+restarts a crashed loop with backoff instead of dying with it. Ready means events flow: the
+database answers, the broker has every declared topic, the service's relay has a leader (this
+worker or another: the advisory lock is held), and the consumer group has completed its
+rebalance for this worker.
 """
 
 from __future__ import annotations
@@ -9,14 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import uvicorn
 from fastapi import FastAPI
 
+from shared.audit.checkpoints import Checkpointer
 from shared.db.database import Database
 from shared.http.app import service_database
-from shared.http.health import health_router
+from shared.http.health import ReadinessCheck, broker_check, database_check, health_router
+from shared.http.idempotency import purge_expired
 from shared.messaging.consumer import ConsumerRunner
 from shared.messaging.relay import OutboxRelay
 from shared.settings import Settings
@@ -49,12 +54,27 @@ async def supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:
 
 
 class Worker:
-    def __init__(self, spec: ServiceSpec, settings: Settings, *, serve_http: bool = True) -> None:
+    def __init__(
+        self,
+        spec: ServiceSpec,
+        settings: Settings,
+        *,
+        topics: Sequence[str],
+        serve_http: bool = True,
+    ) -> None:
+        """`topics`: every declared topic (services/registry.py TOPICS): readiness checks them
+        and the relay recreates them when the broker lost its log."""
         self.spec = spec
         self.settings = settings
+        self.topics = list(topics)
         self.serve_http = serve_http
         self.database: Database = service_database(spec, settings)
-        self.relay = OutboxRelay(service=spec.name, database=self.database, settings=settings)
+        self.relay = OutboxRelay(
+            service=spec.name, database=self.database, settings=settings, topics=self.topics
+        )
+        self.checkpointer = Checkpointer(
+            service=spec.name, database=self.database, settings=settings
+        )
         self.consumer: ConsumerRunner | None = None
         if spec.handlers:
             self.consumer = ConsumerRunner(
@@ -69,15 +89,47 @@ class Worker:
         app = FastAPI(title=f"Casework {self.spec.title} worker", docs_url=None, redoc_url=None)
         app.state.database = self.database
         app.state.settings = self.settings
-        app.include_router(health_router(service=f"{self.spec.name}-worker", broker_required=True))
+        app.state.readiness = self.readiness_checks()
+        app.include_router(health_router(service=f"{self.spec.name}-worker"))
         return app
+
+    async def purge_idempotency_keys(self) -> None:
+        """Forget Idempotency-Key records (and the responses they hold) past their time to
+        live, every ten minutes."""
+        while True:
+            async with self.database.connection() as connection:
+                purged = await purge_expired(
+                    connection, ttl_hours=self.settings.idempotency_ttl_hours
+                )
+            if purged:
+                log.info("purged expired idempotency keys", extra={"purged": purged})
+            await asyncio.sleep(600)
+
+    def readiness_checks(self) -> list[ReadinessCheck]:
+        checks = [
+            database_check(self.database, self.settings),
+            broker_check(self.settings, self.topics, required=True),
+            ReadinessCheck("relay", self.relay.leader_state),
+        ]
+        consumer = self.consumer
+        if consumer is not None:
+
+            async def consumer_state() -> str:
+                return consumer.state()
+
+            checks.append(ReadinessCheck("consumer", consumer_state))
+        return checks
 
     async def run(self) -> None:
         """Run until cancelled."""
         await self.database.connect()
-        tasks = [asyncio.create_task(supervise("relay", self.relay.run))]
+        tasks = [
+            asyncio.create_task(supervise("relay", self.relay.run)),
+            asyncio.create_task(supervise("idempotency-purge", self.purge_idempotency_keys)),
+        ]
         if self.consumer is not None:
             tasks.append(asyncio.create_task(supervise("consumer", self.consumer.run)))
+        tasks.append(asyncio.create_task(supervise("audit-checkpoints", self.checkpointer.run)))
         server: uvicorn.Server | None = None
         if self.serve_http:
             server = _EmbeddedServer(
@@ -96,6 +148,11 @@ class Worker:
             if server is not None:
                 server.should_exit = True
             for task in tasks:
-                task.cancel()
+                # Once only: a task already cancelled (gather passes the worker's own
+                # cancellation on) is running its clean-up, e.g. the consumer leaving its
+                # group; a second cancel would cut that short and leave the group waiting
+                # for the member's session to time out before anyone else gets partitions.
+                if not task.done() and not task.cancelling():
+                    task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.database.close()

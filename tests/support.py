@@ -15,7 +15,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from asgi_lifespan import LifespanManager
 
-from services.registry import SERVICES
+from services.registry import SERVICES, TOPICS
 from shared.auth.tokens import issue_dev_token
 from shared.http.app import create_app
 from shared.settings import Settings
@@ -71,7 +71,7 @@ async def running_stack(settings: Settings) -> AsyncIterator[Stack]:
     tasks: list[asyncio.Task[None]] = []
     async with contextlib.AsyncExitStack() as exits:
         for name, spec in SERVICES.items():
-            app = create_app(spec, settings)
+            app = create_app(spec, settings, topics=TOPICS)
             manager = await exits.enter_async_context(LifespanManager(app))
             stack.api[name] = await exits.enter_async_context(
                 httpx.AsyncClient(
@@ -80,12 +80,12 @@ async def running_stack(settings: Settings) -> AsyncIterator[Stack]:
                     headers=bearer(settings, CASEWORKER),
                 )
             )
-            worker = Worker(spec, settings, serve_http=False)
+            worker = Worker(spec, settings, topics=TOPICS, serve_http=False)
             stack.workers[name] = worker
             tasks.append(asyncio.create_task(worker.run()))
         for worker in stack.workers.values():
             if worker.consumer is not None:
-                await asyncio.wait_for(worker.consumer.assigned.wait(), 30)
+                await asyncio.wait_for(worker.consumer.assigned.wait(), 90)
         try:
             yield stack
         finally:
@@ -195,3 +195,15 @@ async def audit_rows(settings: Settings, service: str, request_id: str) -> list[
         )
     finally:
         await connection.close()
+
+
+async def enrol_worker(stack: Stack, settings: Settings, user: User) -> None:
+    """`user` in their organisation's staff directory (planning), active, in their own team:
+    what an assignment to them needs. Put there by an admin of that organisation."""
+    admin = bearer(settings, User("ada", ("admin",), user.organization_id, None))
+    path = f"/v1/workers/{user.subject}"
+    body = {"team_id": user.team_id, "display_name": user.subject.title(), "languages": ["en"]}
+    current = await stack.api["planning"].get(path, headers=admin)
+    if_match = {"If-Match": current.headers["ETag"]} if current.status_code == 200 else {}
+    response = await stack.api["planning"].put(path, json=body, headers={**admin, **if_match})
+    assert response.status_code in (200, 201), response.text

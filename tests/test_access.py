@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,22 +24,32 @@ import httpx
 import jwt
 import pytest
 
-from shared.audit.log import CHAINS, verify_chains
+from services.registry import SERVICES
+from shared.audit.keys import chain_keys
+from shared.audit.log import CHAINS
+from shared.audit.verify import BreakKind, verify_chains
+from shared.auth.policy import ActionKind, Scope
+from shared.auth.principal import Principal, Role
+from shared.http.app import create_app
 from shared.settings import Settings
 from tests.support import (
     CASEWORKER,
     VALID_CLIENT,
     Stack,
     User,
+    admin_fetchval,
     bearer,
+    enrol_worker,
     eventually,
     first_attempts,
     header,
     read_topic,
     unauthenticated_attempts,
 )
+from tests.test_intake_consents import REFERRAL_CONSENT
+from tests.test_scoring import NO_NEEDS
 
-pytestmark = pytest.mark.asyncio
+# Async tests run under asyncio_mode = auto (pyproject); the route table checks are plain.
 
 ALICE = CASEWORKER
 BOB = User("bob", ("caseworker",))
@@ -295,6 +308,8 @@ async def test_assignment_moves_access_in_every_service(stack: Stack, settings: 
     for service in ("planning", "referrals", "notifications"):
         await wait_known(settings, service, registered)
     path = f"/v1/cases/{registered}/assignment"
+    # An assignment names a worker of the staff directory: ada keeps org-a's.
+    await enrol_worker(stack, settings, BOB)
 
     by_alice, _ = await call(
         stack, settings, ALICE, "planning", "PUT", path, json={"worker_id": "bob"}
@@ -320,6 +335,75 @@ async def test_assignment_moves_access_in_every_service(stack: Stack, settings: 
         await eventually(bob_sees)
         lost, _ = await call(stack, settings, ALICE, service, "GET", target)
         assert lost.status_code == 404, f"{service}: alice keeps access after reassignment"
+
+
+# (user, expected status) for reading bob's staff directory record in planning.
+WORKER_READ_MATRIX = [
+    (ALICE, 404), (BOB, 200), (SAM, 200), (SUE, 404), (PAT, 403), (ADA, 200),
+    (AUDREY, 403), (SYNC, 403), (FOREIGN_SYNC, 403),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("user", "status"), WORKER_READ_MATRIX, ids=[u.subject for u, _ in WORKER_READ_MATRIX]
+)
+async def test_the_staff_directory_is_read_in_scope_and_audited(
+    stack: Stack, settings: Settings, user: User, status: int
+) -> None:
+    await enrol_worker(stack, settings, BOB)
+    response, request_id = await call(stack, settings, user, "planning", "GET", "/v1/workers/bob")
+
+    assert response.status_code == status, response.text
+    if status == 200:
+        assert (response.json()["worker_id"], response.json()["team_id"]) == ("bob", "team-a")
+    else:
+        assert response.headers["content-type"] == "application/problem+json"
+        assert "display_name" not in response.text
+    [row] = await audit_rows(settings, "planning", request_id)
+    assert (row["action"], row["resource_type"], row["resource_id"]) == (
+        "worker.read",
+        "worker",
+        "bob",
+    )
+    assert row["outcome"] == OUTCOME_OF_STATUS[status]
+    assert (row["actor_id"], row["client_id"]) == (user.subject, None)
+
+
+# (user, expected status) for writing and syncing the directory: admins, and sync clients.
+WORKER_WRITE_MATRIX = [
+    (ALICE, 403, 403), (SAM, 403, 403), (PAT, 403, 403), (ADA, 200, 200), (AUDREY, 403, 403),
+    (SYNC, 403, 200), (FOREIGN_SYNC, 403, 200),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("user", "write", "sync"),
+    WORKER_WRITE_MATRIX,
+    ids=[u.subject for u, _, _ in WORKER_WRITE_MATRIX],
+)
+async def test_the_staff_directory_is_kept_by_admins_and_synced_by_them_or_agency_systems(
+    stack: Stack, settings: Settings, user: User, write: int, sync: int
+) -> None:
+    await enrol_worker(stack, settings, BOB)
+    body = {"team_id": "team-a", "display_name": "Bob", "languages": ["en"]}
+    written, write_request = await call(
+        stack, settings, user, "planning", "PUT", "/v1/workers/bob", json=body
+    )
+    # An empty list without deactivate_missing changes nothing, wherever it lands.
+    synced, sync_request = await call(
+        stack, settings, user, "planning", "POST", "/v1/workers/sync", json={"workers": []}
+    )
+
+    assert written.status_code == write, written.text
+    assert synced.status_code == sync, synced.text
+    if sync == 200:
+        assert synced.json() == {"created": 0, "updated": 0, "deactivated": 0, "unchanged": 0}
+    for request_id, action, status in (
+        (write_request, "worker.write", write),
+        (sync_request, "worker.sync", sync),
+    ):
+        [row] = await audit_rows(settings, "planning", request_id)
+        assert (row["action"], row["outcome"]) == (action, OUTCOME_OF_STATUS[status])
 
 
 AUDIT_MATRIX = [
@@ -411,26 +495,27 @@ async def test_verification_detects_an_altered_or_removed_row(
     connection = await asyncpg.connect(settings.database_url)
     try:
         await connection.execute("SET search_path = intake")
-        assert await verify_chains(connection) == []
+        keys = chain_keys(settings)
+        assert await verify_chains(connection, keys) == []
         chain, seq = await connection.fetchrow(
             "SELECT chain, min(seq) FROM audit_log GROUP BY chain HAVING count(*) >= 2 LIMIT 1"
         )
         tamperings = {
             "UPDATE audit_log SET purpose = coalesce(purpose, '') || '-edited' WHERE seq = $1": (
-                "its content was changed"
+                BreakKind.REWRITTEN
             ),
-            "DELETE FROM audit_log WHERE seq = $1": "a row before it was removed or changed",
+            "DELETE FROM audit_log WHERE seq = $1": BreakKind.DELETED,
         }
         for tampering, reason in tamperings.items():
             transaction = connection.transaction()
             await transaction.start()
             try:
                 await connection.execute(tampering, seq)
-                breaks = await verify_chains(connection)
+                breaks = await verify_chains(connection, keys)
             finally:
                 await transaction.rollback()
-            assert [(found.chain, found.reason) for found in breaks] == [(chain, reason)]
-        assert await verify_chains(connection) == []
+            assert [(found.chain, found.kind) for found in breaks] == [(chain, reason)]
+        assert await verify_chains(connection, keys) == []
     finally:
         await connection.close()
 
@@ -455,7 +540,7 @@ async def test_one_request_s_records_are_linked_in_order_on_one_chain(
     connection = await asyncpg.connect(settings.database_url)
     try:
         await connection.execute("SET search_path = intake")
-        assert await verify_chains(connection) == []
+        assert await verify_chains(connection, chain_keys(settings)) == []
     finally:
         await connection.close()
 
@@ -471,3 +556,364 @@ async def test_the_verify_command_reports_intact_trails(settings: Settings) -> N
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("audit trail intact") == 4
+
+
+# --- The role x scope matrix over every route: organisations and break-glass ------------------
+#
+# Every route of every service (enumerated from the apps' OpenAPI, which FastAPI builds from
+# their route tables) is called by visitors who must not see alice's client: the same `sub` in
+# another organisation, for each role; a supervisor of alice's organisation breaking the glass;
+# a supervisor of another organisation breaking it. What each may do is worked out here from
+# first principles, not from the policy under test: a GET reads, anything else writes;
+# break-glass opens reads to a supervisor of the same organisation; everything else outside
+# scope is 404 (403 when the role never has the action), and a refused write changes nothing.
+
+REASON = "Crisis call on the weekend line, assigned worker unreachable"
+TWIN_ORG = "org-b"
+VISITORS: dict[str, tuple[User, str | None]] = {
+    "caseworker, same sub, other org": (User("alice", ("caseworker",), TWIN_ORG), None),
+    "supervisor, same sub, other org": (User("sam", ("supervisor",), TWIN_ORG), None),
+    "auditor, same sub, other org": (User("audrey", ("auditor",), TWIN_ORG, None), None),
+    "integration, same sub, other org": (User("agency-sync", ("integration",), TWIN_ORG, None), None),
+    "break-glass, same org": (SUE, REASON),
+    "break-glass, other org": (User("sam", ("supervisor",), TWIN_ORG), REASON),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class World:
+    """Alice's client with one of everything, and what the routes' paths and bodies need."""
+
+    client_id: str
+    other_client_id: str
+    family_name: str
+    etag: str
+    draft_etag: str
+    path_ids: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Route:
+    action: str | None  # None: reference data for any signed-in user, not about a client
+    request: Callable[[World], dict[str, Any]] = lambda world: {}
+    client_bound: bool | None = None  # None: whether the path names {client_id}
+
+
+ASSESSMENT = {
+    "instrument_id": "needs-risk-screening",
+    "version": "1.0",
+    "answers": {**NO_NEEDS, "suicidal_thoughts": "yes"},
+}
+
+ROUTES: dict[tuple[str, str, str], Route] = {
+    ("intake", "GET", "/v1/code-lists"): Route(None),
+    ("intake", "GET", "/v1/code-lists/{name}"): Route(None),
+    ("intake", "GET", "/v1/instruments"): Route(None),
+    ("intake", "GET", "/v1/instruments/{instrument_id}/versions/{version}"): Route(None),
+    ("intake", "GET", "/v1/clients/search"): Route(
+        "client.search", lambda w: {"params": {"name": w.family_name}}
+    ),
+    ("intake", "POST", "/v1/clients"): Route(
+        "client.create", lambda w: {"json": {**VALID_CLIENT, "family_name": "Elsewhere"}}
+    ),
+    ("intake", "GET", "/v1/clients"): Route("client.list"),
+    ("intake", "GET", "/v1/reports/equity"): Route(
+        "report.equity", lambda w: {"params": {"instrument_id": "needs-risk-screening"}}
+    ),
+    ("intake", "GET", "/v1/clients/{client_id}"): Route("client.read"),
+    ("intake", "PATCH", "/v1/clients/{client_id}"): Route(
+        "client.update",
+        lambda w: {"json": {"phone": "555-000-9999"}, "headers": {"If-Match": w.etag}},
+    ),
+    ("intake", "POST", "/v1/clients/{client_id}/consents"): Route(
+        "consent.write", lambda w: {"json": REFERRAL_CONSENT}
+    ),
+    ("intake", "GET", "/v1/clients/{client_id}/consents"): Route("consent.read"),
+    ("intake", "GET", "/v1/clients/{client_id}/consents/{consent_id}"): Route("consent.read"),
+    ("intake", "POST", "/v1/clients/{client_id}/consents/{consent_id}/revocation"): Route(
+        "consent.write", lambda w: {"json": {"reason": "client_request"}}
+    ),
+    ("intake", "POST", "/v1/clients/{client_id}/assessments"): Route(
+        "assessment.write", lambda w: {"json": ASSESSMENT}
+    ),
+    ("intake", "GET", "/v1/clients/{client_id}/assessments"): Route("assessment.read"),
+    ("intake", "GET", "/v1/clients/{client_id}/assessments/{assessment_id}"): Route(
+        "assessment.read"
+    ),
+    ("intake", "POST", "/v1/clients/{client_id}/assessments/{assessment_id}/override"): Route(
+        "assessment.override",
+        lambda w: {"json": {"risk_level": "low", "reason": "Spoke with her, she is safe now."}},
+    ),
+    ("intake", "GET", "/v1/clients/{client_id}/flags"): Route("flag.read"),
+    ("intake", "POST", "/v1/clients/{client_id}/flags"): Route(
+        "flag.write", lambda w: {"json": {"flag_type": "legal", "severity": "low"}}
+    ),
+    ("intake", "GET", "/v1/clients/{client_id}/flags/{flag_id}"): Route("flag.read"),
+    ("intake", "POST", "/v1/clients/{client_id}/flags/{flag_id}/acknowledgement"): Route(
+        "flag.write"
+    ),
+    ("intake", "POST", "/v1/clients/{client_id}/flags/{flag_id}/resolution"): Route(
+        "flag.write", lambda w: {"json": {"note": "Resolved: no longer at risk."}}
+    ),
+    ("intake", "POST", "/v1/clients/{client_id}/links"): Route(
+        "link.write",
+        lambda w: {"json": {"other_client_id": w.other_client_id, "reason": "duplicate_registration"}},
+    ),
+    ("intake", "GET", "/v1/clients/{client_id}/links"): Route("link.read"),
+    ("intake", "DELETE", "/v1/clients/{client_id}/links/{other_client_id}"): Route(
+        "link.write", lambda w: {"params": {"reason": "wrong_person"}}
+    ),
+    **{
+        (service, "GET", "/v1/audit"): Route(
+            "audit.read", lambda w: {"params": {"client_id": w.client_id}}, client_bound=True
+        )
+        for service in READ_PATHS
+    },
+    **{
+        (service, "GET", "/v1/client-refs/{client_id}"): Route("client_ref.read")
+        for service in ("planning", "referrals", "notifications")
+    },
+    ("planning", "PUT", "/v1/cases/{client_id}/assignment"): Route(
+        "case.assign", lambda w: {"json": {"worker_id": "bob"}}
+    ),
+    ("planning", "GET", "/v1/cases/{client_id}/assignment"): Route("case.read"),
+    ("intake", "GET", "/v1/clients/{client_id}/history"): Route("client.read"),
+    ("intake", "GET", "/v1/flags"): Route("flag.read"),
+    ("intake", "POST", "/v1/clients/{client_id}/assessment-drafts"): Route(
+        "assessment.write",
+        lambda w: {"json": {"instrument_id": "needs-risk-screening", "version": "1.0",
+                            "answers": {"danger_at_home": "yes"}}},
+    ),
+    ("intake", "GET", "/v1/clients/{client_id}/assessment-drafts/{draft_id}"): Route(
+        "assessment.read"
+    ),
+    ("intake", "PATCH", "/v1/clients/{client_id}/assessment-drafts/{draft_id}"): Route(
+        "assessment.write",
+        lambda w: {"json": {"answers": {"danger_at_home": "yes"}},
+                   "headers": {"If-Match": w.draft_etag}},
+    ),
+    ("intake", "POST", "/v1/clients/{client_id}/assessment-drafts/{draft_id}/completion"): Route(
+        "assessment.write", lambda w: {"headers": {"If-Match": w.draft_etag}}
+    ),
+    # The staff directory holds no client data: outside the caller's organisation it is empty.
+    ("planning", "GET", "/v1/workers"): Route("worker.read"),
+    ("planning", "GET", "/v1/workers/{worker_id}"): Route("worker.read"),
+    ("planning", "PUT", "/v1/workers/{worker_id}"): Route(
+        "worker.write", lambda w: {"json": {"team_id": "team-a", "display_name": "Mallory"}}
+    ),
+    ("planning", "PATCH", "/v1/workers/{worker_id}"): Route(
+        "worker.write", lambda w: {"json": {"active": False}}
+    ),
+    ("planning", "POST", "/v1/workers/sync"): Route(
+        "worker.sync",
+        lambda w: {"json": {"workers": [{"worker_id": "mallory", "team_id": "team-x",
+                                         "display_name": "Mallory"}]}},
+    ),
+}  # fmt: skip
+UNGUARDED = ("/health/", "/metrics")
+
+
+def served_routes() -> set[tuple[str, str, str]]:
+    routes = set()
+    for name, spec in SERVICES.items():
+        for path, operations in (
+            create_app(spec, Settings.model_construct()).openapi()["paths"].items()
+        ):
+            if not path.startswith(UNGUARDED):
+                routes |= {(name, method.upper(), path) for method in operations}
+    return routes
+
+
+def test_every_route_is_in_the_matrix() -> None:
+    """A new route fails here until it is classified in ROUTES (and so tested below)."""
+    served = served_routes()
+    assert sorted(served - set(ROUTES)) == [], "classify these routes in ROUTES"
+    assert sorted(set(ROUTES) - served) == [], "these routes are no longer served"
+
+
+def test_each_action_is_declared_a_read_exactly_when_its_routes_are_gets() -> None:
+    """Break-glass opens what a policy declares a read: that must be what the routes do."""
+    for (service, method, _), route in ROUTES.items():
+        if route.action is not None:
+            kind = SERVICES[service].policy.kinds[route.action]
+            assert (kind is ActionKind.READ) == (method == "GET"), (service, route.action)
+
+
+def _principal(user: User) -> Principal:
+    return Principal(
+        subject=user.subject,
+        roles=frozenset(Role(role) for role in user.roles),
+        organization_id=user.organization_id,
+        team_id=user.team_id,
+    )
+
+
+def _is_client_bound(path: str, route: Route) -> bool:
+    return route.client_bound if route.client_bound is not None else "{client_id}" in path
+
+
+def _in_scope_anyway(service: str, route: Route, user: User) -> bool:
+    """A visitor of alice's organisation whose role reaches the whole organisation for this
+    action is simply in scope: no break-glass case (e.g. a supervisor linking records)."""
+    scopes = SERVICES[service].policy.scopes(_principal(user), route.action or "")
+    return user.organization_id == ALICE.organization_id and bool(
+        scopes & {Scope.ORGANISATION, Scope.ALL}
+    )
+
+
+MATRIX = [
+    pytest.param(key, visitor, id=f"{key[0]} {key[1]} {key[2]} | {visitor}")
+    for key in sorted(ROUTES)
+    for visitor in VISITORS
+    if not _in_scope_anyway(key[0], ROUTES[key], VISITORS[visitor][0])
+]
+
+
+@pytest.fixture(scope="module")
+async def world(stack: Stack, settings: Settings) -> World:
+    family_name = f"Wallenstein{uuid.uuid4().hex[:8]}"
+    intake = stack.api["intake"]
+    registered = await intake.post("/v1/clients", json={**VALID_CLIENT, "family_name": family_name})
+    other = await intake.post(
+        "/v1/clients", json={**VALID_CLIENT, "family_name": family_name + "x"}
+    )
+    client_id, other_id = registered.json()["id"], other.json()["id"]
+    base = f"/v1/clients/{client_id}"
+    assessment = (await intake.post(f"{base}/assessments", json=ASSESSMENT)).json()
+    flag = (
+        await intake.post(f"{base}/flags", json={"flag_type": "legal", "severity": "low"})
+    ).json()
+    consent = (await intake.post(f"{base}/consents", json=REFERRAL_CONSENT)).json()
+    draft_answers = {"instrument_id": "needs-risk-screening", "version": "1.0", "answers": {}}
+    draft = await intake.post(f"{base}/assessment-drafts", json=draft_answers)
+    for service in ("planning", "referrals", "notifications"):
+        await wait_known(settings, service, client_id)
+    # The case assigned to alice herself: the assignment exists to be read, and she keeps it.
+    await enrol_worker(stack, settings, ALICE)
+    assigned, _ = await call(
+        stack, settings, SAM, "planning", "PUT", f"/v1/cases/{client_id}/assignment",
+        json={"worker_id": "alice"},
+    )  # fmt: skip
+    assert assigned.status_code == 200, assigned.text
+    for service in ("intake", "referrals", "notifications"):
+
+        async def assigned_here(service: str = service) -> bool | None:
+            owner = await admin_fetchval(
+                settings,
+                f"SELECT owner_id FROM {service}.client_access WHERE client_id = $1",
+                uuid.UUID(client_id),
+            )
+            return True if owner == "alice" else None
+
+        await eventually(assigned_here)
+    current = (await intake.get(base)).json()
+    return World(
+        client_id=client_id,
+        other_client_id=other_id,
+        family_name=family_name,
+        etag=f'"{client_id}.{current["version"]}"',
+        draft_etag=draft.headers["ETag"],
+        path_ids={
+            "client_id": client_id, "other_client_id": other_id,
+            "assessment_id": assessment["id"], "flag_id": flag["id"], "consent_id": consent["id"],
+            "name": "sex", "instrument_id": "needs-risk-screening", "version": "1.0",
+            "draft_id": draft.json()["id"], "worker_id": "alice",
+        },
+    )  # fmt: skip
+
+
+async def fingerprint(settings: Settings, client_id: str) -> dict[str, str]:
+    """Every row about the client in every service (its audit trail aside), hashed per table."""
+    connection = await asyncpg.connect(settings.database_url)
+    try:
+        tables = await connection.fetch(
+            "SELECT table_schema, table_name FROM information_schema.columns "
+            "WHERE column_name = 'client_id' AND table_name <> 'audit_log' "
+            "AND table_schema = ANY($1::text[])",
+            list(READ_PATHS),
+        )
+        queries = {
+            f"{t['table_schema']}.{t['table_name']}": f"FROM {t['table_schema']}.{t['table_name']} "
+            "t WHERE client_id = $1"
+            for t in tables
+        }
+        queries["intake.clients"] = "FROM intake.clients t WHERE id = $1"
+        # The events about the client; the relay's publishing marks and the audit records'
+        # own events (a refusal is audited) are no change to the client.
+        for service in READ_PATHS:
+            queries[f"{service}.outbox"] = (
+                f"FROM (SELECT id, type, payload FROM {service}.outbox WHERE aggregateid = "
+                "$1::uuid::text AND topic <> 'casework.audit') t"
+            )
+        return {
+            table: await connection.fetchval(
+                f"SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) {query}",
+                uuid.UUID(client_id),
+            )
+            for table, query in queries.items()
+        }
+    finally:
+        await connection.close()
+
+
+def _reveals(body: Any, world: World, *, limited_allowed: bool) -> bool:
+    """Whether a response body shows anything of the client: its id or its name. A reduced
+    search candidate (`access: limited`) is allowed to a visitor of the same organisation."""
+
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            if limited_allowed and value.get("access") == "limited":
+                assert "birth_date" not in value and "score" not in value, value
+                return None
+            # A problem's `instance` is the caller's own request path: it tells them nothing.
+            return {k: strip(v) for k, v in value.items() if k != "instance"}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    text = json.dumps(strip(body))
+    return world.client_id in text or world.family_name in text
+
+
+@pytest.mark.parametrize(("key", "visitor"), MATRIX)
+async def test_no_route_crosses_an_organisation_or_writes_through_broken_glass(
+    stack: Stack, settings: Settings, world: World, key: tuple[str, str, str], visitor: str
+) -> None:
+    service, method, path = key
+    route = ROUTES[key]
+    user, reason = VISITORS[visitor]
+    request = route.request(world)
+    headers = {**request.pop("headers", {}), **({"X-Break-Glass-Reason": reason} if reason else {})}
+    writes = method != "GET"
+    before = await fingerprint(settings, world.client_id) if writes else None
+
+    response, request_id = await call(
+        stack, settings, user, service, method, path.format(**world.path_ids),
+        headers=headers, **request,
+    )  # fmt: skip
+
+    same_org = user.organization_id == ALICE.organization_id
+    if not _is_client_bound(path, route):
+        # Lists, search, reports, reference data: never the client, whatever the headers.
+        assert response.status_code < 500, response.text
+        body = response.json() if response.content else None
+        assert not _reveals(body, world, limited_allowed=same_org), response.text
+        return
+    policy = SERVICES[service].policy
+    has_action = route.action is not None and policy.allows_action(_principal(user), route.action)
+    breaks_glass = bool(reason) and same_org and "supervisor" in user.roles and not writes
+    rows = await audit_rows(settings, service, request_id)
+    if breaks_glass:
+        assert response.status_code == 200, response.text
+        assert rows and all(
+            (r["outcome"], r["break_glass_reason"]) == ("break_glass", reason) for r in rows
+        ), rows
+        return
+    assert response.status_code == (404 if has_action else 403), response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert not _reveals(response.json(), world, limited_allowed=False)
+    assert [(r["action"], r["outcome"], r["break_glass_reason"]) for r in rows] == [
+        (route.action, "denied", None)
+    ]
+    if writes:
+        assert await fingerprint(settings, world.client_id) == before, "a refused write changed"

@@ -6,17 +6,24 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from uuid import uuid4
 
+import asyncpg
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
 from services.registry import SERVICES
+from shared.audit.keys import chain_keys
+from shared.audit.verify import verify_chains
 from shared.db.database import Database
+from shared.embedded import EmbeddedPostgres
 from shared.http.app import create_app
-from shared.settings import Settings
-from tests.support import CASEWORKER, VALID_CLIENT, admin_fetchval, bearer
+from shared.http.idempotency import purge_expired
+from shared.ports import free_port
+from shared.settings import Settings, with_database
+from tests.support import CASEWORKER, VALID_CLIENT, admin_fetchval, bearer, eventually
 
 POOL_SIZE = 2
 CONCURRENT = 40
@@ -151,3 +158,127 @@ async def test_liveness_fails_only_when_every_wait_has_failed_for_too_long(
             await database.pool.release(held)
         assert (await client.get(f"/v1/clients/{uuid4()}")).status_code == 404
         assert (await client.get("/health/live")).status_code == 200
+
+
+async def test_one_idempotency_key_sent_twice_at_once_creates_once_and_answers_alike(
+    settings: Settings, small_pool_intake: httpx.AsyncClient
+) -> None:
+    key = f"twice-{uuid4()}"
+    person = {**VALID_CLIENT, "given_name": f"Twin{uuid4().hex[:8]}"}
+    first, second = await asyncio.gather(
+        *(small_pool_intake.post("/v1/clients", json=person, headers={"Idempotency-Key": key})
+          for _ in range(2))
+    )  # fmt: skip
+    assert first.status_code == second.status_code == 201
+    assert first.json() == second.json()
+    created: int = await admin_fetchval(
+        settings, "SELECT count(*) FROM intake.clients WHERE given_name = $1", person["given_name"]
+    )
+    assert created == 1
+
+
+async def test_an_expired_idempotency_key_is_a_new_request_and_purge_forgets_it(
+    settings: Settings, small_pool_intake: httpx.AsyncClient
+) -> None:
+    key = f"old-{uuid4()}"
+    person = {**VALID_CLIENT, "given_name": f"Later{uuid4().hex[:8]}"}
+    first = await small_pool_intake.post(
+        "/v1/clients", json=person, headers={"Idempotency-Key": key}
+    )
+    await admin_fetchval(
+        settings,
+        "UPDATE intake.idempotency_keys SET created_at = now() - interval '25 hours' "
+        "WHERE key LIKE '%' || $1",
+        key,
+    )
+    again = await small_pool_intake.post(
+        "/v1/clients", json=person, headers={"Idempotency-Key": key}
+    )
+    assert again.status_code == 201
+    assert again.json()["id"] != first.json()["id"]  # not a replay of a day-old answer
+    await admin_fetchval(
+        settings,
+        "UPDATE intake.idempotency_keys SET created_at = now() - interval '25 hours' "
+        "WHERE key LIKE '%' || $1",
+        key,
+    )
+    connection = await asyncpg.connect(
+        settings.database_url, server_settings={"search_path": "intake"}
+    )
+    try:
+        purged = await purge_expired(connection, ttl_hours=24)
+        left = await connection.fetchval(
+            "SELECT count(*) FROM idempotency_keys WHERE key LIKE '%' || $1", key
+        )
+    finally:
+        await connection.close()
+    assert purged >= 1
+    assert left == 0
+
+
+async def test_concurrent_audit_appends_keep_every_chain_whole(
+    settings: Settings, small_pool_intake: httpx.AsyncClient
+) -> None:
+    request_ids = [f"chain-{uuid4()}" for _ in range(CONCURRENT)]
+    await asyncio.gather(
+        *(
+            small_pool_intake.get("/v1/clients", headers={"X-Request-Id": rid})
+            for rid in request_ids
+        )
+    )
+    connection = await asyncpg.connect(
+        settings.database_url, server_settings={"search_path": "intake"}
+    )
+    try:
+        assert await verify_chains(connection, chain_keys(settings)) == []
+        # No two records claim the same predecessor: appends were serialised per chain.
+        forks = await connection.fetchval(
+            "SELECT count(*) FROM (SELECT chain, prev_hash FROM audit_log "
+            "GROUP BY chain, prev_hash HAVING count(*) > 1) AS f"
+        )
+    finally:
+        await connection.close()
+    assert forks == 0
+    assert await _audit_rows(settings, request_ids) >= CONCURRENT
+
+
+async def test_a_database_that_is_down_is_a_503_with_retry_after_not_a_500(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """What a PostgreSQL restart looks like to a running API: connections refused. A server
+    of its own, so that it can be stopped."""
+    server = EmbeddedPostgres(tmp_path / "pg", free_port(), superuser_password="outage-test")
+    server.start()
+    try:
+        down = settings.model_copy(
+            update={
+                "service_database_url": with_database(server.admin_url, "postgres"),
+                "database_pool_size": 1,
+            }
+        )
+        app = create_app(SERVICES["intake"], down)
+        async with (
+            LifespanManager(app) as manager,
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=manager.app),
+                base_url="http://intake.test",
+                headers=bearer(down, CASEWORKER),
+            ) as client,
+        ):
+            server.stop()
+            outage = await client.get(f"/v1/clients/{uuid4()}")
+            ready = await client.get("/health/ready")
+            server.start()
+            assert outage.status_code == 503, outage.text
+            assert outage.headers["Retry-After"].isdigit()
+            assert outage.json()["type"] == "https://casework.dev/problems/service-unavailable"
+            assert ready.status_code == 503
+            assert ready.json()["checks"]["database"] != "ok"
+
+            async def database_back() -> bool | None:
+                answer = await client.get("/health/ready")
+                return True if answer.json()["checks"]["database"] == "ok" else None
+
+            await eventually(database_back, timeout=30)
+    finally:
+        server.stop()

@@ -9,6 +9,7 @@ with ids only.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import uuid
@@ -33,6 +34,7 @@ from tests.support import (
     VALID_CLIENT,
     Stack,
     User,
+    admin_fetchval,
     bearer,
     eventually,
     get_when_found,
@@ -407,7 +409,8 @@ async def test_only_supervisors_link_and_only_records_in_their_own_scope(
     assert [(str(r["client_id"]), r["outcome"]) for r in rows] == [(foreign, "denied")]
     response, _ = await unlink(stack, settings, also_mine, mine, user=OLGA)
     assert response.status_code == 404
-    # Break-glass opens records to read, never to link.
+    # Break-glass opens records of one's own organisation to read them, never to link them:
+    # outside scope, as any other record (404).
     response, _ = await link(
         stack,
         settings,
@@ -415,7 +418,7 @@ async def test_only_supervisors_link_and_only_records_in_their_own_scope(
         also_mine,
         headers={"X-Break-Glass-Reason": "client in crisis at the front desk"},
     )
-    assert response.status_code == 403
+    assert response.status_code == 404
     assert (await links_of(stack, settings, also_mine))["links"] == []
 
     # Reading: the caseworker's own client yes, another caseworker's no; audited either way.
@@ -681,3 +684,24 @@ async def test_a_retried_link_with_the_same_idempotency_key_replays_the_first_an
     )
     assert other.status_code == 422
     assert other.json()["type"].endswith("/idempotency-key-reused")
+
+
+async def test_the_same_link_requested_many_times_at_once_is_made_once(
+    stack: Stack, settings: Settings
+) -> None:
+    older = await register(stack, settings)
+    newer = await register(stack, settings)
+    attempts = await asyncio.gather(*(link(stack, settings, newer, older) for _ in range(8)))
+    statuses = sorted(response.status_code for response, _ in attempts)
+    assert statuses == [201] + [409] * 7
+    refused = [r.json() for r, _ in attempts if r.status_code == 409]
+    assert {problem["type"].rsplit("/", 1)[1] for problem in refused} == {"already-linked"}
+    links = await admin_fetchval(
+        settings,
+        "SELECT count(*) FROM intake.identity_links WHERE client_id = $1 AND unlinked_at IS NULL",
+        uuid.UUID(newer),
+    )
+    assert links == 1
+    # Every refusal is on the record, each on the two records it named.
+    for _response, request_id in attempts:
+        assert len(await audit_rows(settings, request_id)) >= 1

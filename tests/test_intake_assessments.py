@@ -43,6 +43,7 @@ AUDREY = User("audrey", ("auditor",), team_id=None)
 SCREENING = "needs-risk-screening"
 ASSESSED = "org.casework.intake.client.assessed.v1"
 FLAG_RAISED = "org.casework.intake.flag.raised.v1"
+PROTECTED_FLAG_RAISED = "org.casework.intake.protected.flag.raised.v1"
 
 # 2 + 1 + 2 + 3 = 8 points: moderate.
 MODERATE = {
@@ -321,7 +322,7 @@ async def test_bad_answers_are_422_naming_the_field_and_nothing_is_written(
     assert (row["actor_id"], row["outcome"]) == (ALICE.subject, "invalid")
 
 
-async def test_a_crisis_answer_raises_a_crisis_flag_and_flag_raised_in_the_same_transaction(
+async def test_a_crisis_answer_raises_a_crisis_flag_and_its_event_in_the_same_transaction(
     stack: Stack, settings: Settings
 ) -> None:
     client_id = await register(stack, settings)
@@ -375,11 +376,12 @@ async def test_a_crisis_answer_raises_a_crisis_flag_and_flag_raised_in_the_same_
         return [
             r
             for r in records
-            if r.key == client_id.encode() and header(r, "ce_type") == FLAG_RAISED
+            if r.key == client_id.encode() and header(r, "ce_type") == PROTECTED_FLAG_RAISED
         ]
 
+    # Crisis flags travel on the protected topic only (tests/test_event_trust.py).
     records = await read_topic(
-        settings, Topic.INTAKE_CLIENTS, until=lambda records: len(raised(records)) == 2
+        settings, Topic.INTAKE_PROTECTED, until=lambda records: len(raised(records)) == 2
     )
     events = [
         from_binary(
@@ -396,7 +398,7 @@ async def test_a_crisis_answer_raises_a_crisis_flag_and_flag_raised_in_the_same_
     assert set(by_flag) == set(body["raised_flag_ids"])
     for flag in items:
         event = by_flag[flag["id"]]
-        assert event.get_type() == FLAG_RAISED
+        assert event.get_type() == PROTECTED_FLAG_RAISED
         assert event.get_source() == "/casework/intake"
         assert event.get_subject() == client_id
         data = event.get_data()
@@ -443,7 +445,8 @@ async def test_a_retried_crisis_assessment_is_stored_and_flagged_once(
     assert (first.status_code, retry.status_code) == (201, 201)
     assert retry.json() == first.json()
     assert retry.headers["location"] == first.headers["location"]
-    assert await written(settings, client_id) == (1, 2, 4)  # registered, assessed, 2 flags
+    # registered, assessed, its protected needs, 2 flags
+    assert await written(settings, client_id) == (1, 2, 5)
     [row] = await audit_rows(settings, request_id)
     assert (row["action"], row["resource_id"]) == ("assessment.write", first.json()["id"])
     other, _ = await call(

@@ -7,22 +7,25 @@ import asyncio
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
+from functools import partial
+from urllib.parse import urlsplit
 from uuid import UUID, uuid4
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.db.database import Database
 from shared.db.migrations import sqlalchemy_url
 from shared.db.provisioning import provision_service
 from shared.events.contracts import ClientRegistered, Topic
-from shared.events.envelope import Event, OutgoingEvent, kafka_headers
+from shared.events.envelope import Event, OutgoingEvent, kafka_headers, source_of
 from shared.messaging import outbox
 from shared.messaging.consumer import ConsumerRunner, Handler
 from shared.messaging.kafka import create_topics, producer
-from shared.messaging.relay import OutboxRelay
+from shared.messaging.relay import OutboxRelay, OutboxRow, leader_lock_key
 from shared.messaging.tables import create_messaging_tables_v1
 from shared.settings import Settings, owner_role
 from tests.support import eventually, header, read_topic
@@ -46,6 +49,14 @@ async def scratch(settings: Settings) -> AsyncIterator[Database]:
     await database.connect()
     yield database
     await database.close()
+
+
+def scratch_relay(scratch: Database, settings: Settings) -> OutboxRelay:
+    """A relay of the scratch schema. Its `ClientRegistered` events travel on intake's topic,
+    where consumers accept them only from intake, so it speaks as intake."""
+    relay = OutboxRelay(service=SCRATCH, database=scratch, settings=settings)
+    relay.source = source_of("intake")
+    return relay
 
 
 def registered(client_id: UUID | None = None) -> OutgoingEvent:
@@ -142,8 +153,9 @@ async def assert_two_copies_on_the_wire_and_one_effect(
             until=lambda records: sum(header(r, "ce_id") == str(event.id) for r in records) == 2,
         )
         await wait_for(lambda: len(recorder.handled) == 1)
-        # Let the second copy be consumed too, then check it changed nothing.
-        await asyncio.sleep(1.0)
+        # Wait until the group has committed past both copies: the second one was consumed.
+        for copy in (r for r in on_wire if header(r, "ce_id") == str(event.id)):
+            await eventually(partial(consumed, settings, consumer.runner.group, copy), interval=0.2)
     finally:
         await consumer.stop()
 
@@ -156,7 +168,7 @@ async def test_the_same_event_delivered_twice_has_one_effect(
     settings: Settings, scratch: Database
 ) -> None:
     event = registered()
-    relay = OutboxRelay(service=SCRATCH, database=scratch, settings=settings)
+    relay = scratch_relay(scratch, settings)
     await enqueue(scratch, event)
     rows = [row for row in await relay.fetch_unpublished() if row.id == event.id]
     kafka = producer(settings)
@@ -175,13 +187,13 @@ async def test_a_crash_between_publish_and_mark_duplicates_on_the_wire_not_in_ef
 ) -> None:
     event = registered()
     await enqueue(scratch, event)
-    crashed = OutboxRelay(service=SCRATCH, database=scratch, settings=settings)
+    crashed = scratch_relay(scratch, settings)
     kafka = producer(settings)
     await kafka.start()
     try:
         rows = await crashed.fetch_unpublished()
         await crashed.send(kafka, rows)  # ... and the process dies before mark_published.
-        restarted = OutboxRelay(service=SCRATCH, database=scratch, settings=settings)
+        restarted = scratch_relay(scratch, settings)
         assert await restarted.publish_batch(kafka) >= 1
     finally:
         await kafka.stop()
@@ -202,7 +214,7 @@ async def test_events_of_one_key_arrive_in_the_order_they_were_written(
     for event in ours:
         # Separate transactions, interleaved with other keys' events.
         await enqueue(scratch, event, registered(), registered())
-    relay = OutboxRelay(service=SCRATCH, database=scratch, settings=settings)
+    relay = scratch_relay(scratch, settings)
     relay_task = asyncio.create_task(relay.run())
     recorder = Recorder(lambda handled: handled.subject == str(client_id))
     consumer = await start_consumer(settings, scratch, recorder)
@@ -227,7 +239,7 @@ async def produce_raw(settings: Settings, key: str, value: bytes, event_id: str)
             headers=kafka_headers(
                 event_id=event_id,
                 event_type=ClientRegistered.event_type,
-                source="/casework/test",
+                source=source_of("intake"),
                 subject=key,
                 time=datetime.now(UTC),
                 traceparent=None,
@@ -244,7 +256,7 @@ async def test_a_poison_message_goes_to_the_dead_letter_topic_and_the_partition_
     poison_id = str(uuid4())
     await produce_raw(settings, str(client_id), b'{"client_id": "not json', poison_id)
     follower = registered(client_id)
-    relay = OutboxRelay(service=SCRATCH, database=scratch, settings=settings)
+    relay = scratch_relay(scratch, settings)
     await enqueue(scratch, follower)
     dead_letter = await dead_letter_topic(settings)
     recorder = Recorder(lambda handled: handled.subject == str(client_id))
@@ -290,7 +302,7 @@ async def test_a_handler_that_keeps_failing_dead_letters_the_event_after_retries
     await enqueue(scratch, doomed)
     await enqueue(scratch, healthy)
     dead_letter = await dead_letter_topic(settings)
-    relay = OutboxRelay(service=SCRATCH, database=scratch, settings=settings)
+    relay = scratch_relay(scratch, settings)
     kafka = producer(settings)
     await kafka.start()
     consumer = await start_consumer(settings, scratch, handler, dead_letter=dead_letter)
@@ -331,7 +343,7 @@ async def test_a_transient_failure_is_retried_in_place_and_has_one_effect(
         await recorder(connection, handled)
 
     await enqueue(scratch, event)
-    relay = OutboxRelay(service=SCRATCH, database=scratch, settings=settings)
+    relay = scratch_relay(scratch, settings)
     kafka = producer(settings)
     await kafka.start()
     dead_letter = await dead_letter_topic(settings)
@@ -380,7 +392,7 @@ async def test_a_shutdown_mid_handler_commits_neither_the_effect_nor_the_offset(
             await asyncio.Event().wait()  # never finishes: the worker is stopped here
 
     await enqueue(scratch, event)
-    relay = OutboxRelay(service=SCRATCH, database=scratch, settings=settings)
+    relay = scratch_relay(scratch, settings)
     kafka = producer(settings)
     await kafka.start()
     try:
@@ -416,6 +428,14 @@ async def test_a_shutdown_mid_handler_commits_neither_the_effect_nor_the_offset(
     assert await inbox_rows(scratch, group, str(event.id)) == 1
 
 
+async def consumed(
+    settings: Settings, group: str, record: ConsumerRecord[bytes, bytes]
+) -> bool | None:
+    """The group has committed past this record: it was processed (and committed after)."""
+    partition = TopicPartition(record.topic, record.partition)
+    return True if await committed_offset(settings, group, partition) > record.offset else None
+
+
 async def _at_least(offset: Awaitable[int], minimum: int) -> bool | None:
     return True if await offset >= minimum else None
 
@@ -423,13 +443,14 @@ async def _at_least(offset: Awaitable[int], minimum: int) -> bool | None:
 async def test_only_one_relay_leads_and_a_standby_takes_over(
     settings: Settings, scratch: Database
 ) -> None:
-    first = OutboxRelay(service=SCRATCH, database=scratch, settings=settings)
-    second = OutboxRelay(service=SCRATCH, database=scratch, settings=settings)
+    first = scratch_relay(scratch, settings)
+    second = scratch_relay(scratch, settings)
     first_task = asyncio.create_task(first.run())
     await wait_for(lambda: first.is_leader)
     second_task = asyncio.create_task(second.run())
     try:
-        await asyncio.sleep(1.0)
+        # The standby asked for the lock and was refused while the first one leads.
+        await wait_for(lambda: second.lock_refusals >= 1)
         assert first.is_leader and not second.is_leader
 
         first_task.cancel()
@@ -446,3 +467,199 @@ async def test_only_one_relay_leads_and_a_standby_takes_over(
     finally:
         second_task.cancel()
         await asyncio.gather(second_task, return_exceptions=True)
+
+
+async def test_a_handler_that_succeeds_on_its_last_allowed_attempt_is_not_dead_lettered(
+    settings: Settings, scratch: Database
+) -> None:
+    event = registered()
+    failures_left = [settings.consumer_max_attempts - 1]
+    recorder = Recorder(lambda handled: handled.id == str(event.id))
+
+    async def nearly_hopeless(connection: asyncpg.Connection, handled: Event) -> None:
+        if handled.id == str(event.id) and failures_left[0] > 0:
+            failures_left[0] -= 1
+            raise ValueError("not yet")
+        await recorder(connection, handled)
+
+    await enqueue(scratch, event)
+    relay = OutboxRelay(service=SCRATCH, database=scratch, settings=settings)
+    kafka = producer(settings)
+    await kafka.start()
+    consumer = await start_consumer(settings, scratch, nearly_hopeless)
+    try:
+        await relay.publish_batch(kafka)
+        await wait_for(lambda: len(recorder.handled) == 1)
+    finally:
+        await consumer.stop()
+        await kafka.stop()
+
+    # Dead-lettering would have come instead of the successful attempt, never after it.
+    assert failures_left == [0]
+    assert recorder.ids() == [str(event.id)]
+    dead_letter = consumer.runner.dead_letter_topic
+    letters = await messages_on(settings, dead_letter)  # the topic's history: earlier poison
+    dead = await read_topic(settings, dead_letter, until=lambda records: len(records) >= letters)
+    assert str(event.id) not in [header(record, "ce_id") for record in dead]
+
+
+async def messages_on(settings: Settings, topic: str) -> int:
+    reader = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await reader.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in reader.partitions_for_topic(topic) or ()]
+        assert partitions, f"{topic} does not exist"
+        return sum((await reader.end_offsets(partitions)).values())
+    finally:
+        await reader.stop()
+
+
+def stalled_seconds(group: str) -> float:
+    value = REGISTRY.get_sample_value("casework_consumer_stalled_seconds", {"group": group})
+    return value or 0.0
+
+
+async def test_transient_retries_are_bounded_then_the_message_is_dead_lettered(
+    settings: Settings, scratch: Database
+) -> None:
+    impatient = settings.model_copy(update={"consumer_max_transient_seconds": 0.5})
+    stuck, follower = registered(), registered()
+    stalls_seen: list[float] = []
+    recorder = Recorder(lambda handled: handled.id == str(follower.id))
+    group = f"test-{secrets.token_hex(4)}"
+
+    async def database_never_back(connection: asyncpg.Connection, handled: Event) -> None:
+        if handled.id == str(stuck.id):
+            stalls_seen.append(stalled_seconds(group))
+            raise ConnectionResetError("database went away")
+        await recorder(connection, handled)
+
+    await enqueue(scratch, stuck)
+    await enqueue(scratch, follower)
+    relay = OutboxRelay(service=SCRATCH, database=scratch, settings=impatient)
+    kafka = producer(impatient)
+    await kafka.start()
+    consumer = await start_consumer(impatient, scratch, database_never_back, group=group)
+    try:
+        await relay.publish_batch(kafka)
+        await wait_for(lambda: recorder.ids() == [str(follower.id)])
+        dead = await read_topic(
+            impatient,
+            consumer.runner.dead_letter_topic,
+            until=lambda records: any(header(r, "ce_id") == str(stuck.id) for r in records),
+        )
+    finally:
+        await consumer.stop()
+        await kafka.stop()
+
+    letter = next(r for r in dead if header(r, "ce_id") == str(stuck.id))
+    assert "ConnectionResetError: database went away" in (header(letter, "dlq_error") or "")
+    # The stall was exported while it lasted, and cleared when the partition moved on.
+    assert max(stalls_seen) > 0
+    assert stalled_seconds(group) == 0
+    assert await inbox_rows(scratch, group, str(stuck.id)) == 0
+
+
+class FreezableProxy:
+    """A TCP proxy to PostgreSQL. freeze() stops it forwarding anything, in either direction,
+    without closing a socket: to both ends the other side has vanished, as a host that lost
+    power or its network would."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.frozen = False
+        self._never = asyncio.Event()
+        self._writers: list[asyncio.StreamWriter] = []
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(self.host, self.port)
+        self._writers += [writer, upstream_writer]
+        await asyncio.gather(
+            self._pipe(reader, upstream_writer),
+            self._pipe(upstream_reader, writer),
+            return_exceptions=True,
+        )
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            data = await reader.read(65536)
+            if self.frozen:
+                await self._never.wait()  # until close(): then the writer is closed too
+            if not data or writer.is_closing():
+                writer.close()
+                return
+            writer.write(data)
+            await writer.drain()
+
+    def freeze(self) -> None:
+        self.frozen = True
+
+    async def close(self) -> None:
+        for writer in self._writers:
+            writer.close()
+        self._never.set()
+        if self._server is not None:
+            self._server.close()
+
+
+async def test_a_leader_whose_connection_vanishes_stops_publishing_and_a_standby_takes_over(
+    settings: Settings, scratch: Database
+) -> None:
+    fenced = settings.model_copy(update={"relay_lock_check_seconds": 0.5})
+    target = urlsplit(scratch.dsn)
+    proxy = FreezableProxy(target.hostname or "127.0.0.1", target.port or 5432)
+    proxied = Database(scratch.dsn, schema=SCRATCH)
+    await proxied.connect()
+    # Only the leader's own session (connect_dedicated) goes through the proxy: the lock lives
+    # there; the pool's short reads and writes are not what this test cuts.
+    proxied.dsn = scratch.dsn.replace(f":{target.port}/", f":{await proxy.start()}/")
+    old = OutboxRelay(service=SCRATCH, database=proxied, settings=fenced)
+    standby = OutboxRelay(service=SCRATCH, database=scratch, settings=fenced)
+    sent_after_cut: list[OutboxRow] = []
+    send = old.send
+
+    async def spy(kafka: AIOKafkaProducer, rows: list[OutboxRow]) -> None:
+        if proxy.frozen:
+            sent_after_cut.extend(rows)
+        await send(kafka, rows)
+
+    old.send = spy  # type: ignore[method-assign,assignment]
+    old_task = asyncio.create_task(old.run())
+    await wait_for(lambda: old.is_leader)
+    standby_task = asyncio.create_task(standby.run())
+    try:
+        proxy.freeze()
+        # The old leader cannot confirm its lock in time: it stops leading by itself.
+        await wait_for(lambda: not old.is_leader, timeout=10)
+        # PostgreSQL frees the lock once the vanished session is gone (its keepalives expire;
+        # here: the proxy answers them, so end the backend the way the server would).
+        async with asyncpg.create_pool(settings.database_url, min_size=1, max_size=1) as admin:
+            ended = await admin.fetchval(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+                "AND objid = $1::bigint::oid AND granted",
+                leader_lock_key(SCRATCH),
+            )
+        assert ended is True
+        await wait_for(lambda: standby.is_leader, timeout=10)
+
+        event = registered()
+        await enqueue(scratch, event)
+        await read_topic(
+            settings,
+            Topic.INTAKE_CLIENTS,
+            until=lambda records: any(header(r, "ce_id") == str(event.id) for r in records),
+        )
+    finally:
+        await proxy.close()  # first: whatever waits on the frozen connections sees them end
+        proxied.pool.terminate()
+        for task in (old_task, standby_task):
+            task.cancel()
+        await asyncio.wait([old_task, standby_task], timeout=10)
+    assert sent_after_cut == []
+    assert not old.is_leader

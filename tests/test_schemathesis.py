@@ -33,7 +33,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from services.registry import SERVICES
+from services.registry import SERVICES, TOPICS
 from shared.http.app import create_app
 from shared.http.problems import PROBLEM_JSON
 from shared.settings import Settings
@@ -112,7 +112,9 @@ SUPERVISOR = User("fuzz-supervisor", ("supervisor",), "org-fuzz", "team-fuzz")
 CASEWORKER = User("fuzz-caseworker", ("caseworker",), "org-fuzz", "team-fuzz")
 AUDITOR = User("fuzz-auditor", ("auditor",), "org-fuzz", None)
 OUTSIDER = User("fuzz-outsider", ("caseworker",), "org-fuzz", "team-other")
-USERS = [SUPERVISOR, CASEWORKER, AUDITOR]
+# Keeps org-fuzz's staff directory (planning's /v1/workers), which assignments must name.
+ADMIN = User("fuzz-admin", ("admin",), "org-fuzz", None)
+USERS = [SUPERVISOR, CASEWORKER, AUDITOR, ADMIN]
 
 # Clients registered before the run (in scope for some users, not for others). A generated
 # well-formed `client_id` is mostly swapped for one of them (a hook, registered below): random
@@ -191,7 +193,7 @@ class ServicesThread:
             )
             self.servers[name] = server
             self.server_tasks.append(asyncio.create_task(server.serve(sockets=[listener])))
-            worker = Worker(spec, self.settings, serve_http=False)
+            worker = Worker(spec, self.settings, topics=TOPICS, serve_http=False)
             workers.append(worker)
             self.worker_tasks.append(asyncio.create_task(worker.run()))
         deadline = time.monotonic() + 30
@@ -262,6 +264,13 @@ def base_urls(
             for name in ("planning", "referrals", "notifications"):
                 _wait_for(http, f"{urls[name]}/v1/client-refs/{client_id}", headers[user])
         assigned = registered[0][0]
+        response = http.put(
+            f"{urls['planning']}/v1/workers/{CASEWORKER.subject}",
+            json={"team_id": CASEWORKER.team_id, "display_name": "Fuzz Caseworker"},
+            headers=headers[ADMIN],
+            timeout=10,
+        )
+        assert response.status_code in (200, 201), response.text
         response = http.put(
             f"{urls['planning']}/v1/cases/{assigned}/assignment",
             json={"worker_id": CASEWORKER.subject},

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from uuid import uuid4
 
+import asyncpg
 import pytest
 
-from shared.events.contracts import ClientRegistered
+from shared.events.contracts import ClientRegistered, Topic
 from shared.events.envelope import (
     UndecodableEvent,
     UnknownEventType,
@@ -15,6 +17,8 @@ from shared.events.envelope import (
     encode_data,
     kafka_headers,
 )
+from shared.http.merge_patch import merge_patch
+from shared.http.problems import log_unexpected
 from shared.settings import Settings
 from shared.tracing import continue_or_start, parse_traceparent
 
@@ -60,7 +64,7 @@ def _message(**overrides: object) -> tuple[list[tuple[str, bytes]], bytes]:
 
 def test_decode_reads_attributes_and_typed_data() -> None:
     headers, value = _message()
-    event = decode(headers, value)
+    event = decode(headers, value, topic=Topic.INTAKE_CLIENTS)
     assert event.id == "e-1"
     assert isinstance(event.data, ClientRegistered)
     assert event.subject == str(event.data.client_id)
@@ -84,14 +88,14 @@ def test_undecodable_messages_are_rejected_with_a_reason(mutate: object, reason:
     headers, value = _message()
     bad_headers, bad_value = mutate(headers, value)  # type: ignore[operator]
     with pytest.raises(UndecodableEvent, match=reason):
-        decode(bad_headers, bad_value)
+        decode(bad_headers, bad_value, topic=Topic.INTAKE_CLIENTS)
 
 
 def test_an_unknown_event_type_is_not_an_error_but_is_told_apart() -> None:
     headers, value = _message()
     renamed = [(k, b"org.other.thing.v1" if k == "ce_type" else x) for k, x in headers]
     with pytest.raises(UnknownEventType):
-        decode(renamed, value)
+        decode(renamed, value, topic=Topic.INTAKE_CLIENTS)
 
 
 def test_a_service_connects_as_its_own_role_unless_told_otherwise() -> None:
@@ -105,3 +109,41 @@ def test_a_service_connects_as_its_own_role_unless_told_otherwise() -> None:
     )
     explicit = settings.model_copy(update={"service_database_url": "postgresql://x:y@h/d"})
     assert explicit.database_url_for("planning") == "postgresql://x:y@h/d"
+
+
+def test_merge_patch_follows_rfc_7396_appendix_a() -> None:
+    # The RFC's own examples: (original, patch, result).
+    cases = [
+        ({"a": "b"}, {"a": "c"}, {"a": "c"}),
+        ({"a": "b"}, {"b": "c"}, {"a": "b", "b": "c"}),
+        ({"a": "b"}, {"a": None}, {}),
+        ({"a": "b", "b": "c"}, {"a": None}, {"b": "c"}),
+        ({"a": ["b"]}, {"a": "c"}, {"a": "c"}),
+        ({"a": "c"}, {"a": ["b"]}, {"a": ["b"]}),
+        ({"a": {"b": "c"}}, {"a": {"b": "d", "c": None}}, {"a": {"b": "d"}}),
+        ({"a": [{"b": "c"}]}, {"a": [1]}, {"a": [1]}),
+        (["a", "b"], ["c", "d"], ["c", "d"]),
+        ({"a": "b"}, ["c"], ["c"]),
+        ({"a": "foo"}, None, None),
+        ({"a": "foo"}, "bar", "bar"),
+        ({"e": None}, {"a": 1}, {"e": None, "a": 1}),
+        ([1, 2], {"a": "b", "c": None}, {"a": "b"}),
+        ({}, {"a": {"bb": {"ccc": None}}}, {"a": {"bb": {}}}),
+    ]
+    for original, patch, result in cases:
+        assert merge_patch(original, patch) == result, (original, patch)
+
+
+def test_an_unhandled_database_error_is_logged_without_the_values_it_quotes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    error = asyncpg.UniqueViolationError(
+        'duplicate key value violates unique constraint "uq_clients_phone"'
+    )
+    error.detail = "Key (phone)=(+1 555 010 4477) already exists."
+    error.constraint_name = "uq_clients_phone"
+    with caplog.at_level(logging.ERROR):
+        log_unexpected(error)
+    logged = caplog.records[-1]
+    assert logged.constraint == "uq_clients_phone"  # type: ignore[attr-defined]
+    assert "555" not in caplog.text and "555" not in str(logged.__dict__)

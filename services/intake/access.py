@@ -1,7 +1,20 @@
 """Who may do what in intake. The one place; every endpoint asks the Guard, which reads this."""
 
-from shared.auth.policy import Policy, Scope
+from shared.auth.policy import ActionKind, Policy, Scope
 from shared.auth.principal import Role
+
+READ, WRITE = ActionKind.READ, ActionKind.WRITE
+
+# What each action is: break-glass opens reads only (shared/auth/policy.py).
+KINDS = {
+    "client.create": WRITE, "client.search": READ, "client.read": READ, "client.list": READ,
+    "client.update": WRITE,
+    "consent.read": READ, "consent.write": WRITE,
+    "assessment.read": READ, "assessment.write": WRITE, "assessment.override": WRITE,
+    "flag.read": READ, "flag.write": WRITE,
+    "link.read": READ, "link.write": WRITE,
+    "code_list.read": READ, "report.equity": READ, "audit.read": READ,
+}  # fmt: skip
 
 # What a worker may do on the clients in their scope (caseload, team, ...).
 _CASE_WORK = (
@@ -17,7 +30,8 @@ POLICY = Policy(
         Role.CASEWORKER: {
             "client.create": Scope.ALL,
             # Search before create looks across the organisation, or duplicates slip through;
-            # candidates show only what identifies them, and each one shown is audited.
+            # candidates outside the caller's client.read scope show only what identifies them,
+            # and each one shown is audited.
             "client.search": Scope.ORGANISATION,
             "code_list.read": Scope.ALL,
             **dict.fromkeys(_CASE_WORK, Scope.CASELOAD),
@@ -37,10 +51,12 @@ POLICY = Policy(
             "consent.read": Scope.ORGANISATION,
             "code_list.read": Scope.ALL,
         },
-        Role.AUDITOR: {"audit.read": Scope.ALL, "report.equity": Scope.ALL},
+        Role.AUDITOR: {"audit.read": Scope.ORGANISATION, "report.equity": Scope.ORGANISATION},
+        Role.PLATFORM_AUDITOR: {"audit.read": Scope.ALL_ORGANISATIONS},
         # Admins configure; aggregated figures carry no client data.
         Role.ADMIN: {"code_list.read": Scope.ALL, "report.equity": Scope.ORGANISATION},
         # Partners see referral data in the referrals service, within the client's consent.
         Role.PARTNER: {"code_list.read": Scope.ALL},
-    }
+    },
+    kinds=KINDS,
 )

@@ -3,7 +3,13 @@
 from pathlib import Path
 
 from services.intake.access import POLICY
+from services.intake.assessment_drafts.views import router as assessment_drafts_router
+from services.intake.assessments.equity_views import router as equity_router
+from services.intake.assessments.flag_queue_views import router as flag_queue_router
+from services.intake.assessments.flag_views import router as flags_router
+from services.intake.assessments.views import instruments_router
 from services.intake.assessments.views import router as assessments_router
+from services.intake.clients.history_views import router as client_history_router
 from services.intake.clients.views import router as clients_router
 from services.intake.code_lists.views import router as code_lists_router
 from services.intake.consents.views import router as consents_router
@@ -23,8 +29,14 @@ SPEC = ServiceSpec(
     routers=[
         code_lists_router,
         clients_router,
+        client_history_router,
         consents_router,
+        instruments_router,
         assessments_router,
+        assessment_drafts_router,
+        flags_router,
+        flag_queue_router,
+        equity_router,
         links_router,
         audit_router(),
     ],

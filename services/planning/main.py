@@ -4,6 +4,7 @@ from pathlib import Path
 
 from services.planning.access import POLICY
 from services.planning.cases.views import router as cases_router
+from services.planning.workers.views import router as workers_router
 from shared.audit.views import audit_router
 from shared.client_refs import CLIENT_REF_HANDLERS, client_refs_router
 from shared.spec import ServiceSpec
@@ -11,10 +12,10 @@ from shared.spec import ServiceSpec
 SPEC = ServiceSpec(
     name="planning",
     title="Planning",
-    description="Cases, service plans, goals and notes.",
+    description="Cases, the staff directory, service plans, goals and notes.",
     port_index=2,
     migrations=Path(__file__).parent / "migrations",
     policy=POLICY,
-    routers=[client_refs_router(), cases_router, audit_router()],
+    routers=[client_refs_router(), cases_router, workers_router, audit_router()],
     handlers=CLIENT_REF_HANDLERS,
 )

@@ -1,6 +1,7 @@
 """Everything planning keeps in its own schema."""
 
 from services.planning.cases.models import case_assignments_table
+from services.planning.workers.models import workers_table
 from shared.client_refs import client_refs_table
 from shared.db.metadata import service_metadata
 from shared.db.platform_tables import add_platform_tables
@@ -10,3 +11,4 @@ metadata = service_metadata(SCHEMA)
 add_platform_tables(metadata)
 client_refs_table(metadata)
 case_assignments_table(metadata)
+workers_table(metadata)

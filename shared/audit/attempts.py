@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Column, DateTime, Integer, MetaData, PrimaryKeyConstraint, Table, Text
 from sqlalchemy.engine import Connection
 
-from shared.audit.log import AuditEntry, Outcome, record, written_in_request
+from shared.audit.log import AuditEntry, AuditLog, Outcome, written_in_request
 from shared.db.database import Database
 from shared.db.metadata import create_tables
 from shared.messaging.outbox import unit_of_work
@@ -63,7 +63,7 @@ RETURNING a.attempts
 async def record_attempt(
     database: Database,
     *,
-    schema: str,
+    audit_log: AuditLog,
     action: str,
     source_address: str | None,
     request_id: str | None,
@@ -94,4 +94,4 @@ async def record_attempt(
                 purpose=None,
                 break_glass_reason=None,
             )
-            await record(uow, schema=schema, entries=[entry])
+            await audit_log.record(uow, [entry])

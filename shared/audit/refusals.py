@@ -9,7 +9,7 @@ one record for each, under the route template and with the caller's identity.
 
 from __future__ import annotations
 
-from shared.audit.log import AuditEntry, Outcome, record
+from shared.audit.log import AuditEntry, AuditLog, Outcome
 from shared.auth.principal import Principal
 from shared.db.database import Database
 from shared.messaging.outbox import unit_of_work
@@ -29,7 +29,7 @@ def outcome_of(status: int) -> str:
 async def record_refusal(
     database: Database,
     *,
-    schema: str,
+    audit_log: AuditLog,
     principal: Principal,
     action: str,
     status: int,
@@ -51,4 +51,4 @@ async def record_refusal(
         break_glass_reason=None,
     )
     async with unit_of_work(database) as uow:
-        await record(uow, schema=schema, entries=[entry])
+        await audit_log.record(uow, [entry])

@@ -1,5 +1,7 @@
-"""GET /v1/audit: a service's audit trail, for auditors (all of it) and supervisors (the
-clients in their scope). Reading the trail is itself audited."""
+"""GET /v1/audit: a service's audit trail, for auditors (their organisation's: records about its
+clients, and its people's records about no known client), platform auditors (every
+organisation's) and supervisors (one client in their scope at a time). Reading the trail is
+itself audited."""
 
 from __future__ import annotations
 
@@ -8,10 +10,10 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from shared.auth.guard import GuardDep
-from shared.auth.policy import Scope
+from shared.auth.guard import Guard, GuardDep
+from shared.auth.policy import ORGANISATION_WIDE, Scope
 from shared.http.app import DatabaseDep
 from shared.http.pagination import (
     Cursor,
@@ -46,9 +48,27 @@ class AuditRecordPublic(BaseModel):
     chain: int
     prev_hash: str
     hash: str
+    key_id: str | None = Field(
+        description="The id of the HMAC key that sealed the row; null: sealed with plain "
+        "SHA-256 before keys existed."
+    )
 
 
-_COLUMNS = ", ".join(AuditRecordPublic.model_fields)
+_COLUMNS = ", ".join(f"l.{column}" for column in AuditRecordPublic.model_fields)
+
+
+def _visible_records(guard: Guard, spans_organisations: bool) -> tuple[str, list[str]]:
+    """The records the caller may read, as SQL over audit_log (alias `l`) and client_access
+    (alias `a`): about a client in the caller's scope; about no known client (a refused or
+    unauthenticated request, a search that showed nobody), those of the caller's own
+    organisation's people. A role that spans organisations reads them all."""
+    if spans_organisations:
+        return "TRUE", []
+    in_scope, values = guard.policy.list_filter(guard.principal, ACTION, first_parameter=5)
+    return (
+        f"(CASE WHEN a.client_id IS NULL THEN l.actor_organization_id = $4 ELSE {in_scope} END)",
+        [guard.principal.organization_id, *values],
+    )
 
 
 def _seq_cursor(cursor: str) -> int:
@@ -66,8 +86,9 @@ def audit_router() -> APIRouter:
         response_model=Page[AuditRecordPublic],
         responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 422)},
         summary="The audit trail of this service, newest first",
-        description="Auditors may list everything; supervisors must name a client in their "
-        "scope. Every record is hash-chained; `casework audit-verify` checks the chains.",
+        description="Auditors may list their organisation's trail, platform auditors every "
+        "organisation's; supervisors must name a client in their scope. Every record is "
+        "HMAC-chained; `casework audit-verify` checks the chains.",
     )
     async def list_audit(
         guard: GuardDep,
@@ -77,10 +98,11 @@ def audit_router() -> APIRouter:
         limit: Limit = 50,
     ) -> Page[AuditRecordPublic]:
         before = _seq_cursor(cursor) if cursor else None
-        sees_everything = Scope.ALL in guard.policy.scopes(guard.principal, ACTION)
+        scopes = guard.policy.scopes(guard.principal, ACTION)
+        spans_organisations = Scope.ALL_ORGANISATIONS in scopes
         async with unit_of_work(database) as uow:
             connection = uow.connection
-            if client_id is not None and not sees_everything:
+            if client_id is not None and not spans_organisations:
                 grant = await guard.authorize_client(
                     connection, ACTION, client_id, resource_type="audit_trail"
                 )
@@ -91,7 +113,7 @@ def audit_router() -> APIRouter:
                     resource_id=str(client_id) if client_id else None,
                     client_id=client_id,
                 )
-                if not sees_everything:
+                if not scopes & ORGANISATION_WIDE:
                     raise await guard.refuse(
                         grant,
                         ProblemError(
@@ -102,13 +124,22 @@ def audit_router() -> APIRouter:
                             "time: pass client_id.",
                         ),
                     )
+            # One client's trail: the grant above decided. The whole trail: filtered.
+            visible, values = (
+                ("TRUE", [])
+                if client_id is not None
+                else _visible_records(guard, spans_organisations)
+            )
             rows = await connection.fetch(
-                f"SELECT {_COLUMNS} FROM audit_log "
-                "WHERE ($1::uuid IS NULL OR client_id = $1) AND ($2::bigint IS NULL OR seq < $2) "
-                "ORDER BY seq DESC LIMIT $3",
+                f"SELECT {_COLUMNS} FROM audit_log l "
+                "LEFT JOIN client_access a ON a.client_id = l.client_id "
+                "WHERE ($1::uuid IS NULL OR l.client_id = $1) "
+                f"AND ($2::bigint IS NULL OR l.seq < $2) AND {visible} "
+                "ORDER BY l.seq DESC LIMIT $3",
                 client_id,
                 before,
                 limit + 1,
+                *values,
             )
             await guard.audit(uow, grant)
         items = [AuditRecordPublic(**dict(row)) for row in rows[:limit]]

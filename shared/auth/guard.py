@@ -2,11 +2,13 @@
 
 `authenticate` turns the bearer token into a Principal (401 otherwise). `Guard` checks the
 service's Policy: an action the caller's roles never have is 403; a client record outside the
-caller's scope is 404, so its existence is not revealed, unless a supervisor breaks the glass
-with a reason. Every outcome is audited: allowed and break-glass in the transaction of the
-action itself; a refusal rides on its error and is written right after the action's
-transaction rolls back, on the same connection (never on a second one while the first is
-held), or by the problem handler when no transaction was open.
+caller's scope is 404, so its existence is not revealed, for reads and writes alike. The one
+exception: a supervisor who gives a reason may *read* a record of their own organisation
+outside their scope (break-glass; see shared/auth/policy.py and shared/auth/break_glass.py).
+Every outcome is audited: allowed and break-glass in the transaction of the action itself; a
+refusal rides on its error and is written right after the action's transaction rolls back, on
+the same connection (never on a second one while the first is held), or by the problem handler
+when no transaction was open.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from uuid import UUID
 import asyncpg
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import AfterValidator
 
 from shared.audit import attempts
 from shared.audit.attempts import record_attempt
-from shared.audit.log import AuditEntry, Outcome, record
+from shared.audit.log import AuditEntry, AuditLog, Outcome
+from shared.auth import break_glass
 from shared.auth.facts import load_facts
 from shared.auth.policy import Policy
 from shared.auth.principal import PRINCIPAL_SCOPE_KEY, Principal
@@ -48,13 +52,14 @@ PurposeHeader = Annotated[
     ),
 ]
 BreakGlassHeader = Annotated[
-    str | None,
+    Annotated[str, AfterValidator(break_glass.substantive_reason)] | None,
     Header(
         alias="X-Break-Glass-Reason",
-        min_length=10,
-        max_length=500,
-        description="Supervisors only: open a record outside your scope, for this reason. "
-        "Allowed, flagged and audited.",
+        min_length=break_glass.MIN_LENGTH,
+        max_length=break_glass.MAX_LENGTH,
+        description="Supervisors only: read a record of your organisation outside your scope, "
+        "for this reason (at least two words of three or more letters). Reads only: a write, "
+        "or a record of another organisation, stays 404. Allowed reads are flagged and audited.",
     ),
 ]
 
@@ -82,7 +87,7 @@ async def _audit_alone(request: Request) -> None:
     route = request.scope.get("route")
     await record_attempt(
         request.app.state.database,
-        schema=request.app.state.spec.schema,
+        audit_log=request.app.state.audit_log,
         action=attempts.action(request.method, getattr(route, "path", attempts.UNMATCHED_ROUTE)),
         source_address=_source_address(request),
         request_id=current_request_id.get(),
@@ -142,7 +147,7 @@ class Guard:
         principal: Principal,
         policy: Policy,
         database: Database,
-        schema: str,
+        audit_log: AuditLog,
         request_id: str | None,
         source_address: str | None,
         purpose: str | None,
@@ -151,7 +156,7 @@ class Guard:
         self.principal = principal
         self.policy = policy
         self.database = database
-        self.schema = schema
+        self.audit_log = audit_log
         self.request_id = request_id
         self.source_address = source_address
         self.purpose = purpose
@@ -175,7 +180,7 @@ class Guard:
 
     async def audit(self, uow: UnitOfWork, *grants: Grant) -> None:
         """Record granted actions in the action's own unit of work; call it last there."""
-        await record(uow, schema=self.schema, entries=[self._entry(g) for g in grants])
+        await self.audit_log.record(uow, [self._entry(g) for g in grants])
 
     async def refuse(
         self,
@@ -193,7 +198,7 @@ class Guard:
 
         async def write(connection: asyncpg.Connection) -> None:
             uow = UnitOfWork(connection)
-            await record(uow, schema=self.schema, entries=entries)
+            await self.audit_log.record(uow, entries)
             await uow.flush()
 
         defer_after_rollback(error, write)
@@ -248,7 +253,10 @@ class Guard:
             raise await self.refuse(grant, missing, Outcome.NOT_FOUND)
         if self.policy.allows_client(self.principal, action, facts):
             return grant
-        if self.break_glass_reason and self.policy.may_break_glass(self.principal, action):
+        # Break-glass reads a record of the caller's own organisation; a write, or another
+        # organisation's record, is refused like any record outside scope (404), so no view
+        # has to ask how its grant was obtained.
+        if self.break_glass_reason and self.policy.may_break_glass(self.principal, action, facts):
             return Grant(
                 action,
                 resource_type,
@@ -270,7 +278,7 @@ async def get_guard(
         principal=principal,
         policy=request.app.state.spec.policy,
         database=request.app.state.database,
-        schema=request.app.state.spec.schema,
+        audit_log=request.app.state.audit_log,
         request_id=current_request_id.get(),
         source_address=_source_address(request),
         purpose=purpose,

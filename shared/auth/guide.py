@@ -13,23 +13,25 @@ role and `make token ROLE=caseworker SUB=alice` signs more. Claims used: `sub` (
 |---|---|
 | 401 + `WWW-Authenticate` | no token, or it is malformed, expired, wrongly signed or for another audience |
 | 403 | your roles never allow this action |
-| 404 | the record does not exist *or* is outside your scope: the two are not told apart |
+| 404 | the record does not exist *or* is outside your scope (another organisation's records always are), for reads and writes alike: the two are not told apart |
 
 ## Roles
 
 | role | may |
 |---|---|
 | caseworker | register clients; read clients on their caseload (and those they registered until the case is assigned) |
-| supervisor | what caseworkers may, for their whole team; assign cases within their team; read the audit trail of their team's clients; break the glass |
+| supervisor | what caseworkers may, for their whole team; assign cases to active workers of their team; read the audit trail of their team's clients; break the glass (read only, own organisation) |
 | partner | referrals addressed to their organisation, within the client's consent (with the referrals service) |
-| admin | directory, users, configuration: no client data |
-| auditor | every audit trail, read-only |
-| integration | agency systems: read their organisation's clients |
+| admin | their organisation's staff directory, configuration: no client data |
+| auditor | their organisation's audit trails and equity reports, read-only |
+| platform_auditor | every organisation's audit trails, read-only |
+| integration | agency systems: read their organisation's clients; sync its staff directory |
 
 Every read and write of client data, and every refused attempt, is audited with who, what,
 when, from where and why. Optional headers: `X-Purpose-Of-Use` (e.g. `care-coordination`,
-kept in the audit trail); `X-Break-Glass-Reason` (supervisors: open a record outside your
-scope for a stated reason; allowed, flagged and audited); `Idempotency-Key` on creating POSTs;
+kept in the audit trail); `X-Break-Glass-Reason` (supervisors: read a record of your own
+organisation outside your scope, for a reason of at least two words; flagged and audited;
+never a write, never another organisation's record: those stay 404); `Idempotency-Key` on creating POSTs;
 `X-Request-ID` (echoed, and in every log line and audit record). Errors are RFC 9457 problem
 details (`application/problem+json`).
 """

@@ -19,7 +19,10 @@ class Role(StrEnum):
         "partner"  # staff of an organisation receiving referrals: only what is addressed to it
     )
     ADMIN = "admin"  # directory, users, configuration; no client data
-    AUDITOR = "auditor"  # audit trails, read-only
+    AUDITOR = "auditor"  # their organisation's audit trails, read-only
+    # Oversight across organisations (e.g. the body that runs a shared platform): every
+    # organisation's audit trails, read-only; never client records themselves.
+    PLATFORM_AUDITOR = "platform_auditor"
     INTEGRATION = (
         "integration"  # agency systems (machine clients): their organisation's clients, read-only
     )

@@ -26,7 +26,7 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
-    asyncpg.ConnectionFailureError,
+    asyncpg.PostgresConnectionError,  # SQLSTATE class 08: the connection is gone or refused
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
 )
@@ -168,10 +168,16 @@ class Database:
             and time.monotonic() - self.last_acquired > longer_than
         )
 
-    async def connect_dedicated(self) -> asyncpg.Connection:
+    async def connect_dedicated(
+        self, server_settings: dict[str, str] | None = None
+    ) -> asyncpg.Connection:
         """A connection outside the pool, for LISTEN and session-level advisory locks."""
         connection: asyncpg.Connection = await asyncpg.connect(
-            self.dsn, server_settings={"search_path": f"{self.schema}, extensions"}
+            self.dsn,
+            server_settings={
+                "search_path": f"{self.schema}, extensions",
+                **(server_settings or {}),
+            },
         )
         await _init_connection(connection)
         return connection

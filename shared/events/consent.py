@@ -39,6 +39,7 @@ class DataClass(StrEnum):
     SUBSTANCE_USE = "substance_use"
     HIV = "hiv"
     MENTAL_HEALTH = "mental_health"
+    CHILD_SAFETY = "child_safety"
 
 
 # Classes a network-wide consent can never cover, and why.
@@ -93,9 +94,6 @@ class ConsentGranted(EventData):
     )
     given_by: GivenBy = Field(description="Who signed the consent.")
 
-    def aggregate_id(self) -> str:
-        return str(self.client_id)
-
 
 class ConsentRevoked(EventData):
     """A client's consent was revoked: it covers nothing from now on."""
@@ -110,9 +108,6 @@ class ConsentRevoked(EventData):
     client_id: UUID = Field(description="The client's id in intake.")
     revoked_at: datetime = Field(description="When the revocation was recorded.")
     reason: RevocationReason = Field(description="Why, as a code.")
-
-    def aggregate_id(self) -> str:
-        return str(self.client_id)
 
 
 EVENTS: tuple[type[EventData], ...] = (ConsentGranted, ConsentRevoked)

@@ -16,11 +16,20 @@ from pydantic import BaseModel, ConfigDict, Field
 
 CE_SOURCE_PREFIX = "/casework"
 
+# Every service that publishes: the `ce_source` a consumer accepts is `/casework/<one of these>`.
+# The composition root (services/registry.py) must name the same services; a test checks it.
+SERVICE_NAMES: tuple[str, ...] = ("intake", "planning", "referrals", "notifications")
+ANY_SERVICE = "any"
+
 
 class Topic:
-    """One topic per aggregate stream, keyed by the aggregate id (usually the client id)."""
+    """One topic per aggregate stream, keyed by the aggregate id (usually the client id).
+
+    `INTAKE_PROTECTED` carries protected data classes (see `shared/events/protection.py`):
+    only the services named there may read it."""
 
     INTAKE_CLIENTS = "casework.intake.clients"
+    INTAKE_PROTECTED = "casework.intake.protected"
     PLANNING_CASES = "casework.planning.cases"
     AUDIT = "casework.audit"
 
@@ -37,11 +46,25 @@ class EventData(BaseModel):
     event_type: ClassVar[str]
     topic: ClassVar[str]
     aggregate_type: ClassVar[str]
+    # The one service that publishes this type, or ANY_SERVICE (the audit stream).
     source_service: ClassVar[str]
     summary: ClassVar[str]
+    # The Kafka key (and `ce_subject`): the first of these fields that is not null. Documented
+    # in AsyncAPI from here, so the documentation cannot name another key than the relay sends.
+    key_fields: ClassVar[tuple[str, ...]] = ("client_id",)
+    key_description: ClassVar[str] = "The client's id: every event about a client stays in order."
 
     def aggregate_id(self) -> str:
-        raise NotImplementedError
+        for name in self.key_fields:
+            value = getattr(self, name)
+            if value is not None:
+                return str(value)
+        raise ValueError(f"{self.event_type}: every key field is null: {self.key_fields}")
+
+
+def publishers(model: type[EventData]) -> tuple[str, ...]:
+    """The services whose `ce_source` a consumer accepts for this type."""
+    return SERVICE_NAMES if model.source_service == ANY_SERVICE else (model.source_service,)
 
 
 class ClientRegistered(EventData):
@@ -70,9 +93,6 @@ class ClientRegistered(EventData):
         default=None, description="The first three characters of the postal code (1.1)."
     )
 
-    def aggregate_id(self) -> str:
-        return str(self.client_id)
-
 
 class ClientUpdated(EventData):
     """A client's record changed at intake. Names which fields changed, never their values."""
@@ -93,9 +113,6 @@ class ClientUpdated(EventData):
     )
     updated_at: datetime
 
-    def aggregate_id(self) -> str:
-        return str(self.client_id)
-
 
 class CaseAssigned(EventData):
     """A client's case was assigned to a worker: access follows the assignment."""
@@ -105,6 +122,7 @@ class CaseAssigned(EventData):
     aggregate_type = "case"
     source_service = "planning"
     summary = "A client's case was assigned to a worker (ids only)."
+    key_description = "The client's id (not a case id: a client has one case in planning)."
 
     client_id: UUID
     worker_id: str = Field(description="User id of the worker the case now belongs to.")
@@ -113,9 +131,6 @@ class CaseAssigned(EventData):
     assigned_by: str = Field(description="User id of who assigned it.")
     assigned_at: datetime
 
-    def aggregate_id(self) -> str:
-        return str(self.client_id)
-
 
 class AuditRecorded(EventData):
     """An audit record, ids only, for an agency's SIEM."""
@@ -123,7 +138,12 @@ class AuditRecorded(EventData):
     event_type = "org.casework.audit.recorded.v1"
     topic = Topic.AUDIT
     aggregate_type = "audit"
-    source_service = "any"
+    source_service = ANY_SERVICE
+    key_fields = ("client_id", "audit_id")
+    key_description = (
+        "The client's id when the record concerns a client (its trail stays in order), "
+        "otherwise the audit record's own id."
+    )
     summary = (
         "Someone read or changed (or tried to) a record. Ids only: no client data, no reasons."
     )
@@ -142,8 +162,41 @@ class AuditRecorded(EventData):
     request_id: str | None
     source_address: str | None
 
-    def aggregate_id(self) -> str:
-        return str(self.client_id or self.audit_id)
+
+class ChainHead(BaseModel):
+    """The newest row of one audit chain when a checkpoint was taken."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    chain: int = Field(ge=0, description="The chain's number.")
+    seq: int = Field(ge=1, description="The row's seq in the service's audit_log.")
+    hash: str = Field(description="The row's chain hash (hex).")
+
+
+class AuditCheckpoint(EventData):
+    """A signed record of every audit chain head of one service, taken by its worker."""
+
+    event_type = "org.casework.audit.checkpoint.v1"
+    topic = Topic.AUDIT
+    aggregate_type = "audit_checkpoint"
+    source_service = "any"
+    summary = (
+        "Every audit chain head of one service (ids, seqs and hashes only), signed with Ed25519: "
+        "the signature covers this JSON without `signature`, keys sorted, no whitespace."
+    )
+
+    checkpoint_id: UUID
+    service: str
+    taken_at: datetime
+    heads: list[ChainHead] = Field(description="One per chain that has rows, by chain number.")
+    signing_key: str = Field(
+        description="Fingerprint of the public key that verifies the signature: the first 16 "
+        "hex digits of the SHA-256 of its raw 32 bytes."
+    )
+    signature: str = Field(description="Ed25519 signature, base64.")
+
+    key_fields = ("service",)
+    key_description = "The service whose chains it covers: one service's checkpoints in order."
 
 
 PLATFORM_EVENTS: tuple[type[EventData], ...] = (
@@ -151,4 +204,5 @@ PLATFORM_EVENTS: tuple[type[EventData], ...] = (
     ClientUpdated,
     CaseAssigned,
     AuditRecorded,
+    AuditCheckpoint,
 )

@@ -15,8 +15,10 @@ from typing import Any
 
 import yaml
 
-from shared.events.contracts import EventData, dead_letter_topic
+from shared.events.contracts import EventData, dead_letter_topic, publishers
+from shared.events.protection import PROTECTED_TOPIC_READERS
 from shared.events.registry import EVENT_TYPES
+from shared.messaging.kafka import EPOCH_TOPIC
 from shared.spec import ServiceSpec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,12 +41,7 @@ def _message_name(model: type[EventData]) -> str:
     return model.__name__
 
 
-def _publishers(model: type[EventData], services: list[str]) -> list[str]:
-    """`source_service = "any"`: every service publishes it (the audit stream)."""
-    return services if model.source_service == "any" else [model.source_service]
-
-
-def _ce_headers(model: type[EventData], services: list[str]) -> dict[str, Any]:
+def _ce_headers(model: type[EventData]) -> dict[str, Any]:
     return {
         "type": "object",
         "required": ["ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time", "ce_subject"],
@@ -53,7 +50,8 @@ def _ce_headers(model: type[EventData], services: list[str]) -> dict[str, Any]:
             "ce_id": {"type": "string", "description": "Unique event id (UUID)."},
             "ce_source": {
                 "type": "string",
-                "pattern": "^/casework/(" + "|".join(_publishers(model, services)) + ")$",
+                "pattern": "^/casework/(" + "|".join(publishers(model)) + ")$",
+                "description": "The publishing service: anything else is dead-lettered.",
             },
             "ce_type": {"type": "string", "const": model.event_type},
             "ce_time": {"type": "string", "format": "date-time"},
@@ -62,6 +60,31 @@ def _ce_headers(model: type[EventData], services: list[str]) -> dict[str, Any]:
             "content-type": {"type": "string", "const": "application/json"},
         },
     }
+
+
+def message_key(model: type[EventData]) -> dict[str, Any]:
+    """The Kafka key binding: what the relay really uses as the key (`EventData.aggregate_id`)."""
+    return {
+        "type": "string",
+        "format": "uuid",
+        "description": f"{model.key_description} The first non-null of the data fields "
+        f"{', '.join(model.key_fields)}; also the ce_subject.",
+        "x-key-fields": list(model.key_fields),
+    }
+
+
+def _channel_description(topic: str) -> str:
+    readers = PROTECTED_TOPIC_READERS.get(topic)
+    if readers is not None:
+        return (
+            "Protected data classes (domestic violence, substance use, HIV, mental health, child "
+            f"safety). Readable only by {', '.join(sorted(readers))} (broker ACLs); never "
+            "forwarded to an agency feed. Each message documents its key."
+        )
+    return (
+        "General data classes only: protected facts never travel here. Each message documents "
+        "its key."
+    )
 
 
 def asyncapi_document(specs: Sequence[ServiceSpec]) -> dict[str, Any]:
@@ -79,7 +102,7 @@ def asyncapi_document(specs: Sequence[ServiceSpec]) -> dict[str, Any]:
             model.topic,
             {
                 "address": model.topic,
-                "description": f"Events about one {model.aggregate_type}, keyed by its id.",
+                "description": _channel_description(model.topic),
                 "messages": {},
             },
         )
@@ -89,14 +112,12 @@ def asyncapi_document(specs: Sequence[ServiceSpec]) -> dict[str, Any]:
             "title": name,
             "summary": model.summary,
             "contentType": "application/json",
-            "headers": _ce_headers(model, services),
+            "headers": _ce_headers(model),
             "payload": {"$ref": f"../shared/events/schemas/{event_type}.json"},
-            "bindings": {
-                "kafka": {"key": {"type": "string", "description": f"{model.aggregate_type} id"}}
-            },
+            "bindings": {"kafka": {"key": message_key(model), "bindingVersion": "0.5.0"}},
         }
         message_ref = f"#/channels/{model.topic}/messages/{name}"
-        for publisher in _publishers(model, services):
+        for publisher in publishers(model):
             operations[f"{publisher}.send.{name}"] = {
                 "action": "send",
                 "channel": {"$ref": f"#/channels/{model.topic}"},
@@ -114,11 +135,21 @@ def asyncapi_document(specs: Sequence[ServiceSpec]) -> dict[str, Any]:
         channels[topic] = {
             "address": topic,
             "description": (
-                f"Messages the {group} consumers could not process, unchanged, with dlq_error, "
+                f"Messages the {group} consumers could not process or did not trust (another "
+                "topic than their contract's, another ce_source than its owner's: dlq_error "
+                "starts 'UndecodableEvent: untrusted:'), unchanged, with dlq_error, "
                 "dlq_original_topic, dlq_original_partition, dlq_original_offset, "
                 "dlq_consumer_group and dlq_attempts headers added."
             ),
         }
+    channels[EPOCH_TOPIC] = {
+        "address": EPOCH_TOPIC,
+        "description": (
+            "Not an event stream: its first record (partition 0) is a random id identifying the "
+            "broker's log, kept forever. A relay that sees it change replays its outbox "
+            "(shared/messaging/lost_log.py)."
+        ),
+    }
     return {
         "asyncapi": "3.0.0",
         "info": {

@@ -1,8 +1,18 @@
-"""CloudEvents 1.0 in Kafka binary mode: attributes in `ce_*` headers, the data as JSON value."""
+"""CloudEvents 1.0 in Kafka binary mode: attributes in `ce_*` headers, the data as JSON value.
+
+Trust on the bus: `decode` accepts an event type only on the topic its contract names and only
+from the service that owns it (`ce_source` `/casework/<contract.source_service>`; the audit
+stream's records from any known service, on the audit topic only). Anything else raises
+`UndecodableEvent`, so the consumer dead-letters it with the reason and moves on. In production
+the broker's SASL identities and ACLs decide who may write each topic; this check holds where
+the broker cannot enforce that (the embedded broker has no ACLs), and refuses a type that a
+topic's rightful writer has no business sending there (intake cannot publish `CaseAssigned`).
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Container
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -10,7 +20,7 @@ from uuid import UUID, uuid4
 
 from pydantic import ValidationError
 
-from shared.events.contracts import CE_SOURCE_PREFIX, EventData
+from shared.events.contracts import CE_SOURCE_PREFIX, EventData, publishers
 from shared.events.registry import EVENT_TYPES
 
 SPEC_VERSION = "1.0"
@@ -85,8 +95,30 @@ def encode_data(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
 
 
-def decode(headers: KafkaHeaders, value: bytes | None) -> Event:
-    """Parse a binary-mode CloudEvent. Raises UndecodableEvent or UnknownEventType."""
+def check_trusted(model: type[EventData], *, source: str, topic: str) -> None:
+    """Raise UndecodableEvent unless this type may arrive on `topic` from `source`."""
+    if topic != model.topic:
+        raise UndecodableEvent(
+            f"untrusted: {model.event_type} travels on {model.topic}, not on {topic}"
+        )
+    accepted = [source_of(service) for service in publishers(model)]
+    if source not in accepted:
+        raise UndecodableEvent(
+            f"untrusted: {model.event_type} comes from {' or '.join(accepted)}, not from {source!r}"
+        )
+
+
+def decode(
+    headers: KafkaHeaders,
+    value: bytes | None,
+    *,
+    topic: str,
+    handled: Container[str] | None = None,
+) -> Event:
+    """Parse a binary-mode CloudEvent that arrived on `topic`, and check who may send it there.
+    Raises UndecodableEvent or UnknownEventType (also for a type not in `handled`, when given:
+    a consumer neither validates nor dead-letters what it would ignore anyway, so it makes no
+    copies of events it has no business with)."""
     attributes: dict[str, str] = {}
     for name, raw in headers:
         try:
@@ -103,8 +135,9 @@ def decode(headers: KafkaHeaders, value: bytes | None) -> Event:
     if attributes["ce_specversion"] != SPEC_VERSION:
         raise UndecodableEvent(f"unsupported specversion {attributes['ce_specversion']}")
     model = EVENT_TYPES.get(attributes["ce_type"])
-    if model is None:
+    if model is None or (handled is not None and model.event_type not in handled):
         raise UnknownEventType(attributes["ce_type"])
+    check_trusted(model, source=attributes["ce_source"], topic=topic)
     try:
         time = datetime.fromisoformat(attributes.get("ce_time") or "")
     except ValueError as error:

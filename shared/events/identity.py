@@ -42,9 +42,6 @@ class ClientLinked(EventData):
     )
     linked_at: datetime = Field(description="When the link was recorded.")
 
-    def aggregate_id(self) -> str:
-        return str(self.client_id)
-
 
 class ClientUnlinked(EventData):
     """A link was undone: the client's group split in two."""
@@ -71,9 +68,6 @@ class ClientUnlinked(EventData):
         "is linked to no other record any more."
     )
     unlinked_at: datetime = Field(description="When the link was undone.")
-
-    def aggregate_id(self) -> str:
-        return str(self.client_id)
 
 
 EVENTS: tuple[type[EventData], ...] = (ClientLinked, ClientUnlinked)

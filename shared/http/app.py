@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
+from fastapi_offline import FastAPIOffline
 
+from shared.audit.keys import chain_keys
+from shared.audit.log import AuditLog
 from shared.auth.guide import AUTH_GUIDE
 from shared.auth.tokens import TokenVerifier
 from shared.db.database import Database
-from shared.http.health import health_router
+from shared.http.health import broker_check, database_check, health_router
 from shared.http.middleware import (
     BodySizeLimitMiddleware,
     MalformedRequestMiddleware,
@@ -34,7 +40,11 @@ def service_database(spec: ServiceSpec, settings: Settings) -> Database:
     )
 
 
-def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
+def create_app(
+    spec: ServiceSpec, settings: Settings | None = None, *, topics: Sequence[str] = ()
+) -> FastAPI:
+    """`topics`: the declared topics, which readiness checks exist (services/registry.py
+    TOPICS); without them readiness checks only that the broker answers."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -42,21 +52,29 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
         database = service_database(spec, settings)
         await database.connect()
         app.state.database = database
+        app.state.readiness = [
+            database_check(database, settings),
+            broker_check(settings, topics, required=False),
+        ]
         try:
             yield
         finally:
             await database.close()
 
-    app = FastAPI(
+    # /docs and /redoc serve their scripts from the package, not a CDN: they work offline and,
+    # with the server's root path (settings.http_root_path), behind the gateway's prefix.
+    app = FastAPIOffline(
         title=f"Casework {spec.title}",
         description=spec.description + AUTH_GUIDE,
         version="1.0.0",
         lifespan=lifespan,
+        generate_unique_id_function=partial(operation_id, spec.name),
     )
     app.state.settings = settings
     app.state.spec = spec
     app.state.verifier = TokenVerifier(settings)
     app.state.rate_limiter = RateLimiter(settings)
+    app.state.audit_log = AuditLog(schema=spec.schema, keys=chain_keys(settings))
     install_problem_handlers(app)
     # The last added runs first: request id, then the per-source rate (before any work),
     # malformed requests, the audit of unaudited refusals, the body limit.
@@ -64,11 +82,20 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RefusalAuditMiddleware)
     app.add_middleware(MalformedRequestMiddleware)
     app.add_middleware(SourceRateLimitMiddleware)
+    if settings.cors_allowed_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_allowed_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=list(CORS_REQUEST_HEADERS),
+            expose_headers=list(CORS_RESPONSE_HEADERS),
+            max_age=600,
+        )
     app.add_middleware(RequestContextMiddleware, service=spec.name)
-    app.include_router(health_router(service=spec.name, broker_required=False))
+    app.include_router(health_router(service=spec.name))
     for router in spec.routers:
         app.include_router(router)
-    document_problems(app)
+    refine_openapi(app)
     return app
 
 
@@ -78,12 +105,37 @@ _ANY_OPERATION = {
 }
 
 
-def document_problems(app: FastAPI) -> None:
-    """FastAPI documents its automatic 422 as application/json HTTPValidationError; this
-    service answers every error as application/problem+json. Make the document say so."""
+# What a browser may send and read across origins: the API's own headers, no more.
+CORS_REQUEST_HEADERS = (
+    "Authorization",
+    "Content-Type",
+    "If-Match",
+    "Idempotency-Key",
+    "Last-Event-ID",
+    "X-Request-Id",
+    "X-Purpose-Of-Use",
+    "X-Break-Glass-Reason",
+    "traceparent",
+)
+CORS_RESPONSE_HEADERS = ("ETag", "Location", "Retry-After", "X-Request-Id", "traceparent")
+
+
+def operation_id(service: str, route: APIRoute) -> str:
+    """Stable, unique and service-prefixed (`intake_get_client`): what generated clients name
+    their methods after. Function names are unique within a service (checked by a test)."""
+    return f"{service}_{route.name}"
+
+
+def refine_openapi(app: FastAPI) -> None:
+    """Make the document say what the service does: every error is application/problem+json
+    (FastAPI documents its automatic 422 as application/json HTTPValidationError), any request
+    may be answered 400 (malformed) or 429 (over a rate), and `If-Match` is required wherever
+    its absence is answered 428."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
         document = generate()
         schemas = document.setdefault("components", {}).setdefault("schemas", {})
         if "Problem" not in schemas:
@@ -97,11 +149,23 @@ def document_problems(app: FastAPI) -> None:
                 operation.setdefault("responses", {}).setdefault(
                     status, {"description": description, "content": problem_ref}
                 )
+            if "428" in operation.get("responses", {}):
+                for parameter in operation.get("parameters", []):
+                    if parameter["in"] == "header" and parameter["name"].lower() == "if-match":
+                        parameter["required"] = True
             for status, response in operation.get("responses", {}).items():
-                if status.startswith(("4", "5")) and "application/json" in response.get(
-                    "content", {}
-                ):
-                    response["content"] = problem_ref
+                content = response.get("content", {})
+                if status.startswith(("4", "5")) and "application/json" in content:
+                    # A typed problem (documented_problem) keeps its schema; FastAPI's own
+                    # validation error and untyped errors are the generic Problem.
+                    schema = content["application/json"].get("schema", {})
+                    typed = schema.get("$ref", "").rsplit("/", 1)[-1] not in (
+                        "",
+                        "HTTPValidationError",
+                        "Problem",
+                    )
+                    problem = schema if typed else {"$ref": "#/components/schemas/Problem"}
+                    response["content"] = {PROBLEM_JSON: {"schema": problem}}
         for unused in ("HTTPValidationError", "ValidationError"):
             schemas.pop(unused, None)
         return document

@@ -245,7 +245,7 @@ class MalformedRequestMiddleware:
         try:
             await record_attempt(
                 app_state.database,
-                schema=app_state.spec.schema,
+                audit_log=app_state.audit_log,
                 action=attempts.action(str(scope.get("method", "")), attempts.MALFORMED_ROUTE),
                 source_address=source,
                 request_id=current_request_id.get(),
@@ -310,7 +310,7 @@ class RefusalAuditMiddleware:
             if principal is not None:
                 await record_refusal(
                     app_state.database,
-                    schema=app_state.spec.schema,
+                    audit_log=app_state.audit_log,
                     principal=principal,
                     action=action,
                     status=status,
@@ -320,7 +320,7 @@ class RefusalAuditMiddleware:
             elif app_state.rate_limiter.unauthenticated(source) is None:
                 await record_attempt(
                     app_state.database,
-                    schema=app_state.spec.schema,
+                    audit_log=app_state.audit_log,
                     action=action,
                     source_address=source,
                     request_id=current_request_id.get(),

@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from shared.db.database import UNAVAILABLE_ERRORS, Database, DatabaseUnavailable
 from shared.tracing import current_request_id
@@ -147,6 +148,23 @@ def _field_errors(error: RequestValidationError) -> list[dict[str, str]]:
     ]
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method the service documents at the request's path (for a 405's Allow header),
+    read from its OpenAPI paths: the public description of its routes."""
+    path: str = request.scope["path"]
+    root_path: str = request.scope.get("root_path", "")
+    if root_path and path.startswith(root_path):
+        path = path.removeprefix(root_path)
+    methods: set[str] = set()
+    for template, operations in request.app.openapi()["paths"].items():
+        pattern, _format, _converters = compile_path(template)
+        if pattern.match(path):
+            methods |= {method.upper() for method in operations}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def on_problem(request: Request, error: ProblemError) -> JSONResponse:
@@ -182,13 +200,17 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_http(request: Request, error: StarletteHTTPException) -> JSONResponse:
         slug, title = _STATUS_SLUGS.get(error.status_code, ("http-error", "Request failed"))
         detail = error.detail if isinstance(error.detail, str) and error.detail != title else None
+        headers = dict(error.headers) if error.headers else {}
+        if error.status_code == 405:
+            # Starlette names only the first route whose path matched; list every method.
+            headers["Allow"] = ", ".join(allowed_methods(request))
         return problem_response(
             request,
             status=error.status_code,
             slug=slug,
             title=title,
             detail=detail,
-            headers=dict(error.headers) if error.headers else None,
+            headers=headers or None,
         )
 
     @app.exception_handler(DatabaseUnavailable)
@@ -222,6 +244,20 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 def _documented(description: str) -> dict[str, Any]:
     return {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": description}
+
+
+def documented_problem(model: type[Problem], description: str) -> dict[str, Any]:
+    """For `responses=`: a problem whose body has members of its own (e.g. a 409's candidates),
+    documented with its own schema under application/problem+json."""
+    return {"model": model, "content": {PROBLEM_JSON: {}}, "description": description}
+
+
+# The headers a created or read resource comes with, for `responses={201: {"headers": ...}}`.
+RESOURCE_HEADERS: dict[str, Any] = {
+    "ETag": {"description": "The version read or written: send it in If-Match to change it.",
+             "schema": {"type": "string"}},
+    "Location": {"description": "Where the created resource is.", "schema": {"type": "string"}},
+}  # fmt: skip
 
 
 # For `responses=` in route decorators, so OpenAPI documents the problem bodies.

@@ -4,9 +4,14 @@ For each message, in partition order: decode it; run its handler and record the 
 inbox in one database transaction (a duplicate finds its id there and has no effect); commit the
 database; only then commit the Kafka offset. Auto-commit is off, so a shutdown or crash
 mid-message never commits it. Transient failures (database or network unreachable) retry in
-place with backoff, holding the partition so order is kept. A message that cannot be decoded,
-or whose handler keeps failing, goes to the group's dead-letter topic with the error in its
-headers, and the partition moves on.
+place with backoff, holding the partition so order is kept, for at most
+`consumer_max_transient_seconds` (the stall shows as casework_consumer_stalled_seconds); then
+the message is dead-lettered like any other. A message that cannot be decoded, or whose
+handler keeps failing, goes to the group's dead-letter topic with the error in its headers,
+and the partition moves on.
+
+Readiness: the runner is ready once its group has completed a rebalance (with partitions, or
+as a standby member when the group has more members than partitions) and not during one.
 """
 
 from __future__ import annotations
@@ -17,14 +22,26 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import (
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRebalanceListener,
+    ConsumerRecord,
+    TopicPartition,
+)
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from shared.db.database import Database
 from shared.events.contracts import dead_letter_topic
 from shared.events.envelope import Event, UndecodableEvent, UnknownEventType, decode
+from shared.messaging.kafka import client_options
 from shared.messaging.kafka import producer as make_producer
-from shared.metrics import CONSUMER_LAG, CONSUMER_MESSAGES, CONSUMER_RETRIES
+from shared.metrics import (
+    CONSUMER_LAG,
+    CONSUMER_MESSAGES,
+    CONSUMER_RETRIES,
+    CONSUMER_STALLED_SECONDS,
+)
 from shared.settings import Settings
 from shared.tracing import continue_or_start, current_trace
 
@@ -53,6 +70,21 @@ def _traced(event: Event) -> Iterator[None]:
         current_trace.reset(token)
 
 
+class _Membership(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Whether the group's latest rebalance has completed for this member."""
+
+    def __init__(self) -> None:
+        self.joined = False
+        self.partitions: frozenset[TopicPartition] = frozenset()
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.joined = False
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.partitions = frozenset(assigned)
+        self.joined = True
+
+
 _CLAIM = """
 INSERT INTO inbox (consumer_group, event_id, event_type) VALUES ($1, $2, $3)
 ON CONFLICT DO NOTHING
@@ -77,20 +109,23 @@ class ConsumerRunner:
         self.settings = settings
         self.dead_letter_topic = dead_letter or dead_letter_topic(group)
         self.assigned = asyncio.Event()
+        self.membership = _Membership()
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
 
     async def run(self) -> None:
         """Consume until cancelled. Cancellation mid-message rolls it back and leaves it uncommitted."""
+        self.membership = _Membership()
         self._consumer = AIOKafkaConsumer(
             *self.topics,
-            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            **client_options(self.settings),
             group_id=self.group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
             fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
         )
+        self._consumer.subscribe(self.topics, listener=self.membership)
         self._producer = make_producer(self.settings)
         try:
             # Inside the try: a stop while still connecting must close both clients too.
@@ -106,10 +141,23 @@ class ConsumerRunner:
                     await self._commit(partition, messages[-1].offset + 1)
                     await self._record_lag(partition)
         finally:
-            with contextlib.suppress(KafkaError, OSError):
-                await self._consumer.stop()
-            with contextlib.suppress(KafkaError, OSError):
-                await self._producer.stop()
+            # Shielded: a second cancellation (the worker cancelling its loops again on the way
+            # out) must not leave this member in the group, still heartbeating, holding up the
+            # next rebalance, nor its producer open.
+            await asyncio.shield(self._stop_clients(self._consumer, self._producer))
+
+    @staticmethod
+    async def _stop_clients(consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
+        with contextlib.suppress(KafkaError, OSError):
+            await consumer.stop()
+        with contextlib.suppress(KafkaError, OSError):
+            await producer.stop()
+
+    def state(self) -> str:
+        """For readiness: "ok" once the group's latest rebalance completed for this member."""
+        if not self.membership.joined:
+            return "joining"
+        return "ok" if self.membership.partitions else "ok (standby: no partitions)"
 
     async def _start_with_retry(self) -> None:
         assert self._consumer is not None and self._producer is not None
@@ -146,7 +194,9 @@ class ConsumerRunner:
         """The event and its handler; None for types this group does not handle.
         Raises UndecodableEvent for a message that can never be processed."""
         try:
-            event = decode(list(message.headers), message.value)
+            event = decode(
+                list(message.headers), message.value, topic=message.topic, handled=self.handlers
+            )
         except UnknownEventType:
             return None
         handler = self.handlers.get(event.type)
@@ -205,32 +255,45 @@ class ConsumerRunner:
                 message, RuntimeError("failed in batch"), attempts=failures
             )
             return
-        while True:
-            try:
-                outcome = await self.handle_once(event, handler)
-                CONSUMER_MESSAGES.labels(self.group, outcome).inc()
-                return
-            except TRANSIENT_ERRORS as error:
-                # Infrastructure is down: wait for it without limit, the message is not at fault.
-                delay = self._backoff(failures)
-                failures += 1
-                CONSUMER_RETRIES.labels(self.group).inc()
-                log.warning(
-                    "transient failure; retrying",
-                    extra={"event_id": event.id, "error": repr(error), "retry_in": delay},
-                )
-                await asyncio.sleep(delay)
-            except Exception as error:
-                failures += 1
-                if failures >= self.settings.consumer_max_attempts:
-                    await self.send_to_dead_letter(message, error, attempts=failures)
+        stalled_since: float | None = None
+        try:
+            while True:
+                try:
+                    outcome = await self.handle_once(event, handler)
+                    CONSUMER_MESSAGES.labels(self.group, outcome).inc()
                     return
-                CONSUMER_RETRIES.labels(self.group).inc()
-                log.warning(
-                    "handler failed; retrying",
-                    extra={"event_id": event.id, "error": repr(error), "attempt": failures},
-                )
-                await asyncio.sleep(self._backoff(failures))
+                except TRANSIENT_ERRORS as error:
+                    # Infrastructure is away, the message is not at fault: wait for it, for
+                    # a bounded time, then dead-letter it with the error instead of stalling.
+                    now = asyncio.get_running_loop().time()
+                    stalled_since = now if stalled_since is None else stalled_since
+                    stalled = now - stalled_since
+                    CONSUMER_STALLED_SECONDS.labels(self.group).set(stalled)
+                    if stalled >= self.settings.consumer_max_transient_seconds:
+                        await self.send_to_dead_letter(message, error, attempts=failures + 1)
+                        return
+                    delay = self._backoff(failures)
+                    failures += 1
+                    CONSUMER_RETRIES.labels(self.group).inc()
+                    log.warning(
+                        "transient failure; retrying",
+                        extra={"event_id": event.id, "error": repr(error), "retry_in": delay},
+                    )
+                    await asyncio.sleep(delay)
+                except Exception as error:
+                    failures += 1
+                    if failures >= self.settings.consumer_max_attempts:
+                        await self.send_to_dead_letter(message, error, attempts=failures)
+                        return
+                    CONSUMER_RETRIES.labels(self.group).inc()
+                    log.warning(
+                        "handler failed; retrying",
+                        extra={"event_id": event.id, "error": repr(error), "attempt": failures},
+                    )
+                    await asyncio.sleep(self._backoff(failures))
+        finally:
+            if stalled_since is not None:
+                CONSUMER_STALLED_SECONDS.labels(self.group).set(0)
 
     def _backoff(self, failures: int) -> float:
         return min(self.settings.consumer_retry_base_seconds * 2.0**failures, 10.0)

@@ -77,7 +77,8 @@ async def list_flags(
     response_model=FlagPublic,
     responses=_problems(400, 401, 403, 404, 413, 422),
     summary="Raise a flag on a client",
-    description="Publishes `FlagRaised` (type and severity; never the note).",
+    description="Publishes `FlagRaised` (type and severity; never the note), or "
+    "`ProtectedFlagRaised` on the protected topic for a crisis or a protected type.",
 )
 async def raise_flag(
     client_id: ClientId,
@@ -88,7 +89,7 @@ async def raise_flag(
     idempotency_key: idempotency.IdempotencyKey = None,
 ) -> FlagPublic | JSONResponse:
     idempotent = idempotency.IdempotentCreate(
-        idempotency_key, f"raise_flag:{guard.principal.subject}:{client_id}", body
+        idempotency_key, "raise_flag", guard.principal, body, target=client_id
     )
     async with unit_of_work(database) as uow:
         connection = uow.connection
@@ -157,19 +158,12 @@ async def acknowledge_flag(
     refusal: ProblemError | None = None
     async with unit_of_work(database) as uow:
         grant, flag = await _locked_flag(guard, uow, client_id, flag_id)
-        if flag.acknowledged_at is not None:
-            refusal = conflict(
-                "flag-already-acknowledged",
-                "Flag already acknowledged",
-                f"{flag.acknowledged_by} acknowledged this flag at "
-                f"{flag.acknowledged_at.isoformat()}.",
-            )
-        elif flag.resolved_at is not None:
-            refusal = conflict("flag-resolved", "Flag resolved", "This flag is resolved already.")
-        else:
+        try:
             flag = await service.acknowledge_flag(
                 uow.connection, flag=flag, acknowledged_by=guard.principal.subject
             )
+        except service.FlagStateConflict as state:
+            refusal = conflict(state.slug, state.title, state.detail)
         # Allowed either way (the caller may see the flag): audited as allowed.
         await guard.audit(uow, grant)
     if refusal is not None:
@@ -194,16 +188,12 @@ async def resolve_flag(
     refusal: ProblemError | None = None
     async with unit_of_work(database) as uow:
         grant, flag = await _locked_flag(guard, uow, client_id, flag_id)
-        if flag.resolved_at is not None:
-            refusal = conflict(
-                "flag-already-resolved",
-                "Flag already resolved",
-                f"{flag.resolved_by} resolved this flag at {flag.resolved_at.isoformat()}.",
-            )
-        else:
+        try:
             flag = await service.resolve_flag(
                 uow.connection, flag=flag, note=body.note, resolved_by=guard.principal.subject
             )
+        except service.FlagStateConflict as state:
+            refusal = conflict(state.slug, state.title, state.detail)
         await guard.audit(uow, grant)
     if refusal is not None:
         raise refusal

@@ -114,8 +114,19 @@ def flags_table(metadata: MetaData) -> Table:
     )
 
 
+def flags_table_v2(metadata: MetaData) -> Table:
+    """Migration 0008: a flag raised by an assessment draft names it until it completes.
+    (`flags_table` stays as migration 0005 created it.)"""
+    table = flags_table(metadata)
+    table.append_column(
+        Column("draft_id", PgUUID(as_uuid=True), comment="raised by this draft before completion")
+    )
+    Index("ix_flags_draft_id", table.c.draft_id)
+    return table
+
+
 # Declared in intake's metadata: what the migration-drift test compares the migrations with.
-for _declare in (assessments_table, assessment_overrides_table, flags_table):
+for _declare in (assessments_table, assessment_overrides_table, flags_table_v2):
     _declare(tables.metadata)
 
 

@@ -47,9 +47,12 @@ class AnswerError(BaseModel):
     code: str
 
 
-def check_answers(instrument: Instrument, answers: Mapping[str, str]) -> list[AnswerError]:
+def check_answers(
+    instrument: Instrument, answers: Mapping[str, str], *, complete: bool = True
+) -> list[AnswerError]:
     """Every answer names a question of the instrument and one of its options; every required
-    question is answered. Empty when the answers can be scored."""
+    question is answered (unless `complete` is False: a draft). Empty when the answers can be
+    scored."""
     errors: list[AnswerError] = []
     for question_id, value in answers.items():
         field = f"body.answers.{question_id}"
@@ -61,7 +64,7 @@ def check_answers(instrument: Instrument, answers: Mapping[str, str]) -> list[An
             errors.append(
                 AnswerError(field=field, message=f"must be one of: {allowed}", code="not_an_option")
             )
-    for question in instrument.questions:
+    for question in instrument.questions if complete else ():
         if question.required and question.id not in answers:
             errors.append(
                 AnswerError(
@@ -71,6 +74,26 @@ def check_answers(instrument: Instrument, answers: Mapping[str, str]) -> list[An
                 )
             )
     return errors
+
+
+def unanswered(instrument: Instrument, answers: Mapping[str, str]) -> list[str]:
+    """The required questions still without an answer, in the instrument's order."""
+    return [q.id for q in instrument.questions if q.required and q.id not in answers]
+
+
+def crisis_flags_of(instrument: Instrument, answers: Mapping[str, str]) -> list[FlagType]:
+    """The flag types the crisis answers among `answers` raise (complete or not), in the
+    instrument's order, each once."""
+    flags: list[FlagType] = []
+    for question in instrument.questions:
+        option = question.option(answers[question.id]) if question.id in answers else None
+        if (
+            option is not None
+            and option.crisis_flag is not None
+            and option.crisis_flag not in flags
+        ):
+            flags.append(option.crisis_flag)
+    return flags
 
 
 def priority_of(instrument: Instrument, risk_level: RiskLevel) -> int:
@@ -83,7 +106,7 @@ def score(instrument: Instrument, answers: Mapping[str, str]) -> ScoreResult:
         raise ValueError("the answers do not fit the instrument; check them first")
     category_points: dict[str, int] = {}
     explanation: list[Contribution] = []
-    crisis_flags: list[FlagType] = []
+    crisis_flags = crisis_flags_of(instrument, answers)
     for question in instrument.questions:  # instrument order: the explanation reads like the form
         value = answers.get(question.id)
         if value is None:
@@ -98,8 +121,6 @@ def score(instrument: Instrument, answers: Mapping[str, str]) -> ScoreResult:
         counted_towards = [need_target(question.category), RISK_TOTAL]
         if option.crisis_flag is not None:
             counted_towards.append(RISK_CRISIS)
-            if option.crisis_flag not in crisis_flags:
-                crisis_flags.append(option.crisis_flag)
         explanation.append(
             Contribution(
                 question_id=question.id,

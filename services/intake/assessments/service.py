@@ -1,14 +1,18 @@
 """Assessments and flags: rows and events in one transaction (the caller's unit of work).
 
 An assessment stores the answers, the computed result with its explanation and the level in
-force; a crisis answer raises a crisis flag in the same transaction, and both events go out with
-it (`ClientAssessed`, `FlagRaised`): nothing is stored without its events, and no event without
-its rows.
+force; a crisis answer raises a crisis flag in the same transaction, and the events go out with
+it: nothing is stored without its events, and no event without its rows.
+
+What goes where (`shared/events/protection.py`): `ClientAssessed` carries the needs of general
+data classes, `ProtectedNeedsAssessed` (only when there are any) the protected ones; a flag goes
+out once, as `FlagRaised` when it is no crisis and of a general type, as `ProtectedFlagRaised`
+otherwise.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -29,7 +33,13 @@ from shared.events.assessment import (
     FlagRaised,
     FlagSeverity,
     FlagType,
+    GeneralNeed,
+    ProtectedFlagRaised,
+    ProtectedNeed,
+    ProtectedNeedsAssessed,
 )
+from shared.events.contracts import EventData
+from shared.events.protection import flag_travels_general, is_general_need, need_class
 from shared.http.pagination import Keyset
 from shared.messaging.outbox import UnitOfWork
 
@@ -78,10 +88,33 @@ def _assessed_event(assessment: AssessmentPublic, context: ClientContext) -> Cli
         instrument_version=assessment.instrument_version,
         risk_level=assessment.risk_level,
         priority=assessment.priority,
-        needs=assessment.needs,
+        needs=[
+            GeneralNeed(category=need.category, severity=need.severity)
+            for need in assessment.needs
+            if is_general_need(need.category)
+        ],
         preferred_language=context.preferred_language,
         postal_area=context.postal_area,
         risk_overridden=assessment.risk_overridden,
+    )
+
+
+def _protected_needs_event(assessment: AssessmentPublic) -> ProtectedNeedsAssessed | None:
+    needs = [
+        ProtectedNeed(
+            category=need.category, severity=need.severity, data_class=need_class(need.category)
+        )
+        for need in assessment.needs
+        if not is_general_need(need.category)
+    ]
+    if not needs:
+        return None
+    return ProtectedNeedsAssessed(
+        assessment_id=assessment.id,
+        client_id=assessment.client_id,
+        instrument_id=assessment.instrument_id,
+        instrument_version=assessment.instrument_version,
+        needs=needs,
     )
 
 
@@ -93,9 +126,14 @@ async def create_assessment(
     answers: Mapping[str, str],
     result: ScoreResult,
     assessed_by: str,
+    assessment_id: UUID | None = None,
+    flags_already_raised: Collection[FlagType] = (),
 ) -> AssessmentPublic:
+    """Store an assessment and raise a crisis flag per crisis type its answers name, except
+    those its draft raised already (`flags_already_raised`, with the draft's id as
+    `assessment_id`: the draft's flags then belong to the assessment)."""
     connection = uow.connection
-    assessment_id = uuid4()
+    assessment_id = assessment_id or uuid4()
     now = datetime.now(UTC)
     await connection.execute(
         """
@@ -119,25 +157,26 @@ async def create_assessment(
         assessed_by,
         now,
     )
-    flags = [
-        await _insert_flag(
-            uow,
-            client_id=client_id,
-            flag_type=flag_type,
-            severity=FlagSeverity.CRISIS,
-            source="assessment",
-            assessment_id=assessment_id,
-            note=None,
-            expires_at=None,
-            raised_by=assessed_by,
-            raised_at=now,
+    if flags_already_raised:
+        await connection.execute(
+            "UPDATE flags SET assessment_id = $1 WHERE draft_id = $1", assessment_id
         )
-        for flag_type in result.crisis_flags
-    ]
+    flags = await raise_crisis_flags(
+        uow,
+        client_id=client_id,
+        flag_types=[t for t in result.crisis_flags if t not in flags_already_raised],
+        assessment_id=assessment_id,
+        raised_by=assessed_by,
+        raised_at=now,
+        publish=False,
+    )
     assessment = await get_assessment(connection, client_id=client_id, assessment_id=assessment_id)
     assert assessment is not None
     # The assessment first, then its flags: a consumer sees the level before the alarm's cause.
     uow.publish(_assessed_event(assessment, await client_context(connection, client_id)))
+    protected_needs = _protected_needs_event(assessment)
+    if protected_needs is not None:
+        uow.publish(protected_needs)
     uow.publish(*(_flag_event(flag) for flag in flags))
     return assessment
 
@@ -220,7 +259,7 @@ async def override_risk(
 
 # --- flags ------------------------------------------------------------------------------------
 
-_FLAG_COLUMNS = """
+FLAG_COLUMNS = """
     f.id, f.client_id, f.flag_type, f.severity, f.source, f.assessment_id, f.note, f.raised_by,
     f.raised_at, f.expires_at, f.acknowledged_by, f.acknowledged_at, f.resolved_by,
     f.resolved_at, f.resolution_note,
@@ -228,11 +267,13 @@ _FLAG_COLUMNS = """
          WHEN f.expires_at <= now() THEN 'expired'
          ELSE 'active' END AS status
 """
-_ACTIVE = "f.resolved_at IS NULL AND (f.expires_at IS NULL OR f.expires_at > now())"
+IS_ACTIVE = "f.resolved_at IS NULL AND (f.expires_at IS NULL OR f.expires_at > now())"
 
 
-def _flag_event(flag: FlagPublic) -> FlagRaised:
-    return FlagRaised(
+def _flag_event(flag: FlagPublic) -> EventData:
+    """One event per flag, on the general topic or the protected one, never both."""
+    general = flag_travels_general(flag.flag_type, severity=flag.severity)
+    return (FlagRaised if general else ProtectedFlagRaised)(
         flag_id=flag.id,
         client_id=flag.client_id,
         flag_type=flag.flag_type,
@@ -257,13 +298,14 @@ async def _insert_flag(
     expires_at: datetime | None,
     raised_by: str,
     raised_at: datetime,
+    draft_id: UUID | None = None,
 ) -> FlagPublic:
     row = await uow.connection.fetchrow(
         f"""
         INSERT INTO flags AS f (id, client_id, flag_type, severity, source, assessment_id, note,
-                                raised_by, raised_at, expires_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-        RETURNING {_FLAG_COLUMNS}
+                                raised_by, raised_at, expires_at, draft_id)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+        RETURNING {FLAG_COLUMNS}
         """,
         uuid4(),
         client_id,
@@ -275,8 +317,44 @@ async def _insert_flag(
         raised_by,
         raised_at,
         expires_at,
+        draft_id,
     )
     return FlagPublic.model_validate(dict(row))
+
+
+async def raise_crisis_flags(
+    uow: UnitOfWork,
+    *,
+    client_id: UUID,
+    flag_types: Iterable[FlagType],
+    raised_by: str,
+    raised_at: datetime,
+    assessment_id: UUID | None = None,
+    draft_id: UUID | None = None,
+    publish: bool = True,
+) -> list[FlagPublic]:
+    """One crisis flag per type a crisis answer named, from an assessment or (at once, before
+    it is complete) from its draft. `publish=False`: the caller publishes them after its own
+    event, so a consumer sees the assessment before the alarm's cause."""
+    flags = [
+        await _insert_flag(
+            uow,
+            client_id=client_id,
+            flag_type=flag_type,
+            severity=FlagSeverity.CRISIS,
+            source="assessment",
+            assessment_id=assessment_id,
+            note=None,
+            expires_at=None,
+            raised_by=raised_by,
+            raised_at=raised_at,
+            draft_id=draft_id,
+        )
+        for flag_type in flag_types
+    ]
+    if publish:
+        uow.publish(*(_flag_event(flag) for flag in flags))
+    return flags
 
 
 async def raise_flag(
@@ -309,8 +387,8 @@ async def list_flags(
 ) -> list[FlagPublic]:
     """Newest first, keyset-paginated on (raised_at, id); only active ones unless asked."""
     rows = await connection.fetch(
-        f"SELECT {_FLAG_COLUMNS} FROM flags f WHERE f.client_id = $1 "
-        f"AND ($2 OR ({_ACTIVE})) "
+        f"SELECT {FLAG_COLUMNS} FROM flags f WHERE f.client_id = $1 "
+        f"AND ($2 OR ({IS_ACTIVE})) "
         "AND ($3::timestamptz IS NULL OR (f.raised_at, f.id) < ($3, $4)) "
         "ORDER BY f.raised_at DESC, f.id DESC LIMIT $5",
         client_id,
@@ -328,7 +406,7 @@ async def get_flag(
     """`for_update` locks the flag until the transaction ends: two acknowledgements of one flag
     cannot both win."""
     row = await connection.fetchrow(
-        f"SELECT {_FLAG_COLUMNS} FROM flags f WHERE f.id = $1 AND f.client_id = $2"
+        f"SELECT {FLAG_COLUMNS} FROM flags f WHERE f.id = $1 AND f.client_id = $2"
         + (" FOR UPDATE" if for_update else ""),
         flag_id,
         client_id,
@@ -336,12 +414,31 @@ async def get_flag(
     return FlagPublic.model_validate(dict(row)) if row else None
 
 
+class FlagStateConflict(Exception):
+    """The flag's state does not allow the step: raised -> acknowledged -> resolved, each once
+    (a flag may also be resolved without an acknowledgement)."""
+
+    def __init__(self, slug: str, title: str, detail: str) -> None:
+        super().__init__(detail)
+        self.slug, self.title, self.detail = slug, title, detail
+
+
 async def acknowledge_flag(
     connection: asyncpg.Connection, *, flag: FlagPublic, acknowledged_by: str
 ) -> FlagPublic:
+    """Someone has seen the flag and is acting (FlagStateConflict if acknowledged or resolved
+    already). Call with the flag locked (get_flag(for_update=True))."""
+    if flag.acknowledged_at is not None:
+        raise FlagStateConflict(
+            "flag-already-acknowledged",
+            "Flag already acknowledged",
+            f"{flag.acknowledged_by} acknowledged this flag at {flag.acknowledged_at.isoformat()}.",
+        )
+    if flag.resolved_at is not None:
+        raise FlagStateConflict("flag-resolved", "Flag resolved", "This flag is resolved already.")
     row = await connection.fetchrow(
         "UPDATE flags AS f SET acknowledged_by = $2, acknowledged_at = $3 WHERE f.id = $1 "
-        f"RETURNING {_FLAG_COLUMNS}",
+        f"RETURNING {FLAG_COLUMNS}",
         flag.id,
         acknowledged_by,
         datetime.now(UTC),
@@ -352,9 +449,17 @@ async def acknowledge_flag(
 async def resolve_flag(
     connection: asyncpg.Connection, *, flag: FlagPublic, note: str, resolved_by: str
 ) -> FlagPublic:
+    """Resolve the flag with a note on how (FlagStateConflict if resolved already). Call with
+    the flag locked."""
+    if flag.resolved_at is not None:
+        raise FlagStateConflict(
+            "flag-already-resolved",
+            "Flag already resolved",
+            f"{flag.resolved_by} resolved this flag at {flag.resolved_at.isoformat()}.",
+        )
     row = await connection.fetchrow(
         "UPDATE flags AS f SET resolved_by = $2, resolved_at = $3, resolution_note = $4 "
-        f"WHERE f.id = $1 RETURNING {_FLAG_COLUMNS}",
+        f"WHERE f.id = $1 RETURNING {FLAG_COLUMNS}",
         flag.id,
         resolved_by,
         datetime.now(UTC),

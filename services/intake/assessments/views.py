@@ -9,7 +9,6 @@ from uuid import UUID
 
 from fastapi import APIRouter, Path, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 
 from services.intake.assessments import scoring, service
 from services.intake.assessments.definitions import (
@@ -17,8 +16,6 @@ from services.intake.assessments.definitions import (
     Instrument,
     InstrumentSummary,
 )
-from services.intake.assessments.equity_views import router as equity_router
-from services.intake.assessments.flag_views import router as flags_router
 from services.intake.assessments.models import AssessmentCreate, AssessmentPublic, OverrideCreate
 from services.intake.assessments.problems import (
     conflict,
@@ -34,6 +31,7 @@ from shared.http.problems import PROBLEM_RESPONSES, ProblemError
 from shared.messaging.outbox import unit_of_work
 
 router = APIRouter(tags=["assessments"])
+instruments_router = APIRouter(tags=["instruments"])
 
 ClientId = Annotated[UUID, Path()]
 AssessmentId = Annotated[UUID, Path()]
@@ -52,31 +50,27 @@ def _location(assessment: AssessmentPublic) -> str:
 # --- instruments: reference data, the same for everyone; not client data ---------------------
 
 
-class InstrumentList(BaseModel):
-    items: list[InstrumentSummary]
-
-
-@router.get(
+@instruments_router.get(
     "/v1/instruments",
-    response_model=InstrumentList,
+    response_model=Page[InstrumentSummary],
     responses=_problems(401),
-    tags=["instruments"],
     summary="List the assessment instruments and their versions",
 )
-async def list_instruments(principal: CurrentPrincipal) -> InstrumentList:
-    return InstrumentList(
+async def list_instruments(principal: CurrentPrincipal) -> Page[InstrumentSummary]:
+    # Every list has the same envelope; the instruments fit on one page.
+    return Page[InstrumentSummary](
         items=[
             InstrumentSummary(id=i.id, version=i.version, title=i.title)
             for i in INSTRUMENTS.values()
-        ]
+        ],
+        next_cursor=None,
     )
 
 
-@router.get(
+@instruments_router.get(
     "/v1/instruments/{instrument_id}/versions/{version}",
     response_model=Instrument,
     responses=_problems(401, 404, 422),
-    tags=["instruments"],
     summary="Read one version of an instrument: questions, answer options and scoring rules",
 )
 async def get_instrument(
@@ -100,8 +94,9 @@ async def get_instrument(
     description="Checks the answers against the instrument version (422 naming the field: an "
     "unknown question, an answer that is not one of the options, a required question left out; "
     "nothing is stored), scores them and stores answers, result and explanation. Publishes "
-    "`ClientAssessed`; a crisis answer also raises a crisis flag and publishes `FlagRaised`, in "
-    "the same transaction.",
+    "`ClientAssessed` (general needs) and `ProtectedNeedsAssessed` (protected ones, if any); a "
+    "crisis answer also raises a crisis flag and publishes `ProtectedFlagRaised`, in the same "
+    "transaction.",
 )
 async def create_assessment(
     client_id: ClientId,
@@ -117,7 +112,7 @@ async def create_assessment(
         raise invalid(errors)
     result = scoring.score(instrument, body.answers)
     idempotent = idempotency.IdempotentCreate(
-        idempotency_key, f"create_assessment:{guard.principal.subject}:{client_id}", body
+        idempotency_key, "create_assessment", guard.principal, body, target=client_id
     )
     async with unit_of_work(database) as uow:
         connection = uow.connection
@@ -260,7 +255,3 @@ def _already(risk_level: str) -> ProblemError:
         "Risk level already in force",
         f"The risk level in force is already {risk_level}; nothing was changed.",
     )
-
-
-router.include_router(flags_router)
-router.include_router(equity_router)

@@ -296,6 +296,8 @@ class Client(IntakeTable, table=True):
         Index("ix_clients_given_phonetic_family_phonetic", "given_phonetic", "family_phonetic"),
         Index("ix_clients_birth_date", "birth_date"),
         Index("ix_clients_phone_digits", "phone_digits"),
+        Index("ix_clients_identifiers", "identifiers", postgresql_using="gin",
+              postgresql_ops={"identifiers": "jsonb_path_ops"}),
         Index("ix_clients_created_at_id", "created_at", "id"),
     )  # fmt: skip
 

@@ -1,6 +1,13 @@
 """Finding the same person twice: candidates by name (trigram similarity, phonetic codes),
-birth date (also with day and month swapped) and phone, each found through an index, then
-scored with the reasons for the score.
+birth date (also with day and month swapped), phone and identifier, each found through an
+index, then scored with the reasons for the score.
+
+What a search needs, so that it finds a person rather than lists a population: a name, an
+exact phone number or an exact identifier (`Probe.identifies`); a birth date only narrows one
+of these (alone it listed everyone born that day). An exact match on the phone, the
+identifier, or (for a one-word name) the family name is always shown, whatever its score:
+someone who searches by a phone number or a surname alone wants exactly those records. An
+identifier adds nothing to the score (see below: the registration check relies on that).
 
 Scoring is deliberately simple and explained: a worker must be able to see why two records
 look alike. The weights are below; the score is capped at 1. Namesakes born the same year are
@@ -17,12 +24,14 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 import asyncpg
+
+from shared.auth.facts import ClientFacts
 
 LIKELY_DUPLICATE = 0.65
 NAME_THRESHOLD = 0.4
@@ -111,6 +120,30 @@ def swapped(day: date | None) -> date | None:
     return date(day.year, day.day, day.month)
 
 
+# Identifier types that single out one person; the last four digits of a national id are
+# shared by thousands and do not (they can be recorded, not searched by).
+IDENTIFYING_TYPES = frozenset({"health_insurance_id", "agency_case_number"})
+
+# The record fields a candidate can match on, as a worker outside its scope is told them.
+MatchedField = Literal["name", "birth_date", "birth_year", "phone", "identifier"]
+NAME: MatchedField = "name"
+BIRTH_DATE: MatchedField = "birth_date"
+BIRTH_YEAR: MatchedField = "birth_year"
+PHONE: MatchedField = "phone"
+IDENTIFIER: MatchedField = "identifier"
+
+
+@dataclass(frozen=True)
+class IdentifierProbe:
+    type: str
+    value: str
+
+    def matches(self, identifiers: list[dict[str, str]] | None) -> bool:
+        return any(
+            (i.get("type"), i.get("value")) == (self.type, self.value) for i in identifiers or []
+        )
+
+
 @dataclass(frozen=True)
 class Candidate:
     client_id: UUID
@@ -119,6 +152,9 @@ class Candidate:
     birth_date: date | None
     score: float
     reasons: list[str]
+    matched: list[MatchedField] = field(default_factory=list)
+    exact: bool = False  # the phone, the identifier or the one-word family name is the same
+    facts: ClientFacts | None = None  # who the record belongs to: decides what may be shown
 
     @property
     def likely_duplicate(self) -> bool:
@@ -141,6 +177,10 @@ _BY_SOUND = (
 )
 _BY_BIRTH_DATE = "SELECT id FROM clients WHERE birth_date = $2 OR birth_date = $3"
 _BY_PHONE = "SELECT id FROM clients WHERE phone_digits = $4"
+# A one-word name may be a family name alone: the records whose family name sounds like it
+# (the family_phonetic index), kept when it is the same (`score`). $7 the identifier probe.
+_BY_FAMILY_SOUND = "SELECT id FROM clients WHERE family_phonetic = ANY($6::text[])"
+_BY_IDENTIFIER = "SELECT id FROM clients WHERE $7::jsonb IS NOT NULL AND identifiers @> $7::jsonb"
 
 _PHONETIC_CODES = (
     "SELECT coalesce(array_agg(DISTINCT dmetaphone(token)), ARRAY[]::text[]) "
@@ -152,7 +192,8 @@ def _scored_columns(codes: str) -> str:
     """The columns `score` reads of a candidate row (alias `c`; $1 is the normalized name),
     given the SQL for the probe's phonetic codes."""
     return (
-        "c.id, c.given_name, c.family_name, c.birth_date, c.phone_digits, "
+        "c.id, c.given_name, c.family_name, c.birth_date, c.phone_digits, c.identifiers, "
+        "a.organization_id, a.team_id, a.registered_by, a.owner_id, "
         "similarity(c.name_key, $1) AS name_similarity, "
         f"coalesce(c.given_phonetic = ANY({codes}) AND c.family_phonetic = ANY({codes}), false) "
         "AS sounds_alike"
@@ -196,26 +237,39 @@ async def _phonetic_codes(connection: asyncpg.Connection, key: str, threshold: f
     return codes
 
 
+def identifies(
+    *, name: str | None, phone_digits: str | None, identifier: IdentifierProbe | None
+) -> bool:
+    """Whether a search names someone (see the module's doc): a name with a letter or digit in
+    it, an exact phone number or an exact identifier."""
+    return bool(normalize(name)) or bool(phone_digits) or identifier is not None
+
+
 async def find_candidates(
     connection: asyncpg.Connection,
     *,
     name: str | None,
     birth_date: date | None,
     phone_digits: str | None,
+    identifier: IdentifierProbe | None = None,
     visible: ScopeFilter,
     limit: int,
 ) -> list[Candidate]:
-    """Everyone who might be this person, best first."""
+    """Everyone who might be this person, best first; nobody unless the search `identifies`
+    someone (a birth date alone would list everyone born that day)."""
+    if not identifies(name=name, phone_digits=phone_digits, identifier=identifier):
+        return []
     key = normalize(name)
     # Custom plans: a cached generic plan cannot see which branch ($1 empty, $5 null) applies
     # and would scan; planning this query costs far less than such a scan.
     phonetic = await _phonetic_codes(connection, key, NAME_THRESHOLD)
     by_name = _BY_NAME_IN_YEAR if birth_date else _BY_NAME_ANYWHERE
-    clause, scope_values = visible(7)
+    branches = [by_name, _BY_SOUND, _BY_BIRTH_DATE, _BY_PHONE, _BY_IDENTIFIER]
+    if len(key.split()) == 1:
+        branches.append(_BY_FAMILY_SOUND)
+    clause, scope_values = visible(8)
     query = _CANDIDATES.format(
-        columns=_scored_columns("$6::text[]"),
-        branches=_union(by_name, _BY_SOUND, _BY_BIRTH_DATE, _BY_PHONE),
-        visible=clause,
+        columns=_scored_columns("$6::text[]"), branches=_union(*branches), visible=clause
     )
     rows = await connection.fetch(
         query,
@@ -225,9 +279,10 @@ async def find_candidates(
         phone_digits,
         birth_date.year if birth_date else None,
         phonetic,
+        [{"type": identifier.type, "value": identifier.value}] if identifier else None,
         *scope_values,
     )
-    return _scored(rows, key, birth_date, phone_digits)[:limit]
+    return _scored(rows, key, birth_date, phone_digits, identifier)[:limit]
 
 
 # The check before registering: the records sharing the birth date (or its swap) or the phone,
@@ -240,8 +295,8 @@ async def find_candidates(
 _LIKELY_DUPLICATES = f"""
 WITH probe (phonetic) AS ({_PHONETIC_CODES}),
 sharing AS MATERIALIZED (
-    SELECT id, given_name, family_name, birth_date, phone_digits, name_key, given_phonetic,
-           family_phonetic
+    SELECT id, given_name, family_name, birth_date, phone_digits, identifiers, name_key,
+           given_phonetic, family_phonetic
     FROM clients WHERE birth_date = $2 OR birth_date = $3 OR phone_digits = $4
 )
 SELECT {_scored_columns("probe.phonetic")}
@@ -309,42 +364,84 @@ async def find_likely_duplicates(
 
 
 def _scored(
-    rows: list[asyncpg.Record], key: str, birth_date: date | None, phone_digits: str | None
+    rows: list[asyncpg.Record],
+    key: str,
+    birth_date: date | None,
+    phone_digits: str | None,
+    identifier: IdentifierProbe | None = None,
 ) -> list[Candidate]:
-    candidates = [score(row, key, birth_date, phone_digits) for row in rows]
-    candidates = [candidate for candidate in candidates if candidate.score > 0.3]
+    candidates = [
+        replace(score(row, key, birth_date, phone_digits, identifier), facts=_facts(row))
+        for row in rows
+    ]
+    candidates = [c for c in candidates if c.score > 0.3 or c.exact]
     return sorted(candidates, key=lambda c: (-c.score, str(c.client_id)))
 
 
+def _facts(row: asyncpg.Record) -> ClientFacts:
+    return ClientFacts(
+        client_id=row["id"],
+        organization_id=row["organization_id"],
+        team_id=row["team_id"],
+        registered_by=row["registered_by"],
+        owner_id=row["owner_id"],
+    )
+
+
 def score(
-    row: Mapping[str, Any], key: str, birth_date: date | None, phone_digits: str | None
+    row: Mapping[str, Any],
+    key: str,
+    birth_date: date | None,
+    phone_digits: str | None,
+    identifier: IdentifierProbe | None = None,
 ) -> Candidate:
-    """Score one candidate row of the candidates query against the probe, with the reasons."""
+    """Score one candidate row of the candidates query against the probe, with the reasons
+    and the fields that matched."""
     total = 0.0
     reasons: list[str] = []
-    if key and row["name_similarity"]:
-        similarity = float(row["name_similarity"])
+    matched: list[MatchedField] = []
+    similarity = float(row["name_similarity"] or 0) if key else 0.0
+    if similarity:
         total += NAME_SIMILARITY_WEIGHT * similarity
         reasons.append(f"name similarity {similarity:.2f}")
+    alike = True
     if row["sounds_alike"]:
         total += SOUNDS_ALIKE
         reasons.append("names sound alike")
     elif spelled_alike(key, row["given_name"], row["family_name"]):
         total += SOUNDS_ALIKE
         reasons.append("names a typo apart")
+    else:
+        alike = False
+    same_family_name = len(key.split()) == 1 and last_token(row["family_name"]) == key
+    if same_family_name:
+        reasons.append("same family name")
+    if alike or same_family_name or similarity >= NAME_THRESHOLD:
+        matched.append(NAME)
     if birth_date and row["birth_date"]:
         if row["birth_date"] == birth_date:
             total += SAME_BIRTH_DATE
             reasons.append("same birth date")
+            matched.append(BIRTH_DATE)
         elif row["birth_date"] == swapped(birth_date):
             total += SWAPPED_BIRTH_DATE
             reasons.append("birth date with day and month swapped")
+            matched.append(BIRTH_DATE)
         elif row["birth_date"].year == birth_date.year:
             total += SAME_BIRTH_YEAR
             reasons.append("same birth year")
-    if phone_digits and row["phone_digits"] == phone_digits:
+            matched.append(BIRTH_YEAR)
+    same_phone = bool(phone_digits) and row["phone_digits"] == phone_digits
+    if same_phone:
         total += SAME_PHONE
         reasons.append("same phone number")
+        matched.append(PHONE)
+    # Found, not scored: the check before registering never looks at identifiers, and by the
+    # weights above it must not miss anything a search would flag.
+    same_identifier = identifier is not None and identifier.matches(row.get("identifiers"))
+    if same_identifier:
+        reasons.append("same identifier")
+        matched.append(IDENTIFIER)
     return Candidate(
         client_id=row["id"],
         given_name=row["given_name"],
@@ -352,4 +449,40 @@ def score(
         birth_date=row["birth_date"],
         score=round(min(total, 1.0), 3),
         reasons=reasons,
+        matched=matched,
+        exact=same_phone or same_identifier or same_family_name,
     )
+
+
+@dataclass(frozen=True)
+class DuplicateCheck:
+    """What a registration was checked against, and the records it may duplicate."""
+
+    candidates: list[Candidate]
+    compared: list[Literal["name", "birth_date", "phone"]]
+
+
+async def check_before_registering(
+    connection: asyncpg.Connection,
+    *,
+    name: str,
+    birth_date: date | None,
+    phone_digits: str | None,
+    visible: ScopeFilter,
+    limit: int = 5,
+) -> DuplicateCheck:
+    """The check a registration must pass. With a birth date or a phone, the likely duplicates
+    (exactly what a search would flag); with neither, a name alone can never reach "likely"
+    (it tops out at 0.60), so records with nearly the same name are what must be looked at."""
+    if birth_date is None and not phone_digits:
+        namesakes = await find_namesakes(connection, name=name, visible=visible, limit=limit)
+        return DuplicateCheck(namesakes, ["name"])
+    likely = await find_likely_duplicates(
+        connection,
+        name=name,
+        birth_date=birth_date,
+        phone_digits=phone_digits,
+        visible=visible,
+        limit=limit,
+    )
+    return DuplicateCheck(likely, ["name", "birth_date", "phone"])

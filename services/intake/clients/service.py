@@ -9,12 +9,14 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
+from pydantic import ValidationError
 
-from services.intake.clients.models import ClientFields, ClientPublic, digits
+from services.intake.clients.models import ClientFields, ClientPublic, ClientUpdate, digits
 from services.intake.clients.search import first_token, last_token, name_key
 from shared.auth.facts import record_registration
 from shared.auth.principal import Principal
 from shared.events.contracts import ClientRegistered, ClientUpdated
+from shared.http.merge_patch import merge_patch
 from shared.messaging.outbox import UnitOfWork
 
 # Stored as given; what the API shows (ClientPublic) in this order.
@@ -27,6 +29,32 @@ JSON_FIELDS = {"address", "household_members", "identifiers"}
 _PUBLIC = ", ".join(
     f"c.{field}" for field in (*RECORD_FIELDS, "id", "version", "created_at", "updated_at")
 )
+
+
+class InconsistentRecord(Exception):
+    """A change that would leave the record invalid; carries pydantic's errors."""
+
+    def __init__(self, error: ValidationError) -> None:
+        super().__init__(str(error))
+        self.errors = error.errors()
+
+
+def patched(current: ClientPublic, patch: ClientUpdate) -> ClientFields:
+    """The record after a JSON merge patch (RFC 7396): nested objects (the address) merge,
+    `null` removes a value (a list becomes empty), lists are replaced whole. The result must
+    be a valid record as a whole (e.g. a name removed needs a data quality saying why)."""
+    record = current.model_dump(mode="json", include=set(RECORD_FIELDS))
+    changed = merge_patch(record, patch.model_dump(mode="json", exclude_unset=True))
+    for name in RECORD_FIELDS:
+        if name not in changed:  # removed by null: what a record without it holds
+            field = ClientFields.model_fields[name]
+            changed[name] = (
+                None if field.is_required() else field.get_default(call_default_factory=True)
+            )
+    try:
+        return ClientFields.model_validate(changed)
+    except ValidationError as error:
+        raise InconsistentRecord(error) from error
 
 
 def postal_area(postal_code: str | None) -> str | None:

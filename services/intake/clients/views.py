@@ -5,33 +5,43 @@ from __future__ import annotations
 
 from datetime import date
 from functools import partial
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, Body, Path, Query, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from services.intake.clients import service
+from services.intake.clients.candidates import (
+    CandidatePublic,
+    CandidateShown,
+    CandidateSummary,
+    shown,
+)
 from services.intake.clients.models import (
     ClientCreate,
-    ClientFields,
     ClientPublic,
     ClientUpdate,
+    IdentifierType,
     Phone,
     digits,
 )
 from services.intake.clients.search import (
+    IDENTIFYING_TYPES,
     Candidate,
+    DuplicateCheck,
+    IdentifierProbe,
     ScopeFilter,
+    check_before_registering,
     find_candidates,
-    find_likely_duplicates,
-    find_namesakes,
+    identifies,
 )
 from shared.audit.log import Outcome
 from shared.auth.guard import Grant, Guard, GuardDep
 from shared.http import idempotency
 from shared.http.app import DatabaseDep
+from shared.http.merge_patch import MERGE_PATCH_JSON
 from shared.http.pagination import (
     Cursor,
     Limit,
@@ -39,7 +49,15 @@ from shared.http.pagination import (
     decode_keyset,
     encode_keyset,
 )
-from shared.http.problems import PROBLEM_RESPONSES, ProblemError
+from shared.http.preconditions import IfMatch, matches, precondition_required, stale
+from shared.http.problems import (
+    PROBLEM_RESPONSES,
+    RESOURCE_HEADERS,
+    FieldError,
+    Problem,
+    ProblemError,
+    documented_problem,
+)
 from shared.messaging.outbox import unit_of_work
 from shared.text import ShortText
 
@@ -50,35 +68,27 @@ def etag(client: ClientPublic) -> str:
     return f'"{client.id}.{client.version}"'
 
 
-class CandidatePublic(BaseModel):
-    """What a worker needs to tell whether a candidate is the same person; nothing more."""
-
-    client_id: UUID
-    given_name: str | None
-    family_name: str | None
-    birth_date: date | None
-    score: float = Field(description="0 to 1; at or above 0.65 a likely duplicate.")
-    reasons: list[str] = Field(examples=[["name similarity 0.83", "same birth date"]])
-    likely_duplicate: bool
-
-    @classmethod
-    def of(cls, candidate: Candidate) -> CandidatePublic:
-        return cls(
-            client_id=candidate.client_id,
-            given_name=candidate.given_name,
-            family_name=candidate.family_name,
-            birth_date=candidate.birth_date,
-            score=candidate.score,
-            reasons=candidate.reasons,
-            likely_duplicate=candidate.likely_duplicate,
-        )
-
-
 class SearchResult(BaseModel):
-    candidates: list[CandidatePublic]
+    """The list envelope every list has; a search is ranked, not paginated: one page."""
+
+    items: list[CandidateShown] = Field(
+        description="Best first. `access: full` for records you may read; `access: limited` "
+        "(names, birth year, which fields matched) for the others."
+    )
+    next_cursor: None = Field(default=None, description="Always null: one page, best first.")
 
 
-def _shown(grant: Grant, candidates: list[Candidate], action: str) -> list[Grant]:
+class LikelyDuplicateProblem(Problem):
+    """The 409 of a registration that may be someone already registered."""
+
+    candidates: list[CandidateShown] = Field(description="As in a search: best first.")
+    compared: list[Literal["name", "birth_date", "phone"]] = Field(
+        description="What the check compared: only `name` when the new record has neither "
+        "birth date nor phone."
+    )
+
+
+def _seen(grant: Grant, candidates: list[Candidate], action: str) -> list[Grant]:
     return [
         Grant(action, "client", str(c.client_id), c.client_id, grant.outcome) for c in candidates
     ]
@@ -89,14 +99,32 @@ def _searchable(guard: Guard) -> ScopeFilter:
     return partial(guard.policy.list_filter, guard.principal, "client.search")
 
 
+def _as_seen_by(
+    guard: Guard, candidates: list[Candidate]
+) -> list[CandidatePublic | CandidateSummary]:
+    """Each candidate in full if the caller may read the record, reduced otherwise."""
+    return [
+        shown(
+            c,
+            readable=c.facts is not None
+            and guard.policy.allows_client(guard.principal, "client.read", c.facts),
+        )
+        for c in candidates
+    ]
+
+
 @router.get(
     "/search",
     response_model=SearchResult,
     responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 422)},
     summary="Search before you register: ranked candidates with the reasons for their score",
-    description="By name (typos, missing accents and transposed names tolerated), birth date "
-    "(also with day and month swapped) and phone, within your organisation. Every candidate "
-    "shown is recorded in its access log.",
+    description="Needs a name, an exact phone number or an exact identifier (both "
+    "`identifier_type` and `identifier_value`; types that single out a person: "
+    f"{', '.join(sorted(IDENTIFYING_TYPES))}); a birth date only narrows a search. Names "
+    "tolerate typos, missing accents and transposed names; a one-word name also finds that "
+    "exact family name; a birth date also matches with day and month swapped. Within your "
+    "organisation: records outside your scope show only names, birth year and which fields "
+    "matched. Every candidate shown is recorded in its access log.",
 )
 async def search_clients(
     guard: GuardDep,
@@ -104,14 +132,18 @@ async def search_clients(
     name: Annotated[ShortText | None, Query()] = None,
     birth_date: date | None = None,
     phone: Annotated[Phone | None, Query()] = None,
+    identifier_type: Annotated[IdentifierType | None, Query()] = None,
+    identifier_value: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=50)] = 10,
 ) -> SearchResult:
     grant = await guard.require("client.search", resource_type="client")
-    if not (name and name.strip()) and birth_date is None and phone is None:
+    identifier = _identifier_probe(identifier_type, identifier_value)
+    if not identifies(name=name, phone_digits=digits(phone), identifier=identifier):
         raise ProblemError(
             422, "validation-error", "The request is not valid",
-            detail="Search by at least one of name, birth_date or phone.",
-            errors=[{"field": "query", "message": "no search criteria", "code": "missing"}],
+            detail="Search by a name, an exact phone number or an exact identifier; a birth "
+            "date only narrows such a search.",
+            errors=[{"field": "query", "message": "no name, phone or identifier", "code": "missing"}],
         )  # fmt: skip
     async with unit_of_work(database) as uow:
         candidates = await find_candidates(
@@ -119,18 +151,50 @@ async def search_clients(
             name=name,
             birth_date=birth_date,
             phone_digits=digits(phone),
+            identifier=identifier,
             visible=_searchable(guard),
             limit=limit,
         )
-        await guard.audit(uow, *(_shown(grant, candidates, "client.search") or [grant]))
-    return SearchResult(candidates=[CandidatePublic.of(c) for c in candidates])
+        await guard.audit(uow, *(_seen(grant, candidates, "client.search") or [grant]))
+    return SearchResult(items=_as_seen_by(guard, candidates))
+
+
+def _identifier_probe(kind: str | None, value: str | None) -> IdentifierProbe | None:
+    """Both parts or neither; only a type that singles out a person (422 otherwise)."""
+    if kind is None and value is None:
+        return None
+    problem: FieldError | None = None
+    if kind is None or value is None:
+        problem = FieldError(
+            field="query.identifier_type" if kind is None else "query.identifier_value",
+            message="identifier_type and identifier_value go together",
+            code="missing",
+        )
+    elif kind not in IDENTIFYING_TYPES:
+        problem = FieldError(
+            field="query.identifier_type",
+            message=f"{kind} does not single out a person; search by "
+            f"{' or '.join(sorted(IDENTIFYING_TYPES))}",
+            code="not_identifying",
+        )
+    if problem is not None:
+        raise ProblemError(
+            422, "validation-error", "The request is not valid",
+            detail="The identifier cannot be searched by.", errors=[problem.model_dump()],
+        )  # fmt: skip
+    assert kind is not None and value is not None
+    return IdentifierProbe(type=kind, value=value.strip())
 
 
 @router.post(
     "",
     status_code=201,
     response_model=ClientPublic,
-    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 409, 413, 422)},
+    responses={
+        **{code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 413, 422)},
+        409: documented_problem(LikelyDuplicateProblem, "This person may already be registered"),
+        201: {"headers": RESOURCE_HEADERS},
+    },
     summary="Register a client (after a duplicate check)",
     description="Refuses a likely duplicate with 409 listing the candidates, unless the body "
     'says `"duplicate_check": "confirmed_new"`; that decision is audited. With no birth date '
@@ -146,9 +210,8 @@ async def register_client(
     idempotency_key: idempotency.IdempotencyKey = None,
 ) -> ClientPublic | JSONResponse:
     grant = await guard.require("client.create", resource_type="client")
-    # Keys are per caller: one user's key can never replay another user's response.
     idempotent = idempotency.IdempotentCreate(
-        idempotency_key, f"register_client:{guard.principal.subject}", body
+        idempotency_key, "register_client", guard.principal, body
     )
     async with unit_of_work(database) as uow:
         stored = await idempotent.previous(uow.connection)
@@ -157,23 +220,16 @@ async def register_client(
             # The record is shown again: on the record again.
             await guard.audit(uow, grant.about(resource_id=str(replayed.id), client_id=replayed.id))
             return stored.replay({"ETag": etag(replayed), "Location": f"/v1/clients/{replayed.id}"})
-        name = f"{body.given_name or ''} {body.family_name or ''}"
-        name_only = body.birth_date is None and not digits(body.phone)
-        if name_only:
-            likely = await find_namesakes(
-                uow.connection, name=name, visible=_searchable(guard), limit=5
-            )
-        else:
-            likely = await find_likely_duplicates(
-                uow.connection,
-                name=name,
-                birth_date=body.birth_date,
-                phone_digits=digits(body.phone),
-                visible=_searchable(guard),
-                limit=5,
-            )
+        check = await check_before_registering(
+            uow.connection,
+            name=f"{body.given_name or ''} {body.family_name or ''}",
+            birth_date=body.birth_date,
+            phone_digits=digits(body.phone),
+            visible=_searchable(guard),
+        )
+        likely = check.candidates
         if likely and body.duplicate_check != "confirmed_new":
-            raise await _refuse_duplicate(guard, grant, likely, name_only=name_only)
+            raise await _refuse_duplicate(guard, grant, check)
         client = await service.register_client(uow, data=body, registered_by=guard.principal)
         await idempotent.remember(uow.connection, client)
         registered = grant.about(resource_id=str(client.id), client_id=client.id)
@@ -188,12 +244,11 @@ async def register_client(
     return client
 
 
-async def _refuse_duplicate(
-    guard: Guard, grant: Grant, likely: list[Candidate], *, name_only: bool
-) -> ProblemError:
+async def _refuse_duplicate(guard: Guard, grant: Grant, check: DuplicateCheck) -> ProblemError:
+    likely = check.candidates
     basis = (
         "With no birth date or phone to compare, these records have nearly the same name. "
-        if name_only
+        if check.compared == ["name"]
         else ""
     )
     return await guard.refuse(
@@ -203,11 +258,11 @@ async def _refuse_duplicate(
             detail=f"{basis}Review the candidates. If none is this person, send the request "
             'again with "duplicate_check": "confirmed_new"; to record that one is, link the '
             "records.",
-            candidates=[CandidatePublic.of(c).model_dump(mode="json") for c in likely],
-            compared=["name"] if name_only else ["name", "birth_date", "phone"],
+            candidates=[c.model_dump(mode="json") for c in _as_seen_by(guard, likely)],
+            compared=check.compared,
         ),
         Outcome.DUPLICATE_SUSPECTED,
-        shown=tuple(_shown(grant, likely, "client.search")),
+        shown=tuple(_seen(grant, likely, "client.search")),
     )  # fmt: skip
 
 
@@ -240,7 +295,10 @@ async def list_clients(
 @router.get(
     "/{client_id}",
     response_model=ClientPublic,
-    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)},
+    responses={
+        **{code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)},
+        200: {"headers": {"ETag": RESOURCE_HEADERS["ETag"]}},
+    },
     summary="Read a client",
 )
 async def get_client(
@@ -260,62 +318,54 @@ async def get_client(
 @router.patch(
     "/{client_id}",
     response_model=ClientPublic,
-    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 412, 413, 422, 428)},
+    responses={
+        **{code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 412, 413, 422, 428)},
+        200: {"headers": {"ETag": RESOURCE_HEADERS["ETag"]}},
+    },
     summary="Change a client's record (JSON merge patch; If-Match required)",
-    description="Send the ETag you read in `If-Match`: 428 without it, 412 if the record "
-    "changed since (read it again, reapply, resend). Only the fields present change; the "
-    "change history keeps every field's old and new value.",
+    description="A JSON merge patch (RFC 7396, `application/merge-patch+json`; "
+    "`application/json` is read the same way): only the members present change, nested "
+    "objects such as `address` merge member by member, `null` removes a value, lists are "
+    "replaced whole. Send the ETag you read in `If-Match`: 428 without it, 412 if the record "
+    "changed since (read it again, reapply, resend). The change history keeps every field's "
+    "old and new value.",
 )
 async def update_client(
     client_id: Annotated[UUID, Path()],
-    body: ClientUpdate,
+    body: Annotated[ClientUpdate, Body(media_type=MERGE_PATCH_JSON)],
     guard: GuardDep,
     database: DatabaseDep,
     response: Response,
-    if_match: Annotated[str | None, Header(alias="If-Match", max_length=200)] = None,
+    if_match: IfMatch = None,
 ) -> ClientPublic:
     if if_match is None:
-        raise ProblemError(
-            428, "precondition-required", "Precondition required",
-            detail="Send If-Match with the ETag of the version you are changing.",
-        )  # fmt: skip
+        raise precondition_required("record")
     async with unit_of_work(database) as uow:
         grant = await guard.authorize_client(
             uow.connection, "client.update", client_id, resource_type="client"
         )
         current = await service.get_client(uow.connection, client_id=client_id)
         assert current is not None
-        if if_match.strip() not in (etag(current), f"W/{etag(current)}"):
-            raise await guard.refuse(grant, _stale(current), Outcome.PRECONDITION_FAILED)
-        merged = {
-            **current.model_dump(include=set(service.RECORD_FIELDS)),
-            **body.model_dump(exclude_unset=True),
-        }
+        if not matches(if_match, etag(current)):
+            raise await guard.refuse(grant, stale("record"), Outcome.PRECONDITION_FAILED)
         try:
-            changed = ClientFields.model_validate(merged)
-        except ValidationError as error:
+            changed = service.patched(current, body)
+        except service.InconsistentRecord as inconsistent:
             raise ProblemError(
                 422, "validation-error", "The request is not valid",
                 detail="The change would leave the record inconsistent; nothing was changed.",
                 errors=[
                     {"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"],
                      "code": e["type"]}
-                    for e in error.errors()
+                    for e in inconsistent.errors
                 ],
-            ) from error  # fmt: skip
+            ) from inconsistent  # fmt: skip
         try:
             updated = await service.update_client(
                 uow, current=current, changed=changed, changed_by=guard.principal
             )
         except service.StaleVersion:
-            raise await guard.refuse(grant, _stale(current), Outcome.PRECONDITION_FAILED) from None
+            raise await guard.refuse(grant, stale("record"), Outcome.PRECONDITION_FAILED) from None
         await guard.audit(uow, grant)
     response.headers["ETag"] = etag(updated)
     return updated
-
-
-def _stale(current: ClientPublic) -> ProblemError:
-    return ProblemError(
-        412, "precondition-failed", "The record changed since you read it",
-        detail="Read the client again, reapply your change and send it with the new ETag.",
-    )  # fmt: skip

@@ -15,7 +15,6 @@ from services.intake.consents.models import (
     ConsentStatus,
     RevocationRequest,
 )
-from shared.audit.log import Outcome
 from shared.auth.guard import Grant, Guard, GuardDep
 from shared.http import idempotency
 from shared.http.app import DatabaseDep
@@ -47,21 +46,10 @@ def location(consent: ConsentPublic) -> str:
 async def _authorize_write(
     guard: Guard, uow: UnitOfWork, client_id: UUID, resource_id: str | None = None
 ) -> Grant:
-    grant = await guard.authorize_client(
+    # Only those who hold the case record consent: the Guard never lets break-glass write.
+    return await guard.authorize_client(
         uow.connection, "consent.write", client_id, resource_type="consent", resource_id=resource_id
     )
-    if grant.outcome != Outcome.ALLOWED:
-        # Break-glass opens records to read them; consent is recorded by those who hold the case.
-        raise await guard.refuse(
-            grant,
-            ProblemError(
-                403,
-                "forbidden",
-                "Not allowed",
-                detail="Consent is recorded within your own scope, not by breaking the glass.",
-            ),
-        )
-    return grant
 
 
 @router.post(
@@ -83,9 +71,8 @@ async def grant_consent(
     response: Response,
     idempotency_key: idempotency.IdempotencyKey = None,
 ) -> ConsentPublic | JSONResponse:
-    # Keys are per caller and per client: a key never replays a response about another client.
     idempotent = idempotency.IdempotentCreate(
-        idempotency_key, f"grant_consent:{guard.principal.subject}:{client_id}", body
+        idempotency_key, "grant_consent", guard.principal, body, target=client_id
     )
     async with unit_of_work(database) as uow:
         connection = uow.connection

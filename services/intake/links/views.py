@@ -40,7 +40,8 @@ OtherClientId = Annotated[UUID, Path(description="The other record of the link."
 async def _authorize_pair(
     guard: Guard, uow: UnitOfWork, action: str, client_id: UUID, other_client_id: UUID
 ) -> list[Grant]:
-    """Both records in the caller's own scope (404 otherwise); break-glass is refused (403)."""
+    """Both records in the caller's own scope (404 otherwise; the Guard never lets break-glass
+    write)."""
     grants = [
         await guard.authorize_client(uow.connection, action, client_id, resource_type=RESOURCE)
     ]
@@ -50,18 +51,6 @@ async def _authorize_pair(
                 uow.connection, action, other_client_id, resource_type=RESOURCE
             )
         )
-    for grant in grants:
-        if grant.outcome != Outcome.ALLOWED:
-            raise await guard.refuse(
-                grant,
-                ProblemError(
-                    403,
-                    "forbidden",
-                    "Not allowed",
-                    detail="Break-glass opens records to read them, never to link or unlink "
-                    "them: both records must be in your own scope.",
-                ),
-            )
     return grants
 
 
@@ -96,9 +85,8 @@ async def link_client(
     response: Response,
     idempotency_key: idempotency.IdempotencyKey = None,
 ) -> LinkCreated | JSONResponse:
-    # Keys are per caller and per client: one user's key never replays another's response.
     idempotent = idempotency.IdempotentCreate(
-        idempotency_key, f"link_client:{guard.principal.subject}:{client_id}", body
+        idempotency_key, "link_client", guard.principal, body, target=client_id
     )
     location = f"/v1/clients/{client_id}/links"
     async with unit_of_work(database) as uow:

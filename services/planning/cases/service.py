@@ -1,4 +1,9 @@
-"""Assigning a case: the assignment, the access facts and `CaseAssigned`, in one transaction."""
+"""Assigning a case: the assignment, the access facts and `CaseAssigned`, in one transaction.
+
+An assignment names an active worker of the staff directory, of the assigning supervisor's own
+organisation and team; the team and organisation that travel with `CaseAssigned` are the
+directory's, never the request's.
+"""
 
 from __future__ import annotations
 
@@ -8,23 +13,66 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from services.planning.cases.models import AssignmentPublic
+from services.planning.workers.models import WorkerPublic
+from services.planning.workers.service import get_worker
 from shared.auth.facts import ClientFacts, record_assignment
 from shared.auth.principal import Principal
 from shared.events.contracts import CaseAssigned
 from shared.messaging.outbox import UnitOfWork
 
 
+class AssignmentRefused(Exception):
+    """The named worker cannot take the case; nothing was written."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def refusal(
+    worker: WorkerPublic | None, *, facts: ClientFacts, assigned_by: Principal
+) -> AssignmentRefused | None:
+    """Why `worker` (as the supervisor's organisation's directory has it) cannot be assigned the
+    case, or None when it can."""
+    if worker is None:
+        return AssignmentRefused(
+            "unknown-worker", "No worker with this id in your organisation's staff directory."
+        )
+    if not worker.active:
+        return AssignmentRefused("worker-inactive", "This worker is inactive in the directory.")
+    if (
+        assigned_by.team_id is None
+        or worker.team_id != assigned_by.team_id
+        or worker.organization_id != facts.organization_id
+    ):
+        return AssignmentRefused("worker-outside-team", "This worker is not in your team.")
+    return None
+
+
 async def assign_case(
     uow: UnitOfWork, *, facts: ClientFacts, worker_id: str, assigned_by: Principal
 ) -> AssignmentPublic:
+    """Raises AssignmentRefused unless `worker_id` is an active worker of the supervisor's
+    organisation and team (the row stays locked until commit: no deactivation slips between)."""
+    connection = uow.connection
+    worker = await get_worker(
+        connection,
+        organization_id=assigned_by.organization_id,
+        worker_id=worker_id,
+        lock="share",
+    )
+    refused = refusal(worker, facts=facts, assigned_by=assigned_by)
+    if refused is not None:
+        raise refused
+    assert worker is not None
     assignment = AssignmentPublic(
         client_id=facts.client_id,
-        worker_id=worker_id,
-        team_id=assigned_by.team_id,
+        worker_id=worker.worker_id,
+        team_id=worker.team_id,
         assigned_by=assigned_by.subject,
         assigned_at=datetime.now(UTC),
     )
-    connection = uow.connection
     await connection.execute(
         "INSERT INTO case_assignments (id, client_id, worker_id, team_id, assigned_by, assigned_at) "
         "VALUES ($1, $2, $3, $4, $5, $6)",
@@ -38,7 +86,7 @@ async def assign_case(
     await record_assignment(
         connection,
         client_id=assignment.client_id,
-        organization_id=facts.organization_id,
+        organization_id=worker.organization_id,
         owner_id=assignment.worker_id,
         team_id=assignment.team_id,
         assigned_at=assignment.assigned_at,
@@ -47,8 +95,8 @@ async def assign_case(
         CaseAssigned(
             client_id=assignment.client_id,
             worker_id=assignment.worker_id,
-            team_id=assignment.team_id,
-            organization_id=facts.organization_id,
+            team_id=worker.team_id,
+            organization_id=worker.organization_id,
             assigned_by=assignment.assigned_by,
             assigned_at=assignment.assigned_at,
         )

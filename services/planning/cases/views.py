@@ -24,8 +24,11 @@ router = APIRouter(prefix="/v1/cases", tags=["cases"])
     response_model=AssignmentPublic,
     responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 413, 422)},
     summary="Assign a client's case to a worker of your team",
-    description="Supervisors assign within their own team; the worker's access (and the "
-    "registering worker's loss of it) reaches every service through `CaseAssigned`.",
+    description="Supervisors assign within their own team, to an active worker of the staff "
+    "directory (`/v1/workers`) of their own organisation and team; otherwise 422 with the "
+    "reason in `errors[0].code`: `unknown-worker`, `worker-inactive` or `worker-outside-team` "
+    "(audited, nothing written). The worker's access (and the registering worker's loss of "
+    "it) reaches every service through `CaseAssigned`, with the directory's team.",
 )
 async def assign_case(
     client_id: Annotated[UUID, Path()],
@@ -38,24 +41,27 @@ async def assign_case(
         grant = await guard.authorize_client(
             connection, "case.assign", client_id, resource_type="case"
         )
-        if grant.outcome != Outcome.ALLOWED:
-            # Break-glass opens records to read them, never to take them over.
-            raise await guard.refuse(
-                grant,
-                ProblemError(
-                    403,
-                    "forbidden",
-                    "Not allowed",
-                    detail="Assignments are made within your own team's scope.",
-                ),
-            )
         facts = await load_facts(connection, client_id)
         assert facts is not None
-        assignment = await service.assign_case(
-            uow, facts=facts, worker_id=body.worker_id, assigned_by=guard.principal
-        )
+        try:
+            assignment = await service.assign_case(
+                uow, facts=facts, worker_id=body.worker_id, assigned_by=guard.principal
+            )
+        except service.AssignmentRefused as refused:
+            raise await guard.refuse(grant, _not_assignable(refused)) from None
         await guard.audit(uow, grant)
     return assignment
+
+
+def _not_assignable(refused: service.AssignmentRefused) -> ProblemError:
+    return ProblemError(
+        422,
+        refused.code,
+        "This worker cannot be assigned the case",
+        detail=f"{refused.message} Assign an active worker of your team from the staff "
+        "directory; nothing was changed.",
+        errors=[{"field": "body.worker_id", "message": refused.message, "code": refused.code}],
+    )
 
 
 @router.get(

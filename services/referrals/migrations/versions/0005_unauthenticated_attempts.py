@@ -17,7 +17,7 @@ down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-SCHEMA = "planning"
+SCHEMA = "referrals"
 
 
 def upgrade() -> None:

@@ -1,8 +1,8 @@
 """Unauthenticated attempts counted per source address and minute (only the first of each
 minute is audited in full; see shared/audit/attempts.py).
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-11-29
 """
 
@@ -12,12 +12,12 @@ from alembic import op
 
 from shared.audit.attempts import create_unauthenticated_attempts_v1
 
-revision: str = "0008"
-down_revision: str | None = "0007"
+revision: str = "0007"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-SCHEMA = "intake"
+SCHEMA = "planning"
 
 
 def upgrade() -> None:

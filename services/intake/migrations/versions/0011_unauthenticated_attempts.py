@@ -1,8 +1,8 @@
 """Unauthenticated attempts counted per source address and minute (only the first of each
 minute is audited in full; see shared/audit/attempts.py).
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-11-29
 """
 
@@ -12,12 +12,12 @@ from alembic import op
 
 from shared.audit.attempts import create_unauthenticated_attempts_v1
 
-revision: str = "0004"
-down_revision: str | None = "0003"
+revision: str = "0011"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-SCHEMA = "notifications"
+SCHEMA = "intake"
 
 
 def upgrade() -> None:
