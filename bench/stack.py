@@ -84,6 +84,11 @@ class BenchStack:
             "CASEWORK_EMBEDDED_POSTGRES": "true",
             "CASEWORK_EMBEDDED_BROKER": "true",
             "CASEWORK_LOG_LEVEL": self.log_level,
+            # A load generator is one source and a few principals: measure the service,
+            # not the rate limiter's refusals.
+            "CASEWORK_RATE_LIMIT_PER_SOURCE": "",
+            "CASEWORK_RATE_LIMIT_PER_PRINCIPAL": "",
+            "CASEWORK_RATE_LIMIT_UNAUTHENTICATED": "",
         }
         self._replaced_environment = {name: os.environ.get(name) for name in chosen}
         os.environ.update(chosen)

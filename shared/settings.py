@@ -161,6 +161,19 @@ class Settings(BaseSettings):
     jwt_audience: str = "casework"
     jwks_url: str | None = None
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    # Tokens valid for longer (exp - iat, or exp - now) are refused: a leaked token must not
+    # outlive a working day. Identity providers issue short access tokens and refresh them.
+    jwt_max_lifetime_seconds: int = Field(default=12 * 3600, ge=60)
+
+    # Rate limits (the `limits` notation: "50/second;1000/minute"; empty: no limit), counted in
+    # each API process's memory, so per instance: n replicas admit n times the rate. Per source
+    # address for every request (before any routing), per principal (subject and organisation)
+    # once its token is verified, and a tighter one per source for attempts without a valid
+    # token, checked before any database work. Behind a proxy the source is the address the
+    # proxy forwards (uvicorn --proxy-headers with --forwarded-allow-ips of the proxy only).
+    rate_limit_per_source: str = "200/second;3000/minute"
+    rate_limit_per_principal: str = "50/second;1500/minute"
+    rate_limit_unauthenticated: str = "10/second;60/minute"
 
     # The audit trail. Each row's chain hash is an HMAC-SHA256 under audit_hmac_key, computed
     # in the service, so a database superuser (who never sees the key) cannot re-chain rows

@@ -89,6 +89,11 @@ def make_settings(database_url: str, bootstrap: str, **overrides: object) -> Set
         "consumer_max_attempts": 3,
         "embedded_postgres": False,
         "embedded_broker": False,
+        # Every test request comes from one address and a few users; tests/test_rate_limits.py
+        # turns the limits on where they are under test.
+        "rate_limit_per_source": "",
+        "rate_limit_per_principal": "",
+        "rate_limit_unauthenticated": "",
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]

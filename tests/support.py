@@ -7,6 +7,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 
 import asyncpg
@@ -155,6 +156,43 @@ async def admin_fetchval(settings: Settings, query: str, *args: Any) -> Any:
     connection = await asyncpg.connect(settings.database_url)
     try:
         return await connection.fetchval(query, *args)
+    finally:
+        await connection.close()
+
+
+async def unauthenticated_attempts(settings: Settings, service: str) -> int:
+    """Attempts without a valid token the service has counted so far (all sources)."""
+    total = await admin_fetchval(
+        settings, f"SELECT sum(attempts) FROM {service}.unauthenticated_attempts"
+    )
+    return int(total or 0)
+
+
+async def first_attempts(settings: Settings, service: str, since: datetime) -> list[str]:
+    """The request ids audited in full (the first attempt of each source and minute), of the
+    minutes from `since` on."""
+    connection = await asyncpg.connect(settings.database_url)
+    try:
+        rows = await connection.fetch(
+            f"SELECT first_request_id FROM {service}.unauthenticated_attempts "
+            "WHERE minute >= date_trunc('minute', $1::timestamptz)",
+            since,
+        )
+    finally:
+        await connection.close()
+    return [row["first_request_id"] for row in rows]
+
+
+async def audit_rows(settings: Settings, service: str, request_id: str) -> list[asyncpg.Record]:
+    """The audit records a request left in a service's trail."""
+    connection = await asyncpg.connect(settings.database_url)
+    try:
+        return list(
+            await connection.fetch(
+                f"SELECT * FROM {service}.audit_log WHERE request_id = $1 ORDER BY seq",
+                request_id,
+            )
+        )
     finally:
         await connection.close()
 

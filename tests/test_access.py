@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -40,8 +41,10 @@ from tests.support import (
     bearer,
     enrol_worker,
     eventually,
+    first_attempts,
     header,
     read_topic,
+    unauthenticated_attempts,
 )
 from tests.test_intake_consents import REFERRAL_CONSENT
 from tests.test_scoring import NO_NEEDS
@@ -259,17 +262,22 @@ async def test_no_token_and_forged_tokens_get_401_with_www_authenticate_and_are_
     stack: Stack, settings: Settings, client_id: str
 ) -> None:
     cases: dict[str, str | None] = {"no token": None, **forged_tokens(settings)}
+    before = await unauthenticated_attempts(settings, "intake")
+    started = datetime.now(UTC)
     for case, token in cases.items():
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        response, request_id = await call(
+        response, _request_id = await call(
             stack, settings, None, "intake", "GET", f"/v1/clients/{client_id}", headers=headers
         )
         assert response.status_code == 401, case
         assert response.headers["www-authenticate"].startswith('Bearer realm="casework"'), case
         assert response.headers["content-type"] == "application/problem+json", case
         assert "given_name" not in response.text, case
-        [row] = await audit_rows(settings, "intake", request_id)
-        assert (row["outcome"], row["actor_id"]) == ("unauthenticated", None), case
+    # Counted per source and minute; the first attempt of each minute audited in full.
+    assert await unauthenticated_attempts(settings, "intake") == before + len(cases)
+    for first_request_id in await first_attempts(settings, "intake", started):
+        [row] = await audit_rows(settings, "intake", first_request_id)
+        assert (row["outcome"], row["actor_id"]) == ("unauthenticated", None)
 
 
 async def test_break_glass_opens_a_record_for_a_supervisor_with_a_reason_and_is_flagged(

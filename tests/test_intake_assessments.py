@@ -317,7 +317,9 @@ async def test_bad_answers_are_422_naming_the_field_and_nothing_is_written(
     assert [(e["field"], e["code"]) for e in problem["errors"]] == expected
     assert await written(settings, client_id) == before
     assert before[:2] == (0, 0)
-    assert await audit_rows(settings, request_id) == []
+    # Nothing written but the refusal's audit record (issue 9: every refusal is audited).
+    [row] = await audit_rows(settings, request_id)
+    assert (row["actor_id"], row["outcome"]) == (ALICE.subject, "invalid")
 
 
 async def test_a_crisis_answer_raises_a_crisis_flag_and_its_event_in_the_same_transaction(
@@ -1018,19 +1020,26 @@ def test_one_small_cell_of_a_partition_takes_the_next_smallest_with_it() -> None
     )
     sex, race, language = (d.model_dump(mode="json") for d in report.dimensions)
 
+    # Published counts are rounded to the nearest 5 (12 -> 10).
     assert [(g["group"], g["clients"]["count"]) for g in sex["groups"]] == [
-        ("0", 12),
+        ("0", 10),
         ("1", None),
         ("not_recorded", None),
     ]
-    assert sex["groups"][1] == all_hidden("1")
+    # Its clients are hidden so the small group's cannot be subtracted from the total; its
+    # low count stays published: the hidden moderate, high and crisis (0) keep it from
+    # giving the group's size away.
+    assert sex["groups"][1] == {
+        **all_hidden("1"),
+        "computed_risk_levels": risk(shown(10), hidden(), hidden(), hidden()),
+    }
     five = race["groups"][0]
     # ... and moderate and crisis (0) are small too: three hidden, nothing to subtract.
     assert five["computed_risk_levels"] == risk(shown(5), hidden(), hidden(), hidden())
     assert five["overrides_raised"] == shown(5)
     # Race is not a partition (several groups per client): a lone small group stays alone.
-    assert [g["clients"] for g in race["groups"]] == [shown(9), shown(5)]
-    assert language["groups"][0]["clients"] == shown(23)
+    assert [g["clients"] for g in race["groups"]] == [shown(10), shown(5)]
+    assert language["groups"][0]["clients"] == shown(25)
 
 
 def test_a_lone_small_risk_cell_hides_the_smallest_other_one() -> None:
@@ -1046,5 +1055,8 @@ def test_a_lone_small_risk_cell_hides_the_smallest_other_one() -> None:
     )
     [group] = report.dimensions[2].groups
     assert group.model_dump(mode="json")["computed_risk_levels"] == risk(
-        shown(9), hidden(), shown(6), hidden()
+        shown(10),
+        hidden(),
+        shown(5),
+        hidden(),  # 9 and 6, rounded to the nearest 5
     )

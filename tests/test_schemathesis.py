@@ -1,4 +1,7 @@
-"""Schemathesis against each service's OpenAPI: no 5xx, and every response as documented.
+"""Schemathesis against each service's OpenAPI: no 5xx, every response as documented, and
+every refusal of an authenticated caller audited. Generation mode "all" sends valid requests
+and invalid ones (negative mode); strings come from all of Unicode, so NUL, controls, bidi
+and zero-width characters are among them: the fuzz test of issue 9, item 7.
 
 The four APIs and their workers run in a thread of their own, with its own event loop (asyncpg
 pools belong to the loop that opened them), under uvicorn on free ports, against the session's
@@ -16,6 +19,7 @@ import uuid
 from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
+import asyncpg
 import pytest
 import requests
 import schemathesis
@@ -31,6 +35,7 @@ from schemathesis.specs.openapi.checks import (
 
 from services.registry import SERVICES, TOPICS
 from shared.http.app import create_app
+from shared.http.problems import PROBLEM_JSON
 from shared.settings import Settings
 from shared.worker import Worker
 from tests.support import VALID_CLIENT, User, bearer
@@ -43,8 +48,47 @@ pytestmark = pytest.mark.filterwarnings(
     ":hypothesis.errors.HypothesisDeprecationWarning"
 )
 
+# Set by the `base_urls` fixture: where `refusals_are_audited` looks for the records.
+DATABASE_URL: list[str] = []
+# Without a verified caller: counted per source and minute, not audited one by one
+# (tests/test_rate_limits.py); or the rate limiter's own answer.
+NOT_AFTER_AUTHENTICATION = {401, 429}
+
+
+async def _audit_records(request_id: str, service: str) -> int:
+    connection = await asyncpg.connect(DATABASE_URL[0])
+    try:
+        count: int = await connection.fetchval(
+            f"SELECT count(*) FROM {service}.audit_log WHERE request_id = $1", request_id
+        )
+        return count
+    finally:
+        await connection.close()
+
+
+@schemathesis.check
+def refusals_are_audited(
+    ctx: schemathesis.CheckContext, response: schemathesis.Response, case: schemathesis.Case[Any]
+) -> bool | None:
+    """Every 4xx answered to an authenticated caller left an audit record (by request id)."""
+    if not 400 <= response.status_code < 500 or response.status_code in NOT_AFTER_AUTHENTICATION:
+        return None
+    if response.headers.get("content-type") == [PROBLEM_JSON] and str(
+        response.json().get("type", "")
+    ).endswith("/malformed-request"):
+        return None  # refused before routing; counted like an unauthenticated attempt
+    [request_id] = response.headers["x-request-id"]
+    service = _SERVICE_BY_TITLE[case.operation.schema.raw_schema["info"]["title"]]
+    if asyncio.run(_audit_records(request_id, service)) == 0:
+        raise AssertionError(
+            f"{response.status_code} from {case.operation.label} left no audit record"
+        )
+    return True
+
+
 CHECKS = [
     not_a_server_error,
+    refusals_are_audited,
     status_code_conformance,
     content_type_conformance,
     response_schema_conformance,
@@ -202,6 +246,7 @@ def base_urls(
     """The running services, with a client registered by each of SUPERVISOR, CASEWORKER and
     OUTSIDER (another team), the supervisor's assigned to the caseworker, known everywhere."""
     services = ServicesThread(settings)
+    DATABASE_URL[:] = [settings.database_url]
     try:
         services.start()
         urls = services.base_urls

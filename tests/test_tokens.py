@@ -148,3 +148,57 @@ async def test_development_mode_refuses_provider_algorithms() -> None:
 async def test_jwks_mode_without_a_url_refuses_to_start() -> None:
     with pytest.raises(ValueError, match="CASEWORK_JWKS_URL"):
         TokenVerifier(Settings(_env_file=None, auth_mode="jwks"))
+
+
+def dev_token(settings: Settings, **changes: Any) -> str:
+    return jwt.encode(
+        claims(iss=settings.jwt_issuer, aud=settings.jwt_audience, **changes),
+        settings.jwt_secret,
+        algorithm="HS256",
+    )
+
+
+@pytest.mark.parametrize(
+    ("lifetime_hours", "accepted"), [(11, True), (13, False), (100 * 365 * 24, False)]
+)
+async def test_tokens_valid_for_longer_than_the_maximum_lifetime_are_refused(
+    lifetime_hours: int, accepted: bool
+) -> None:
+    settings = Settings(_env_file=None)  # jwt_max_lifetime_seconds: 12 h by default
+    now = int(time.time())
+    token = dev_token(settings, iat=now, exp=now + lifetime_hours * 3600)
+    if accepted:
+        assert (await TokenVerifier(settings).verify(token)).subject == "f3c1-sam"
+    else:
+        with pytest.raises(InvalidToken, match="over the maximum"):
+            await TokenVerifier(settings).verify(token)
+
+
+async def test_a_backdated_issue_time_does_not_stretch_the_lifetime() -> None:
+    settings = Settings(_env_file=None, jwt_max_lifetime_seconds=3600)
+    now = int(time.time())
+    with pytest.raises(InvalidToken, match="over the maximum"):
+        await TokenVerifier(settings).verify(dev_token(settings, iat=now - 60, exp=now + 7200))
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"roles": [["supervisor"]]}, "list of strings"),
+        ({"roles": ["supervisor", 1]}, "list of strings"),
+        ({"roles": {"supervisor": True}}, "no roles"),
+        ({"sub": ""}, "no sub"),
+        ({"sub": "  "}, "no sub"),
+        ({"sub": 42}, "(?i)subject must be a string"),
+        ({"sub": "sam\r\nadmin"}, "sub is not a valid identifier"),
+        ({"org_id": ["org-1"]}, "no org_id"),
+        ({"team_id": {"id": "t"}}, "no team_id"),
+        ({"jti": ["x"]}, "JWT ID must be a string"),
+    ],
+)
+async def test_claims_of_the_wrong_shape_make_the_token_invalid(
+    changes: dict[str, Any], message: str
+) -> None:
+    settings = Settings(_env_file=None)
+    with pytest.raises(InvalidToken, match=message):
+        await TokenVerifier(settings).verify(dev_token(settings, **changes))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import zlib
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -46,6 +47,11 @@ from shared.settings import service_role
 CHAINS = 16
 GENESIS = "0" * 64
 
+# While a request runs: the audit records it has written so far, one entry per write (0 for an
+# attempt only counted, see attempts.py). Set by the RefusalAuditMiddleware, which records a
+# refusal nothing else did.
+written_in_request: ContextVar[list[int] | None] = ContextVar("audit_written", default=None)
+
 
 class Outcome:
     ALLOWED = "allowed"
@@ -55,6 +61,7 @@ class Outcome:
     UNAUTHENTICATED = "unauthenticated"
     DUPLICATE_SUSPECTED = "duplicate_suspected"
     PRECONDITION_FAILED = "precondition_failed"
+    INVALID = "invalid"
 
 
 def _columns_v1() -> list[SchemaItem]:
@@ -174,6 +181,9 @@ async def append(
     """The rows alone (`AuditLog.record` is what a service calls)."""
     if not entries:
         return
+    written = written_in_request.get()
+    if written is not None:
+        written.append(len(entries))
     if not connection.is_in_transaction():
         # The chain's lock lasts until the transaction ends: without one, another append
         # could read the same head between our two statements and fork the chain.

@@ -22,15 +22,18 @@ from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator
 
+from shared.audit import attempts
+from shared.audit.attempts import record_attempt
 from shared.audit.log import AuditEntry, AuditLog, Outcome
 from shared.auth import break_glass
 from shared.auth.facts import load_facts
 from shared.auth.policy import Policy
-from shared.auth.principal import Principal
+from shared.auth.principal import PRINCIPAL_SCOPE_KEY, Principal
 from shared.auth.tokens import InvalidToken, TokenVerifier
 from shared.db.database import Database, defer_after_rollback
 from shared.http.problems import ProblemError, not_found
-from shared.messaging.outbox import UnitOfWork, unit_of_work
+from shared.http.rate_limits import RateLimiter
+from shared.messaging.outbox import UnitOfWork
 from shared.tracing import current_request_id
 
 T = TypeVar("T")
@@ -78,40 +81,44 @@ def _unauthenticated(detail: str) -> ProblemError:
     )
 
 
-async def _audit_alone(database: Database, audit_log: AuditLog, entry: AuditEntry) -> None:
-    async with unit_of_work(database) as uow:
-        await audit_log.record(uow, [entry])
+async def _audit_alone(request: Request) -> None:
+    """An attempt without a valid token: counted per source and minute, the first one of the
+    minute audited in full (shared/audit/attempts.py), under the route template, not the path."""
+    route = request.scope.get("route")
+    await record_attempt(
+        request.app.state.database,
+        audit_log=request.app.state.audit_log,
+        action=attempts.action(request.method, getattr(route, "path", attempts.UNMATCHED_ROUTE)),
+        source_address=_source_address(request),
+        request_id=current_request_id.get(),
+    )
 
 
 async def authenticate(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Principal:
+    """The caller's principal, or 401 (counted, see `_audit_alone`); 429 when the caller, or
+    the source of attempts without a valid token, is over its rate (checked before any
+    database work). The principal is kept in the request's scope so that a refusal the
+    endpoint itself does not audit (e.g. a 422) is audited by the RefusalAuditMiddleware."""
     verifier: TokenVerifier = request.app.state.verifier
+    limiter: RateLimiter = request.app.state.rate_limiter
     try:
         if credentials is None:
             raise InvalidToken("a bearer token is required")
-        return await verifier.verify(credentials.credentials)
+        principal = await verifier.verify(credentials.credentials)
     except InvalidToken as error:
-        await _audit_alone(
-            request.app.state.database,
-            request.app.state.audit_log,
-            AuditEntry.new(
-                actor_id=None,
-                actor_roles=[],
-                actor_organization_id=None,
-                action=f"{request.method} {request.url.path}"[:200],
-                resource_type="request",
-                resource_id=None,
-                client_id=None,
-                outcome=Outcome.UNAUTHENTICATED,
-                request_id=current_request_id.get(),
-                source_address=_source_address(request),
-                purpose=None,
-                break_glass_reason=None,
-            ),
-        )
+        throttled = limiter.unauthenticated(_source_address(request))
+        if throttled is not None:
+            raise throttled from error
+        await _audit_alone(request)
         raise _unauthenticated(str(error)) from error
+    throttled = limiter.principal(principal)
+    if throttled is not None:
+        raise throttled
+    request.scope[PRINCIPAL_SCOPE_KEY] = principal
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(authenticate)]

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+# Where the verified principal is kept in the ASGI scope of its request (not `scope["state"]`:
+# some servers share that dict between requests).
+PRINCIPAL_SCOPE_KEY = "casework.principal"
+
 
 class Role(StrEnum):
     CASEWORKER = (

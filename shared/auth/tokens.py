@@ -13,9 +13,12 @@ import jwt
 
 from shared.auth.principal import Principal, Role
 from shared.settings import Settings
+from shared.text import refusal
 
 ASYMMETRIC_ALGORITHMS = ["RS256", "ES256"]
 _CACHE_SIZE = 10_000
+_MAX_ROLES = 20
+_MAX_CLAIM_LENGTH = 200
 
 
 class InvalidToken(Exception):
@@ -64,25 +67,55 @@ class TokenVerifier:
             )
         except (jwt.PyJWTError, ValueError) as error:
             raise InvalidToken(str(error)) from error
-        return principal_from_claims(claims), float(claims["exp"])
+        principal = principal_from_claims(
+            claims, max_lifetime_seconds=self.settings.jwt_max_lifetime_seconds
+        )
+        return principal, float(claims["exp"])
 
 
-def principal_from_claims(claims: dict[str, Any]) -> Principal:
+def principal_from_claims(
+    claims: dict[str, Any], *, max_lifetime_seconds: float | None = None
+) -> Principal:
+    """The principal a verified token names. Claims of the wrong shape (a nested list of roles,
+    an empty or multi-line subject) make the token invalid (401), never a 500 later on; a
+    lifetime over the maximum too: a stolen long-lived token would stay valid for years."""
+    if max_lifetime_seconds is not None:
+        _check_lifetime(claims, max_lifetime_seconds)
     roles = claims.get("roles")
     if not isinstance(roles, list) or not roles:
         raise InvalidToken("the token carries no roles")
+    if len(roles) > _MAX_ROLES or not all(isinstance(role, str) for role in roles):
+        raise InvalidToken("roles must be a list of strings")
     known = {role.value for role in Role}
-    org = claims.get("org_id")
-    if not isinstance(org, str) or not org:
-        raise InvalidToken("the token carries no org_id")
     team = claims.get("team_id")
+    token_id = claims.get("jti")
     return Principal(
-        subject=str(claims["sub"]),
+        subject=_claim_text(claims.get("sub"), "sub"),
         roles=frozenset(Role(role) for role in roles if role in known),
-        organization_id=org,
-        team_id=team if isinstance(team, str) and team else None,
-        token_id=claims.get("jti"),
+        organization_id=_claim_text(claims.get("org_id"), "org_id"),
+        team_id=None if team is None or team == "" else _claim_text(team, "team_id"),
+        token_id=None if token_id is None else _claim_text(token_id, "jti"),
     )
+
+
+def _claim_text(value: Any, name: str) -> str:
+    """A claim that ends up in audit rows and queries: a non-empty single line of text."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidToken(f"the token carries no {name}")
+    if len(value) > _MAX_CLAIM_LENGTH or refusal(value) is not None:
+        raise InvalidToken(f"the token's {name} is not a valid identifier")
+    return value
+
+
+def _check_lifetime(claims: dict[str, Any], max_lifetime_seconds: float) -> None:
+    # exp and iat are numbers here: PyJWT has validated them (and that iat is not in the future).
+    expires, issued = float(claims["exp"]), float(claims.get("iat", time.time()))
+    lifetime = max(expires - issued, expires - time.time())
+    if lifetime > max_lifetime_seconds:
+        raise InvalidToken(
+            f"the token is valid for {int(lifetime)} s, over the maximum of "
+            f"{int(max_lifetime_seconds)} s"
+        )
 
 
 def issue_dev_token(

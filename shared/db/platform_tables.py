@@ -2,6 +2,7 @@
 
 from sqlalchemy import MetaData
 
+from shared.audit.attempts import unauthenticated_attempts_table
 from shared.audit.log import audit_log_table
 from shared.auth.facts import client_access_table
 from shared.messaging.tables import add_messaging_tables
@@ -11,3 +12,4 @@ def add_platform_tables(metadata: MetaData) -> None:
     add_messaging_tables(metadata)
     client_access_table(metadata)
     audit_log_table(metadata)
+    unauthenticated_attempts_table(metadata)

@@ -18,8 +18,15 @@ from shared.auth.guide import AUTH_GUIDE
 from shared.auth.tokens import TokenVerifier
 from shared.db.database import Database
 from shared.http.health import broker_check, database_check, health_router
-from shared.http.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from shared.http.middleware import (
+    BodySizeLimitMiddleware,
+    MalformedRequestMiddleware,
+    RefusalAuditMiddleware,
+    RequestContextMiddleware,
+    SourceRateLimitMiddleware,
+)
 from shared.http.problems import PROBLEM_JSON, Problem, install_problem_handlers
+from shared.http.rate_limits import RateLimiter
 from shared.settings import Settings
 from shared.spec import ServiceSpec
 
@@ -66,9 +73,15 @@ def create_app(
     app.state.settings = settings
     app.state.spec = spec
     app.state.verifier = TokenVerifier(settings)
+    app.state.rate_limiter = RateLimiter(settings)
     app.state.audit_log = AuditLog(schema=spec.schema, keys=chain_keys(settings))
     install_problem_handlers(app)
+    # The last added runs first: request id, then the per-source rate (before any work),
+    # malformed requests, the audit of unaudited refusals, the body limit.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
+    app.add_middleware(RefusalAuditMiddleware)
+    app.add_middleware(MalformedRequestMiddleware)
+    app.add_middleware(SourceRateLimitMiddleware)
     if settings.cors_allowed_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -84,6 +97,12 @@ def create_app(
         app.include_router(router)
     refine_openapi(app)
     return app
+
+
+_ANY_OPERATION = {
+    "400": "Malformed request (a path or header with control characters, or not UTF-8)",
+    "429": "Too many requests; retry after the `Retry-After` seconds",
+}
 
 
 # What a browser may send and read across origins: the API's own headers, no more.
@@ -109,8 +128,9 @@ def operation_id(service: str, route: APIRoute) -> str:
 
 def refine_openapi(app: FastAPI) -> None:
     """Make the document say what the service does: every error is application/problem+json
-    (FastAPI documents its automatic 422 as application/json HTTPValidationError), and
-    `If-Match` is required wherever its absence is answered 428."""
+    (FastAPI documents its automatic 422 as application/json HTTPValidationError), any request
+    may be answered 400 (malformed) or 429 (over a rate), and `If-Match` is required wherever
+    its absence is answered 428."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -122,7 +142,13 @@ def refine_openapi(app: FastAPI) -> None:
             problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
             schemas.update(problem.pop("$defs", {}))
             schemas["Problem"] = problem
+        problem_ref = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
         for operation in (op for path in document["paths"].values() for op in path.values()):
+            # Any request may be malformed (400) or over a rate (429): middleware answers them.
+            for status, description in _ANY_OPERATION.items():
+                operation.setdefault("responses", {}).setdefault(
+                    status, {"description": description, "content": problem_ref}
+                )
             if "428" in operation.get("responses", {}):
                 for parameter in operation.get("parameters", []):
                     if parameter["in"] == "header" and parameter["name"].lower() == "if-match":

@@ -1,4 +1,6 @@
-"""ASGI middleware: request id and trace context, request metrics, and a body size limit.
+"""ASGI middleware: request id and trace context, request metrics, a body size limit, a rate
+limit per source address, refusal of malformed requests, and the audit of refusals after
+authentication that no endpoint audited.
 
 Written as plain ASGI (not BaseHTTPMiddleware) because they sit on every request's hot path.
 """
@@ -7,17 +9,35 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import uuid
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.http.problems import PROBLEM_BASE, PROBLEM_JSON, log_unexpected
+from shared.audit import attempts
+from shared.audit.attempts import record_attempt
+from shared.audit.log import written_in_request
+from shared.audit.refusals import record_refusal
+from shared.auth.principal import PRINCIPAL_SCOPE_KEY, Principal
+from shared.auth.tokens import InvalidToken, TokenVerifier
+from shared.db.database import UNAVAILABLE_ERRORS, DatabaseUnavailable
+from shared.http.problems import PROBLEM_BASE, PROBLEM_JSON, ProblemError, log_unexpected
+from shared.http.rate_limits import RateLimiter
 from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from shared.text import refusal
 from shared.tracing import continue_or_start, current_request_id, current_trace
 
 log = logging.getLogger(__name__)
+
+_REQUEST_ID = re.compile(r"[!-~]{1,128}")
+# Control characters in a header value (tab allowed); real servers refuse most, not all.
+_HEADER_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_UNAVAILABLE: tuple[type[Exception], ...] = (DatabaseUnavailable, *UNAVAILABLE_ERRORS)
+# Probes and scrapes, from the platform, are not rate limited.
+_UNLIMITED_PREFIXES = ("/health/", "/metrics")
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -39,7 +59,10 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         supplied_id = _header(scope, b"x-request-id")
-        request_id = supplied_id if supplied_id and len(supplied_id) <= 128 else str(uuid.uuid4())
+        # The id lands in logs and audit rows: visible ASCII only, or a fresh one.
+        request_id = (
+            supplied_id if supplied_id and _REQUEST_ID.fullmatch(supplied_id) else str(uuid.uuid4())
+        )
         trace = continue_or_start(_header(scope, b"traceparent"))
         request_token = current_request_id.set(request_id)
         trace_token = current_trace.set(trace)
@@ -142,6 +165,186 @@ class BodySizeLimitMiddleware:
             detail=f"Request bodies are limited to {self.max_bytes} bytes; nothing was changed.",
             instance=scope.get("path"),
         )
+
+
+def _source_address(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return str(client[0]) if client else None
+
+
+async def _send_error(scope: Scope, send: Send, error: ProblemError) -> None:
+    await send_problem(
+        send,
+        status=error.status,
+        slug=error.slug,
+        title=error.title,
+        detail=error.detail or error.title,
+        instance=None,
+        extra_headers=[
+            (name.lower().encode(), value.encode()) for name, value in (error.headers or {}).items()
+        ],
+    )
+
+
+class SourceRateLimitMiddleware:
+    """Any request over the per-source rate is answered 429 before routing or database work."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or str(scope.get("path", "")).startswith(_UNLIMITED_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        limiter: RateLimiter = scope["app"].state.rate_limiter
+        throttled = limiter.source(_source_address(scope))
+        if throttled is not None:
+            await _send_error(scope, send, throttled)
+            return
+        await self.app(scope, receive, send)
+
+
+def malformation(scope: Scope) -> str | None:
+    """Why the request cannot be routed safely, or None: a path that does not decode as
+    UTF-8 or holds control, bidirectional or zero-width characters (`%00`), or a header value
+    with control characters."""
+    raw_path = scope.get("raw_path")
+    if raw_path is not None:
+        try:
+            unquote_to_bytes(bytes(raw_path)).decode("utf-8")
+        except UnicodeDecodeError:
+            return "The path is not valid UTF-8."
+    path = str(scope.get("path", ""))
+    if "\ufffd" in path or refusal(path) is not None:
+        return "The path holds characters no resource name has."
+    for _name, value in scope.get("headers", ()):
+        if _HEADER_CONTROL.search(value):
+            return "A header value holds control characters."
+    return None
+
+
+class MalformedRequestMiddleware:
+    """A malformed request is a 400 problem before routing (it used to reach a query and come
+    back as a 500), counted like an attempt without a valid token: rate limited per source,
+    then aggregated per source and minute in the audit (never with its path)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        reason = malformation(scope) if scope["type"] == "http" else None
+        if reason is None:
+            await self.app(scope, receive, send)
+            return
+        app_state = scope["app"].state
+        source = _source_address(scope)
+        throttled = app_state.rate_limiter.unauthenticated(source)
+        if throttled is not None:
+            await _send_error(scope, send, throttled)
+            return
+        try:
+            await record_attempt(
+                app_state.database,
+                audit_log=app_state.audit_log,
+                action=attempts.action(str(scope.get("method", "")), attempts.MALFORMED_ROUTE),
+                source_address=source,
+                request_id=current_request_id.get(),
+            )
+        except _UNAVAILABLE as error:  # the refusal changed nothing: still send it
+            log.warning(
+                "malformed request not counted: database unavailable",
+                extra={"error_type": type(error).__name__},
+            )
+        await send_problem(
+            send,
+            status=400,
+            slug="malformed-request",
+            title="Malformed request",
+            detail=reason,
+            instance=None,
+        )
+
+
+class RefusalAuditMiddleware:
+    """Every 4xx leaves a trace, written before the answer leaves: when nothing in the request
+    audited or counted it (a validation error, an unknown method, a body FastAPI could not
+    parse before any dependency ran...), it is audited under the caller's identity if the
+    request carries a valid token, and counted as an unauthenticated attempt otherwise (within
+    the per-source rate for those; over it, only logged). 429s are the rate limiter's own
+    answers and leave nothing. If the database is unavailable the refusal is still sent: it
+    changed nothing, and the failure is logged."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        written: list[int] = []
+        token = written_in_request.set(written)
+
+        async def send_audited(message: Message) -> None:
+            if (
+                message["type"] == "http.response.start"
+                and 400 <= message["status"] < 500
+                and message["status"] != 429
+                and not written
+            ):
+                await self._audit(scope, message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_audited)
+        finally:
+            written_in_request.reset(token)
+
+    @staticmethod
+    async def _audit(scope: Scope, status: int) -> None:
+        app_state = scope["app"].state
+        route = getattr(scope.get("route"), "path", attempts.UNMATCHED_ROUTE)
+        action = attempts.action(str(scope.get("method", "")), route)
+        source = _source_address(scope)
+        try:
+            principal = scope.get(PRINCIPAL_SCOPE_KEY) or await _bearer_principal(scope)
+            if principal is not None:
+                await record_refusal(
+                    app_state.database,
+                    audit_log=app_state.audit_log,
+                    principal=principal,
+                    action=action,
+                    status=status,
+                    request_id=current_request_id.get(),
+                    source_address=source,
+                )
+            elif app_state.rate_limiter.unauthenticated(source) is None:
+                await record_attempt(
+                    app_state.database,
+                    audit_log=app_state.audit_log,
+                    action=action,
+                    source_address=source,
+                    request_id=current_request_id.get(),
+                )
+            else:
+                log.warning("refusal not counted: over the unauthenticated rate")
+        except _UNAVAILABLE as error:
+            log.warning(
+                "refusal not audited: database unavailable",
+                extra={"error_type": type(error).__name__, "status": status},
+            )
+
+
+async def _bearer_principal(scope: Scope) -> Principal | None:
+    """The principal of the request's bearer token, when it carries a valid one."""
+    authorization = _header(scope, b"authorization") or ""
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip():
+        return None
+    verifier: TokenVerifier = scope["app"].state.verifier
+    try:
+        return await verifier.verify(credentials.strip())
+    except InvalidToken:
+        return None
 
 
 async def send_problem(

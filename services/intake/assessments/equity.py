@@ -2,9 +2,19 @@
 
 Counts only, never rows. Each client counts once per dimension, with their latest assessment on
 the instrument (several assessments of one person must not fill a cell); in race_ethnicity a
-client counts in every group they chose. Small cells are suppressed so no person can be picked
-out: a count below MIN_CELL is published as null with `suppressed: true`, and a second cell is
-suppressed wherever a single one could be recovered by subtraction (see `_complement`).
+client counts in every group they chose.
+
+Disclosure control, so no person can be picked out (what a report can still reveal is in the
+README, "Equity report"):
+- primary suppression: a count below MIN_CELL, and every cell of a group below it, is
+  published as null with `suppressed: true`;
+- complementary suppression: more cells are hidden until no hidden cell can be computed from
+  the published ones, through the relations a reader knows (a group's risk levels add up to its
+  clients; the groups of sex and of language each partition the same people, so their columns
+  add up to the same totals): see `suppression.protect`;
+- rounding: every published count is rounded to the nearest multiple of ROUNDING_BASE, so that
+  comparing two reports does not show which group one newly assessed client joined, unless a
+  count crosses a rounding boundary (then it shows a change of 5, not which person).
 """
 
 from __future__ import annotations
@@ -17,9 +27,11 @@ from typing import Literal
 import asyncpg
 from pydantic import BaseModel, Field
 
+from services.intake.assessments import suppression
 from shared.events.assessment import RISK_ORDER, RiskLevel
 
 MIN_CELL = 5
+ROUNDING_BASE = 5
 NOT_RECORDED = "not_recorded"
 
 DimensionName = Literal["sex", "race_ethnicity", "preferred_language"]
@@ -32,7 +44,10 @@ _DIMENSIONS: tuple[tuple[DimensionName, str | None, bool], ...] = (
 
 
 class Cell(BaseModel):
-    count: int | None = Field(description=f"Null when suppressed (fewer than {MIN_CELL}).")
+    count: int | None = Field(
+        description=f"Rounded to the nearest multiple of {ROUNDING_BASE}; null when suppressed "
+        f"(fewer than {MIN_CELL}, or it could be computed from the others)."
+    )
     suppressed: bool
 
 
@@ -63,6 +78,9 @@ class EquityReport(BaseModel):
     instrument_version: str | None = Field(description="Null: every version of the instrument.")
     generated_at: datetime
     minimum_cell: int = MIN_CELL
+    rounding_base: int = Field(
+        default=ROUNDING_BASE, description="Published counts are multiples of this."
+    )
     clients: Cell = Field(description="Clients in your scope assessed with the instrument.")
     dimensions: list[DimensionFigures]
 
@@ -137,34 +155,97 @@ async def tally(
     return tallies
 
 
-def _complement(counts: dict[str, int], hidden: set[str]) -> set[str]:
-    """Cells of a partition whose total is published: with exactly one hidden, the total minus
-    the others gives it away, so the smallest other cell is hidden too."""
-    if len(hidden) != 1 or len(counts) < 2:
-        return hidden
-    smallest = min((key for key in counts if key not in hidden), key=lambda k: (counts[k], k))
-    return hidden | {smallest}
+# One cell of the report: (dimension, group, column); the totals are ("all", "all", column).
+CellKey = tuple[str, str, str]
+_TOTAL = ("all", "all")
+_LEVELS = tuple(str(level) for level in RiskLevel)
+_COLUMNS = ("clients", *_LEVELS, "raised", "lowered")
 
 
-def _small(counts: dict[str, int]) -> set[str]:
-    return {key for key, count in counts.items() if count < MIN_CELL}
+def _values(counts: Tally) -> dict[str, int]:
+    return {
+        "clients": counts.clients,
+        **{str(level): counts.risk[level] for level in RiskLevel},
+        "raised": counts.raised,
+        "lowered": counts.lowered,
+    }
+
+
+def _equations(groups: dict[str, list[str]]) -> list[list[tuple[CellKey, int]]]:
+    """What a reader knows holds: each row's clients are the sum of its risk levels; each
+    single-choice dimension partitions the same people, so its groups add up to the totals
+    in every column (and the totals are shared by every such dimension)."""
+    rows = [(dimension, group) for dimension, names in groups.items() for group in names]
+    equations = [
+        [((*row, "clients"), 1), *(((*row, level), -1) for level in _LEVELS)]
+        for row in [_TOTAL, *rows]
+    ]
+    for dimension, _code_list, multiple in _DIMENSIONS:
+        if multiple or not groups.get(dimension):
+            continue
+        for column in _COLUMNS:
+            equations.append(
+                [
+                    ((*_TOTAL, column), 1),
+                    *(((dimension, group, column), -1) for group in groups.get(dimension, [])),
+                ]
+            )
+    return equations
+
+
+def hidden_cells(tallies: dict[tuple[str, str], Tally]) -> set[CellKey]:
+    """Primary suppression (a count below MIN_CELL, every cell of a group below it), then
+    complementary suppression until no hidden cell follows from the published ones."""
+    counts: dict[CellKey, int] = {
+        (*_TOTAL, column): value for column, value in _values(tallies.get(_TOTAL, Tally())).items()
+    }
+    groups: dict[str, list[str]] = {}
+    for (dimension, group), tally_ in tallies.items():
+        if (dimension, group) == _TOTAL:
+            continue
+        groups.setdefault(dimension, []).append(group)
+        for column, value in _values(tally_).items():
+            counts[(dimension, group, column)] = value
+    primary = {
+        key
+        for key, value in counts.items()
+        if key[:2] != _TOTAL and (value < MIN_CELL or counts[(*key[:2], "clients")] < MIN_CELL)
+    }
+    if counts[(*_TOTAL, "clients")] < MIN_CELL:
+        primary.add((*_TOTAL, "clients"))
+    return suppression.protect(
+        counts.keys(),
+        _equations(groups),
+        suppressed=primary,
+        unpublished={(*_TOTAL, column) for column in _COLUMNS if column != "clients"},
+        # Hide the smallest published cell; a total only when nothing else will do.
+        preference=lambda key: (key[:2] == _TOTAL, counts[key], key),
+    )
+
+
+def rounded(count: int) -> int:
+    """To the nearest multiple of ROUNDING_BASE (counts are integers and the base odd: no ties)."""
+    return (count + ROUNDING_BASE // 2) // ROUNDING_BASE * ROUNDING_BASE
 
 
 def _cell(count: int, hidden: bool) -> Cell:
-    return Cell(count=None, suppressed=True) if hidden else Cell(count=count, suppressed=False)
+    if hidden:
+        return Cell(count=None, suppressed=True)
+    return Cell(count=rounded(count), suppressed=False)
 
 
-def _group(name: str, counts: Tally, whole_group_hidden: bool) -> GroupFigures:
-    risk = {str(level): counts.risk[level] for level in RiskLevel}
-    hidden_risk = set(risk) if whole_group_hidden else _complement(risk, _small(risk))
+def _group(dimension: str, name: str, counts: Tally, hidden: set[CellKey]) -> GroupFigures:
+    values = _values(counts)
+
+    def cell(column: str) -> Cell:
+        return _cell(values[column], (dimension, name, column) in hidden)
+
     return GroupFigures(
         group=name,
-        clients=_cell(counts.clients, whole_group_hidden),
-        computed_risk_levels=RiskDistribution(
-            **{level: _cell(count, level in hidden_risk) for level, count in risk.items()}
-        ),
-        overrides_raised=_cell(counts.raised, whole_group_hidden or counts.raised < MIN_CELL),
-        overrides_lowered=_cell(counts.lowered, whole_group_hidden or counts.lowered < MIN_CELL),
+        clients=cell("clients"),
+        computed_risk_levels=RiskDistribution(**{level: cell(level) for level in _LEVELS}),
+        overrides_raised=cell("raised"),
+        overrides_lowered=cell("lowered"),
     )
 
 
@@ -179,27 +260,24 @@ def build_report(
     instrument_version: str | None,
     generated_at: datetime,
 ) -> EquityReport:
-    everyone = tallies.get(("all", "all"), Tally())
+    hidden = hidden_cells(tallies)
+    everyone = tallies.get(_TOTAL, Tally())
     dimensions: list[DimensionFigures] = []
     for dimension, code_list, multiple in _DIMENSIONS:
         groups = {name: counts for (dim, name), counts in tallies.items() if dim == dimension}
-        sizes = {name: counts.clients for name, counts in groups.items()}
-        hidden = _small(sizes)
-        if not multiple:  # a partition of the published total
-            hidden = _complement(sizes, hidden)
         dimensions.append(
             DimensionFigures(
                 dimension=dimension,
                 code_list=code_list,
                 multiple_per_client=multiple,
-                groups=[_group(name, groups[name], name in hidden) for name in _order(groups)],
+                groups=[_group(dimension, name, groups[name], hidden) for name in _order(groups)],
             )
         )
     return EquityReport(
         instrument_id=instrument_id,
         instrument_version=instrument_version,
         generated_at=generated_at,
-        clients=_cell(everyone.clients, everyone.clients < MIN_CELL),
+        clients=_cell(everyone.clients, (*_TOTAL, "clients") in hidden),
         dimensions=dimensions,
     )
 

@@ -14,6 +14,7 @@ from shared.auth.guard import GuardDep
 from shared.http.app import DatabaseDep
 from shared.http.problems import PROBLEM_RESPONSES, FieldError
 from shared.messaging.outbox import unit_of_work
+from shared.text import FreeText
 
 router = APIRouter(tags=["reports"])
 
@@ -30,9 +31,10 @@ router = APIRouter(tags=["reports"])
 async def equity_report(
     guard: GuardDep,
     database: DatabaseDep,
-    instrument_id: Annotated[str, Query(max_length=63)],
+    instrument_id: Annotated[str, FreeText(max_length=63), Query()],
     version: Annotated[
-        str | None, Query(max_length=20, description="Default: every version.")
+        Annotated[str, FreeText(max_length=20)] | None,
+        Query(description="Default: every version."),
     ] = None,
 ) -> equity.EquityReport:
     grant = await guard.require(

@@ -9,11 +9,9 @@ from uuid import UUID
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
-    StringConstraints,
 )
 from sqlalchemy import (
     Boolean,
@@ -32,7 +30,9 @@ from sqlalchemy.dialects.postgresql import UUID as PgUUID
 
 from services.intake import tables
 from services.intake.assessments.scoring import Contribution
+from shared.dates import EARLIEST_YEAR, LATEST_YEAR, PlausibleDatetime
 from shared.events.assessment import FlagSeverity, FlagType, Need, RiskLevel
+from shared.text import FreeText, Note
 
 
 def _one_of(column: str, values: Iterable[str]) -> str:
@@ -132,26 +132,9 @@ for _declare in (assessments_table, assessment_overrides_table, flags_table_v2):
 
 # --- API models -------------------------------------------------------------------------------
 
-QuestionId = Annotated[str, StringConstraints(max_length=63)]
-OptionValue = Annotated[str, StringConstraints(max_length=63)]
-
-
-def _printable(value: str) -> str:
-    if any(ord(character) < 32 and character not in "\n\t" for character in value):
-        raise ValueError("must not contain control characters")
-    return value
-
-
-Reason = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=10, max_length=500),
-    AfterValidator(_printable),
-]
-Note = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=1000),
-    AfterValidator(_printable),
-]
+QuestionId = Annotated[str, FreeText(max_length=63)]
+OptionValue = Annotated[str, FreeText(max_length=63)]
+Reason = Annotated[str, FreeText(min_length=10, max_length=500, multiline=True)]
 
 
 def _in_the_future(value: datetime) -> datetime:
@@ -163,8 +146,10 @@ def _in_the_future(value: datetime) -> datetime:
 class AssessmentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    instrument_id: str = Field(max_length=63, examples=["needs-risk-screening"])
-    version: str = Field(max_length=20, examples=["1.0"])
+    instrument_id: Annotated[str, FreeText(max_length=63)] = Field(
+        examples=["needs-risk-screening"]
+    )
+    version: Annotated[str, FreeText(max_length=20)] = Field(examples=["1.0"])
     answers: dict[QuestionId, OptionValue] = Field(
         max_length=200,
         description="Question id -> the value of the chosen option (see the instrument).",
@@ -212,8 +197,10 @@ class FlagCreate(BaseModel):
 
     flag_type: FlagType
     severity: FlagSeverity
-    expires_at: Annotated[AwareDatetime, AfterValidator(_in_the_future)] | None = Field(
-        default=None, description="When the flag stops being active; with a time zone."
+    expires_at: Annotated[PlausibleDatetime, AfterValidator(_in_the_future)] | None = Field(
+        default=None,
+        description="When the flag stops being active; with a time zone; years "
+        f"{EARLIEST_YEAR} to {LATEST_YEAR}.",
     )
     note: Note | None = Field(default=None, description="For workers only; never in events.")
 

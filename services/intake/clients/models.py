@@ -41,14 +41,9 @@ from sqlmodel import Field as TableField
 
 from services.intake.code_lists.catalogue import MISSING_REASONS, check_code
 from services.intake.tables import IntakeTable, metadata
+from shared.text import FreeText, Name, ShortText
 
 EARLIEST_BIRTH_DATE = date(1900, 1, 1)
-
-
-def _no_control_characters(value: str) -> str:
-    if any(ord(character) < 32 for character in value):
-        raise ValueError("must not contain control characters")
-    return value
 
 
 def _plausible_birth_date(value: date) -> date:
@@ -74,30 +69,15 @@ def _coded(list_name: str) -> AfterValidator:
     return AfterValidator(lambda value: check_code(list_name, value))
 
 
-PersonName = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
-    AfterValidator(_no_control_characters),
-]
+PersonName = Name
 BirthDate = Annotated[date, AfterValidator(_plausible_birth_date)]
 LanguageCode = Annotated[
     str,
     StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[a-zA-Z]{2,3}$"),
     AfterValidator(_iso_639),
 ]
-Phone = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 ().-]{6,25}$"),
-]
-Email = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
-]
-ShortText = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-    AfterValidator(_no_control_characters),
-]
+Phone = Annotated[str, FreeText(max_length=25, pattern=r"^\+?[0-9 ().-]{6,25}$")]
+Email = Annotated[str, FreeText(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 NameQuality = Annotated[str, _coded("name_data_quality")]
 BirthDateQuality = Annotated[str, _coded("birth_date_quality")]
 Sex = Annotated[str, _coded("sex")]
@@ -149,7 +129,7 @@ class Identifier(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: IdentifierType
-    value: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None = None
+    value: Annotated[str, FreeText(max_length=64)] | None = None
     data_quality: IdentifierQuality = "1"
 
     @model_validator(mode="after")

@@ -59,6 +59,7 @@ from shared.http.problems import (
     documented_problem,
 )
 from shared.messaging.outbox import unit_of_work
+from shared.text import ShortText
 
 router = APIRouter(prefix="/v1/clients", tags=["clients"])
 
@@ -128,7 +129,7 @@ def _as_seen_by(
 async def search_clients(
     guard: GuardDep,
     database: DatabaseDep,
-    name: Annotated[str | None, Query(max_length=200)] = None,
+    name: Annotated[ShortText | None, Query()] = None,
     birth_date: date | None = None,
     phone: Annotated[Phone | None, Query()] = None,
     identifier_type: Annotated[IdentifierType | None, Query()] = None,

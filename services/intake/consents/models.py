@@ -13,11 +13,9 @@ from typing import Annotated, TypeVar
 from uuid import UUID
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
-    StringConstraints,
     ValidationInfo,
     field_validator,
 )
@@ -38,6 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
 
 from services.intake import tables
+from shared.dates import EARLIEST_YEAR, LATEST_YEAR, PlausibleDate
 from shared.events.consent import (
     RECIPIENT_SPECIFIC_DATA_CLASSES,
     DataClass,
@@ -45,6 +44,7 @@ from shared.events.consent import (
     Purpose,
     RevocationReason,
 )
+from shared.text import FreeText
 
 __all__ = [
     "MAX_RECIPIENTS",
@@ -76,28 +76,13 @@ class ConsentStatus(StrEnum):
     REVOKED = "revoked"
 
 
-def _no_control_characters(value: str) -> str:
-    if any(ord(character) < 32 and character not in "\n\t" for character in value):
-        raise ValueError("must not contain control characters")
-    return value
-
-
 def _canonical(values: Sequence[E], vocabulary: type[E]) -> list[E]:
     """Each value once, in the vocabulary's order: the same consent always reads the same."""
     return [member for member in vocabulary if member in values]
 
 
-OrganizationId = Annotated[
-    str,
-    StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][\w.:@-]*$"
-    ),
-]
-RevocationNote = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
-    AfterValidator(_no_control_characters),
-]
+OrganizationId = Annotated[str, FreeText(max_length=200, pattern=r"^[A-Za-z0-9][\w.:@-]*$")]
+RevocationNote = Annotated[str, FreeText(max_length=500, multiline=True)]
 
 
 class ConsentCreate(BaseModel):
@@ -125,12 +110,14 @@ class ConsentCreate(BaseModel):
     data_classes: list[DataClass] = Field(
         min_length=1, description="Which classes of the client's data are covered."
     )
-    starts_on: date | None = Field(
-        default=None, description="First day the consent applies; today (UTC) when omitted."
+    starts_on: PlausibleDate | None = Field(
+        default=None,
+        description="First day the consent applies; today (UTC) when omitted. Years "
+        f"{EARLIEST_YEAR} to {LATEST_YEAR}.",
     )
-    expires_on: date = Field(
+    expires_on: PlausibleDate = Field(
         description="First day the consent no longer applies; after `starts_on`. Expired "
-        "consent counts as no consent."
+        f"consent counts as no consent. Years {EARLIEST_YEAR} to {LATEST_YEAR}."
     )
 
     @field_validator("recipients")

@@ -6,22 +6,13 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Column, DateTime, Index, MetaData, Table, Text
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
 
+from shared.text import FreeText
 
-def _printable(value: str) -> str:
-    if not value.isprintable():
-        raise ValueError("must not contain control characters")
-    return value
-
-
-UserId = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-    AfterValidator(_printable),
-]
+UserId = Annotated[str, FreeText(max_length=200)]
 
 
 class AssignmentRequest(BaseModel):

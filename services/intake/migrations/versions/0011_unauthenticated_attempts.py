@@ -1,0 +1,28 @@
+"""Unauthenticated attempts counted per source address and minute (only the first of each
+minute is audited in full; see shared/audit/attempts.py).
+
+Revision ID: 0011
+Revises: 0010
+Create Date: 2026-11-29
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+from shared.audit.attempts import create_unauthenticated_attempts_v1
+
+revision: str = "0011"
+down_revision: str | None = "0010"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+SCHEMA = "intake"
+
+
+def upgrade() -> None:
+    create_unauthenticated_attempts_v1(op.get_bind(), SCHEMA)
+
+
+def downgrade() -> None:
+    op.drop_table("unauthenticated_attempts", schema=SCHEMA)
