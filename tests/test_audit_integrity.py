@@ -345,21 +345,23 @@ async def test_a_checkpoint_signature_verifies_with_the_public_key_and_fails_whe
     assert document == taken.model_dump(mode="json")
     assert verifies(public, document)
 
-    shorter = {
+    # Another seq for the first head (one past it: a seq below 1 would not even be a
+    # checkpoint, whatever the chain's length).
+    forged = {
         **document,
         "heads": [
-            {**document["heads"][0], "seq": document["heads"][0]["seq"] - 1},
+            {**document["heads"][0], "seq": document["heads"][0]["seq"] + 1},
             *document["heads"][1:],
         ],
     }
-    assert not verifies(public, shorter)
+    assert not verifies(public, forged)
     assert not verifies(public, {**document, "taken_at": "2026-11-30T12:00:00Z"})
     assert not verifies(public, {**document, "signature": document["signature"][::-1]})
     assert not verifies(Ed25519PrivateKey.generate().public_key(), document)
 
     # A forged line in the file is reported and not used.
     with checkpointer.path.open("a") as lines:
-        lines.write(json.dumps(shorter) + "\n")
+        lines.write(json.dumps(forged) + "\n")
     result = await run_verify(settings, "--checkpoints", str(checkpointer.path), scratch.schema)
     assert result.returncode == 1
     assert result.stdout.splitlines() == [

@@ -12,7 +12,6 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Literal, Self
 from uuid import UUID
 
-import pycountry
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -41,6 +40,7 @@ from sqlmodel import Field as TableField
 
 from services.intake.code_lists.catalogue import MISSING_REASONS, check_code
 from services.intake.tables import IntakeTable, metadata
+from shared.languages import LanguageCode
 from shared.text import FreeText, Name, ShortText
 
 EARLIEST_BIRTH_DATE = date(1900, 1, 1)
@@ -54,28 +54,12 @@ def _plausible_birth_date(value: date) -> date:
     return value
 
 
-def _iso_639(value: str) -> str:
-    found = (
-        pycountry.languages.get(alpha_2=value)
-        if len(value) == 2
-        else pycountry.languages.get(alpha_3=value)
-    )
-    if found is None:
-        raise ValueError("not an ISO 639-1 or ISO 639-3 language code")
-    return value
-
-
 def _coded(list_name: str) -> AfterValidator:
     return AfterValidator(lambda value: check_code(list_name, value))
 
 
 PersonName = Name
 BirthDate = Annotated[date, AfterValidator(_plausible_birth_date)]
-LanguageCode = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[a-zA-Z]{2,3}$"),
-    AfterValidator(_iso_639),
-]
 Phone = Annotated[str, FreeText(max_length=25, pattern=r"^\+?[0-9 ().-]{6,25}$")]
 Email = Annotated[str, FreeText(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 NameQuality = Annotated[str, _coded("name_data_quality")]

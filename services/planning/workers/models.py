@@ -10,13 +10,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Self
 
-import pycountry
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
-    StringConstraints,
     model_validator,
 )
 from sqlalchemy import (
@@ -35,27 +33,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from services.planning.cases.models import UserId
+from shared.languages import LanguageCode
+from shared.text import ShortText
 
 MAX_LANGUAGES = 20
 MAX_CAPACITY_POINTS = 10_000
 MAX_SYNC_WORKERS = 500
-
-
-def _printable(value: str) -> str:
-    if not value.isprintable():
-        raise ValueError("must not contain control characters")
-    return value
-
-
-def _iso_639(value: str) -> str:
-    found = (
-        pycountry.languages.get(alpha_2=value)
-        if len(value) == 2
-        else pycountry.languages.get(alpha_3=value)
-    )
-    if found is None:
-        raise ValueError("not an ISO 639-1 or ISO 639-3 language code")
-    return value
 
 
 def _distinct(values: list[str]) -> list[str]:
@@ -64,21 +47,8 @@ def _distinct(values: list[str]) -> list[str]:
     return values
 
 
-TeamId = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-    AfterValidator(_printable),
-]
-DisplayName = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-    AfterValidator(_printable),
-]
-LanguageCode = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, to_lower=True, min_length=2, max_length=3),
-    AfterValidator(_iso_639),
-]
+TeamId = ShortText
+DisplayName = ShortText
 Languages = Annotated[
     list[LanguageCode], Field(max_length=MAX_LANGUAGES), AfterValidator(_distinct)
 ]
