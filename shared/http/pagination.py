@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 from uuid import UUID
@@ -54,6 +55,14 @@ Keyset = tuple[datetime, UUID]
 def encode_keyset(moment: datetime, identifier: UUID) -> str:
     """The cursor after a row of a list ordered by (timestamp, id)."""
     return encode_cursor(moment.isoformat(), str(identifier))
+
+
+def keyset_page(found: list[T], limit: int, keyset: Callable[[T], Keyset]) -> Page[T]:
+    """A page of a keyset list fetched with `limit + 1` rows: the first `limit`, and the cursor
+    after the last of them when the extra row says there is more."""
+    items = found[:limit]
+    more = len(found) > limit
+    return Page(items=items, next_cursor=encode_keyset(*keyset(items[-1])) if more else None)
 
 
 def decode_keyset(cursor: str) -> Keyset:

@@ -10,7 +10,7 @@ from services.intake.assessments.flag_queue import QueueState, list_queue
 from services.intake.assessments.models import FlagPublic
 from shared.auth.guard import GuardDep
 from shared.http.app import DatabaseDep
-from shared.http.pagination import Cursor, Limit, Page, decode_keyset, encode_keyset
+from shared.http.pagination import Cursor, Limit, Page, decode_keyset, keyset_page
 from shared.http.problems import PROBLEM_RESPONSES
 from shared.messaging.outbox import unit_of_work
 
@@ -44,10 +44,7 @@ async def list_flag_queue(
             after=after,
             limit=limit + 1,
         )
-        page = found[:limit]
-        shown = [grant.about(resource_id=str(f.id), client_id=f.client_id) for f in page]
+        page = keyset_page(found, limit, lambda f: (f.raised_at, f.id))
+        shown = [grant.about(resource_id=str(f.id), client_id=f.client_id) for f in page.items]
         await guard.audit(uow, *(shown or [grant]))
-    more = len(found) > limit
-    return Page[FlagPublic](
-        items=page, next_cursor=encode_keyset(page[-1].raised_at, page[-1].id) if more else None
-    )
+    return page

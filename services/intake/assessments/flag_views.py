@@ -14,7 +14,7 @@ from services.intake.assessments.problems import conflict
 from shared.auth.guard import Grant, Guard, GuardDep
 from shared.http import idempotency
 from shared.http.app import DatabaseDep
-from shared.http.pagination import Cursor, Limit, Page, decode_keyset, encode_keyset
+from shared.http.pagination import Cursor, Limit, Page, decode_keyset, keyset_page
 from shared.http.problems import PROBLEM_RESPONSES, ProblemError
 from shared.messaging.outbox import UnitOfWork, unit_of_work
 
@@ -62,13 +62,10 @@ async def list_flags(
             after=keyset,
             limit=limit + 1,
         )
-        page = found[:limit]
-        shown = [grant.about(resource_id=str(flag.id), client_id=client_id) for flag in page]
+        page = keyset_page(found, limit, lambda f: (f.raised_at, f.id))
+        shown = [grant.about(resource_id=str(f.id), client_id=client_id) for f in page.items]
         await guard.audit(uow, *(shown or [grant]))
-    more = len(found) > limit
-    return Page[FlagPublic](
-        items=page, next_cursor=encode_keyset(page[-1].raised_at, page[-1].id) if more else None
-    )
+    return page
 
 
 @router.post(

@@ -26,7 +26,7 @@ from services.intake.assessments.problems import (
 from shared.auth.guard import CurrentPrincipal, GuardDep
 from shared.http import idempotency
 from shared.http.app import DatabaseDep
-from shared.http.pagination import Cursor, Limit, Page, decode_keyset, encode_keyset
+from shared.http.pagination import Cursor, Limit, Page, decode_keyset, keyset_page
 from shared.http.problems import PROBLEM_RESPONSES, ProblemError
 from shared.messaging.outbox import unit_of_work
 
@@ -166,13 +166,10 @@ async def list_assessments(
         found = await service.list_assessments(
             uow.connection, client_id=client_id, after=keyset, limit=limit + 1
         )
-        page = found[:limit]
-        shown = [grant.about(resource_id=str(a.id), client_id=client_id) for a in page]
+        page = keyset_page(found, limit, lambda a: (a.created_at, a.id))
+        shown = [grant.about(resource_id=str(a.id), client_id=client_id) for a in page.items]
         await guard.audit(uow, *(shown or [grant]))
-    more = len(found) > limit
-    return Page[AssessmentPublic](
-        items=page, next_cursor=encode_keyset(page[-1].created_at, page[-1].id) if more else None
-    )
+    return page
 
 
 @router.get(

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path
 from services.intake.clients.history import ClientChange, list_changes
 from shared.auth.guard import GuardDep
 from shared.http.app import DatabaseDep
-from shared.http.pagination import Cursor, Limit, Page, decode_keyset, encode_keyset
+from shared.http.pagination import Cursor, Limit, Page, decode_keyset, keyset_page
 from shared.http.problems import PROBLEM_RESPONSES
 from shared.messaging.outbox import unit_of_work
 
@@ -42,8 +42,4 @@ async def get_client_history(
             uow.connection, client_id=client_id, after=after, limit=limit + 1
         )
         await guard.audit(uow, grant)
-    page = found[:limit]
-    more = len(found) > limit
-    return Page[ClientChange](
-        items=page, next_cursor=encode_keyset(page[-1].changed_at, page[-1].id) if more else None
-    )
+    return keyset_page(found, limit, lambda change: (change.changed_at, change.id))

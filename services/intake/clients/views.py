@@ -47,7 +47,7 @@ from shared.http.pagination import (
     Limit,
     Page,
     decode_keyset,
-    encode_keyset,
+    keyset_page,
 )
 from shared.http.preconditions import IfMatch, matches, precondition_required, stale
 from shared.http.problems import (
@@ -284,12 +284,11 @@ async def list_clients(
             after=after,
             limit=limit + 1,
         )
-        page = clients[:limit]
+        page = keyset_page(clients, limit, lambda c: (c.created_at, c.id))
         # One record per client the caller was shown: each client's access log is complete.
-        shown = [grant.about(resource_id=str(c.id), client_id=c.id) for c in page]
+        shown = [grant.about(resource_id=str(c.id), client_id=c.id) for c in page.items]
         await guard.audit(uow, *(shown or [grant]))
-    next_cursor = encode_keyset(page[-1].created_at, page[-1].id) if len(clients) > limit else None
-    return Page[ClientPublic](items=page, next_cursor=next_cursor)
+    return page
 
 
 @router.get(

@@ -23,7 +23,7 @@ from shared.http.pagination import (
     Limit,
     Page,
     decode_keyset,
-    encode_keyset,
+    keyset_page,
 )
 from shared.http.problems import PROBLEM_RESPONSES, ProblemError
 from shared.messaging.outbox import UnitOfWork, unit_of_work
@@ -116,14 +116,11 @@ async def list_consents(
         consents = await service.list_consents(
             uow.connection, client_id=client_id, status=status, after=after, limit=limit + 1
         )
-        page = consents[:limit]
+        page = keyset_page(consents, limit, lambda c: (c.recorded_at, c.id))
         # One record per consent the caller was shown: each consent's access log is complete.
-        shown = [grant.about(resource_id=str(c.id), client_id=client_id) for c in page]
+        shown = [grant.about(resource_id=str(c.id), client_id=client_id) for c in page.items]
         await guard.audit(uow, *(shown or [grant]))
-    next_cursor = (
-        encode_keyset(page[-1].recorded_at, page[-1].id) if len(consents) > limit else None
-    )
-    return Page[ConsentPublic](items=page, next_cursor=next_cursor)
+    return page
 
 
 @router.get(
