@@ -29,6 +29,10 @@ from shared.spec import ServiceSpec
 
 log = logging.getLogger(__name__)
 
+# How long the loops get to finish their clean-up (leave the consumer group, close clients)
+# when the worker stops, before they are cut short: a stop never hangs.
+SHUTDOWN_GRACE_SECONDS = 10.0
+
 
 class _EmbeddedServer(uvicorn.Server):
     """A uvicorn server that leaves signal handling to the worker that runs it."""
@@ -148,11 +152,14 @@ class Worker:
             if server is not None:
                 server.should_exit = True
             for task in tasks:
-                # Once only: a task already cancelled (gather passes the worker's own
+                # Once first: a task already cancelled (gather passes the worker's own
                 # cancellation on) is running its clean-up, e.g. the consumer leaving its
-                # group; a second cancel would cut that short and leave the group waiting
-                # for the member's session to time out before anyone else gets partitions.
+                # group; cutting that short leaves the group waiting for the member's session
+                # to time out before anyone else gets partitions.
                 if not task.done() and not task.cancelling():
                     task.cancel()
+            _done, stuck = await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE_SECONDS)
+            for task in stuck:
+                task.cancel()  # a clean-up that hangs (a broker that never answers) is cut short
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.database.close()
