@@ -5,6 +5,7 @@ waiting for another)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from uuid import uuid4
@@ -29,22 +30,32 @@ POOL_SIZE = 2
 CONCURRENT = 40
 
 
-@pytest.fixture(scope="module")
-async def small_pool_intake(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """Intake with a two-connection pool that gives up waiting after two seconds."""
-    small = settings.model_copy(
-        update={"database_pool_size": POOL_SIZE, "database_acquire_timeout_seconds": 2.0}
-    )
-    app = create_app(SERVICES["intake"], small)
+@contextlib.asynccontextmanager
+async def running_intake(
+    settings: Settings, **overrides: object
+) -> AsyncIterator[tuple[httpx.AsyncClient, Database]]:
+    """Intake's API in this loop with `overrides` on its settings, called as the caseworker;
+    and its database, to hold its pool's connections from outside."""
+    configured = settings.model_copy(update=overrides)
+    app = create_app(SERVICES["intake"], configured)
     async with (
         LifespanManager(app) as manager,
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=manager.app),
             base_url="http://intake.test",
-            headers=bearer(small, CASEWORKER),
+            headers=bearer(configured, CASEWORKER),
             timeout=30,
         ) as client,
     ):
+        yield client, app.state.database
+
+
+@pytest.fixture(scope="module")
+async def small_pool_intake(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """Intake with a two-connection pool that gives up waiting after two seconds."""
+    async with running_intake(
+        settings, database_pool_size=POOL_SIZE, database_acquire_timeout_seconds=2.0
+    ) as (client, _database):
         yield client
 
 
@@ -98,19 +109,9 @@ async def test_duplicate_refusals_above_pool_size_all_answer_409_with_candidates
 async def test_an_exhausted_pool_answers_503_with_retry_after_and_recovers(
     settings: Settings,
 ) -> None:
-    tight = settings.model_copy(
-        update={"database_pool_size": 1, "database_acquire_timeout_seconds": 0.3}
-    )
-    app = create_app(SERVICES["intake"], tight)
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app),
-            base_url="http://intake.test",
-            headers=bearer(tight, CASEWORKER),
-        ) as client,
-    ):
-        database: Database = app.state.database
+    async with running_intake(
+        settings, database_pool_size=1, database_acquire_timeout_seconds=0.3
+    ) as (client, database):
         held = await database.pool.acquire()
         try:
             busy = await client.get(f"/v1/clients/{uuid4()}")
@@ -127,24 +128,13 @@ async def test_an_exhausted_pool_answers_503_with_retry_after_and_recovers(
 async def test_liveness_fails_only_when_every_wait_has_failed_for_too_long(
     settings: Settings,
 ) -> None:
-    starving = settings.model_copy(
-        update={
-            "database_pool_size": 1,
-            "database_acquire_timeout_seconds": 0.2,
-            "liveness_starved_seconds": 0.3,
-        }
-    )
-    app = create_app(SERVICES["intake"], starving)
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app),
-            base_url="http://intake.test",
-            headers=bearer(starving, CASEWORKER),
-        ) as client,
-    ):
+    async with running_intake(
+        settings,
+        database_pool_size=1,
+        database_acquire_timeout_seconds=0.2,
+        liveness_starved_seconds=0.3,
+    ) as (client, database):
         assert (await client.get("/health/live")).status_code == 200
-        database: Database = app.state.database
         held = await database.pool.acquire()
         try:
             for _ in range(3):
@@ -250,21 +240,11 @@ async def test_a_database_that_is_down_is_a_503_with_retry_after_not_a_500(
     server = EmbeddedPostgres(tmp_path / "pg", free_port(), superuser_password="outage-test")
     server.start()
     try:
-        down = settings.model_copy(
-            update={
-                "service_database_url": with_database(server.admin_url, "postgres"),
-                "database_pool_size": 1,
-            }
-        )
-        app = create_app(SERVICES["intake"], down)
-        async with (
-            LifespanManager(app) as manager,
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=manager.app),
-                base_url="http://intake.test",
-                headers=bearer(down, CASEWORKER),
-            ) as client,
-        ):
+        async with running_intake(
+            settings,
+            service_database_url=with_database(server.admin_url, "postgres"),
+            database_pool_size=1,
+        ) as (client, _database):
             server.stop()
             outage = await client.get(f"/v1/clients/{uuid4()}")
             ready = await client.get("/health/ready")
