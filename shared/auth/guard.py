@@ -81,7 +81,7 @@ def _unauthenticated(detail: str) -> ProblemError:
     )
 
 
-async def _audit_alone(request: Request) -> None:
+async def _count_unauthenticated(request: Request) -> None:
     """An attempt without a valid token: counted per source and minute, the first one of the
     minute audited in full (shared/audit/attempts.py), under the route template, not the path."""
     route = request.scope.get("route")
@@ -98,7 +98,7 @@ async def authenticate(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Principal:
-    """The caller's principal, or 401 (counted, see `_audit_alone`); 429 when the caller, or
+    """The caller's principal, or 401 (counted, see `_count_unauthenticated`); 429 when the caller, or
     the source of attempts without a valid token, is over its rate (checked before any
     database work). The principal is kept in the request's scope so that a refusal the
     endpoint itself does not audit (e.g. a 422) is audited by the RefusalAuditMiddleware."""
@@ -112,7 +112,7 @@ async def authenticate(
         throttled = limiter.unauthenticated(_source_address(request))
         if throttled is not None:
             raise throttled from error
-        await _audit_alone(request)
+        await _count_unauthenticated(request)
         raise _unauthenticated(str(error)) from error
     throttled = limiter.principal(principal)
     if throttled is not None:
