@@ -65,7 +65,7 @@ allow --allow-principal User:planning --operation Read --topic casework.broker-e
 allow --allow-principal User:planning --operation Read --group planning
 
 # referrals
-allow --allow-principal User:referrals --operation Write --topic casework.audit --topic casework.broker-epoch --topic casework.referrals.dlq
+allow --allow-principal User:referrals --operation Write --topic casework.audit --topic casework.broker-epoch --topic casework.referrals.dlq --topic casework.referrals.referrals
 allow --allow-principal User:referrals --operation Read --topic casework.broker-epoch --topic casework.intake.clients --topic casework.planning.cases
 allow --allow-principal User:referrals --operation Read --group referrals
 

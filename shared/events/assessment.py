@@ -223,9 +223,28 @@ class ProtectedNeedsAssessed(EventData):
     needs: list[ProtectedNeed] = Field(min_length=1)
 
 
+class FlagAcknowledged(EventData):
+    """Someone took responsibility for a flag: escalation stops."""
+
+    event_type = "org.casework.intake.protected.flag.acknowledged.v1"
+    topic = Topic.INTAKE_PROTECTED
+    aggregate_type = "client"
+    source_service = "intake"
+    summary = (
+        "A worker acknowledged a flag (took responsibility for it): notifications stops "
+        "escalating it. On the protected topic because crisis flags travel there; ids only."
+    )
+
+    flag_id: UUID
+    client_id: UUID
+    acknowledged_by: str = Field(description="User id of the worker who acknowledged it.")
+    acknowledged_at: datetime
+
+
 EVENTS: tuple[type[EventData], ...] = (
     ClientAssessed,
     FlagRaised,
     ProtectedNeedsAssessed,
     ProtectedFlagRaised,
+    FlagAcknowledged,
 )

@@ -31,6 +31,7 @@ class Topic:
     INTAKE_CLIENTS = "casework.intake.clients"
     INTAKE_PROTECTED = "casework.intake.protected"
     PLANNING_CASES = "casework.planning.cases"
+    REFERRALS = "casework.referrals.referrals"
     AUDIT = "casework.audit"
 
 
@@ -128,6 +129,7 @@ class CaseAssigned(EventData):
     worker_id: str = Field(description="User id of the worker the case now belongs to.")
     team_id: str | None = Field(default=None, description="The worker's team.")
     organization_id: str | None = Field(default=None, description="The case's organisation.")
+    case_id: UUID | None = Field(default=None, description="The case's id in planning.")
     assigned_by: str = Field(description="User id of who assigned it.")
     assigned_at: datetime
 
