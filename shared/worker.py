@@ -18,6 +18,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from shared.audit.checkpoints import Checkpointer
+from shared.clock import SYSTEM_CLOCK, Clock
 from shared.db.database import Database
 from shared.http.app import service_database
 from shared.http.health import ReadinessCheck, broker_check, database_check, health_router
@@ -65,6 +66,7 @@ class Worker:
         *,
         topics: Sequence[str],
         serve_http: bool = True,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         """`topics`: every declared topic (services/registry.py TOPICS): readiness checks them
         and the relay recreates them when the broker lost its log."""
@@ -72,6 +74,7 @@ class Worker:
         self.settings = settings
         self.topics = list(topics)
         self.serve_http = serve_http
+        self.clock = clock
         self.database: Database = service_database(spec, settings)
         self.relay = OutboxRelay(
             service=spec.name, database=self.database, settings=settings, topics=self.topics

@@ -17,6 +17,7 @@ from asgi_lifespan import LifespanManager
 
 from services.registry import SERVICES, TOPICS
 from shared.auth.tokens import issue_dev_token
+from shared.clock import SYSTEM_CLOCK, Clock
 from shared.http.app import create_app
 from shared.settings import Settings
 from shared.worker import Worker
@@ -66,12 +67,14 @@ class Stack:
 
 
 @contextlib.asynccontextmanager
-async def running_stack(settings: Settings) -> AsyncIterator[Stack]:
+async def running_stack(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> AsyncIterator[Stack]:
+    """`clock`: what time it is for every service's API and worker (a `FrozenClock` in tests of
+    time-dependent rules)."""
     stack = Stack()
     tasks: list[asyncio.Task[None]] = []
     async with contextlib.AsyncExitStack() as exits:
         for name, spec in SERVICES.items():
-            app = create_app(spec, settings, topics=TOPICS)
+            app = create_app(spec, settings, topics=TOPICS, clock=clock)
             manager = await exits.enter_async_context(LifespanManager(app))
             stack.api[name] = await exits.enter_async_context(
                 httpx.AsyncClient(
@@ -80,7 +83,7 @@ async def running_stack(settings: Settings) -> AsyncIterator[Stack]:
                     headers=bearer(settings, CASEWORKER),
                 )
             )
-            worker = Worker(spec, settings, topics=TOPICS, serve_http=False)
+            worker = Worker(spec, settings, topics=TOPICS, serve_http=False, clock=clock)
             stack.workers[name] = worker
             tasks.append(asyncio.create_task(worker.run()))
         for worker in stack.workers.values():

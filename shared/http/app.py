@@ -16,6 +16,7 @@ from shared.audit.keys import chain_keys
 from shared.audit.log import AuditLog
 from shared.auth.guide import AUTH_GUIDE
 from shared.auth.tokens import TokenVerifier
+from shared.clock import SYSTEM_CLOCK, Clock
 from shared.db.database import Database
 from shared.http.health import broker_check, database_check, health_router
 from shared.http.middleware import (
@@ -41,10 +42,15 @@ def service_database(spec: ServiceSpec, settings: Settings) -> Database:
 
 
 def create_app(
-    spec: ServiceSpec, settings: Settings | None = None, *, topics: Sequence[str] = ()
+    spec: ServiceSpec,
+    settings: Settings | None = None,
+    *,
+    topics: Sequence[str] = (),
+    clock: Clock = SYSTEM_CLOCK,
 ) -> FastAPI:
     """`topics`: the declared topics, which readiness checks exist (services/registry.py
-    TOPICS); without them readiness checks only that the broker answers."""
+    TOPICS); without them readiness checks only that the broker answers. `clock`: what time it
+    is for the service's rules (`ClockDep`); tests pass a `FrozenClock`."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -72,6 +78,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.spec = spec
+    app.state.clock = clock
     app.state.verifier = TokenVerifier(settings)
     app.state.rate_limiter = RateLimiter(settings)
     app.state.audit_log = AuditLog(schema=spec.schema, keys=chain_keys(settings))
@@ -180,3 +187,11 @@ async def get_database(request: Request) -> Database:
 
 
 DatabaseDep = Annotated[Database, Depends(get_database)]
+
+
+def get_clock(request: Request) -> Clock:
+    clock: Clock = request.app.state.clock
+    return clock
+
+
+ClockDep = Annotated[Clock, Depends(get_clock)]
