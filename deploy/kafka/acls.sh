@@ -60,7 +60,7 @@ allow --allow-principal User:intake --operation Read --topic casework.broker-epo
 allow --allow-principal User:intake --operation Read --group intake
 
 # planning
-allow --allow-principal User:planning --operation Write --topic casework.audit --topic casework.broker-epoch --topic casework.planning.cases --topic casework.planning.dlq
+allow --allow-principal User:planning --operation Write --topic casework.audit --topic casework.broker-epoch --topic casework.planning.cases --topic casework.planning.dlq --topic casework.planning.workers
 allow --allow-principal User:planning --operation Read --topic casework.broker-epoch --topic casework.intake.clients --topic casework.planning.cases
 allow --allow-principal User:planning --operation Read --group planning
 

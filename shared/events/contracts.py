@@ -31,6 +31,7 @@ class Topic:
     INTAKE_CLIENTS = "casework.intake.clients"
     INTAKE_PROTECTED = "casework.intake.protected"
     PLANNING_CASES = "casework.planning.cases"
+    PLANNING_WORKERS = "casework.planning.workers"
     REFERRALS = "casework.referrals.referrals"
     AUDIT = "casework.audit"
 

@@ -241,7 +241,34 @@ class TransferAnswered(_CaseEvent):
     answered_at: datetime
 
 
+class WorkerUpdated(EventData):
+    """A staff directory entry was created or changed (staff data, never client data)."""
+
+    event_type = "org.casework.planning.worker.updated.v1"
+    topic = Topic.PLANNING_WORKERS
+    aggregate_type = "worker"
+    source_service = "planning"
+    summary = (
+        "A worker of the staff directory was created or changed: organisation, team, role, "
+        "languages and whether active, as notifications needs them to find recipients."
+    )
+    key_fields = ("worker_id",)
+    key_description = "The worker's user id: one worker's changes stay in order."
+
+    worker_id: str = Field(description="The identity provider's user id (the token's `sub`).")
+    organization_id: str
+    team_id: str | None
+    role: Literal["caseworker", "supervisor"] = Field(
+        description="Supervisors of a team approve its plans and receive its escalations."
+    )
+    languages: list[str] = Field(description="ISO 639 codes the worker speaks.")
+    active: bool
+    version: int = Field(ge=1, description="Increases with every change: apply only newer ones.")
+    updated_at: datetime
+
+
 EVENTS: tuple[type[EventData], ...] = (
+    WorkerUpdated,
     CaseOpened,
     CaseClosed,
     CaseReopened,
