@@ -1,6 +1,8 @@
 # The two commands a newcomer needs: `make run` (the whole system, embedded) and `make test`.
 PYTHON ?= python3
 VENV ?= .venv
+# Test files run in parallel over this many pytest-xdist workers (0: one process).
+TEST_WORKERS ?= 3
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
@@ -19,7 +21,7 @@ run: $(INSTALLED) ## Run all four services with embedded PostgreSQL and Kafka br
 	$(BIN)/casework dev
 
 test: $(INSTALLED) ## Run the whole test suite against real PostgreSQL and broker
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(INSTALLED) ## ruff, mypy and the event-contract check
 	$(BIN)/ruff check .
