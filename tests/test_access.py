@@ -678,6 +678,7 @@ ROUTES: dict[tuple[str, str, str], Route] = {
     ),
     ("planning", "GET", "/v1/cases/{client_id}/assignment"): Route("case.read"),
     ("intake", "GET", "/v1/clients/{client_id}/history"): Route("client.read"),
+    ("intake", "GET", "/v1/clients/{client_id}/shared-record"): Route("client.shared_read"),
     ("intake", "GET", "/v1/flags"): Route("flag.read"),
     ("intake", "POST", "/v1/clients/{client_id}/assessment-drafts"): Route(
         "assessment.write",
