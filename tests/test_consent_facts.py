@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from shared.auth.consents import (
     ConsentTerms,
     MissingCode,
+    consent_problem,
     covered_classes,
     covering_consent,
     decide_coverage,
@@ -170,6 +171,21 @@ def test_a_revocation_known_before_its_grant_covers_nothing() -> None:
         revoked_at=datetime(2026, 5, 1, tzinfo=UTC),
     )
     assert [m.code for m in decide([alone], DataClass.GENERAL).missing] == [MissingCode.REVOKED]
+
+
+def test_the_problem_says_exactly_what_is_missing() -> None:
+    coverage = decide([terms(data_classes=frozenset({"general"}))], DataClass.HIV)
+    problem = consent_problem(coverage)
+    assert (problem.status, problem.slug) == (422, "consent-required")
+    assert problem.extra["missing"] == [
+        {
+            "code": "class-not-covered",
+            "detail": f"Consent {uuid.UUID(int=1)} does not cover hiv data.",
+            "consent_id": str(uuid.UUID(int=1)),
+            "data_classes": ["hiv"],
+        }
+    ]
+    assert problem.detail == problem.extra["missing"][0]["detail"]
 
 
 def test_covered_classes_of_one_consent() -> None:
