@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from bench import partner
 from bench.load import (
     REQUEST_ERRORS,
     HttpConnection,
@@ -385,8 +386,16 @@ async def _search_phase(context: BenchContext, size: int, concurrency: int) -> N
     )
 
 
+async def partner_read(context: BenchContext) -> None:
+    """A partner's shared record (ADDRESSED: referrals and consents checked) against the
+    case worker's read of the same client, alternating, in the same run (bench/partner.py)."""
+    for figure in await partner.partner_read(context.stack, context.options.headers):
+        context.emit(figure)
+
+
 CASES: dict[str, Case] = {
     "register_client": register_client,
     "event_latency": event_latency,
     "client_search": client_search,
+    "partner_read": partner_read,
 }

@@ -56,7 +56,7 @@ scram_user siem
 
 # intake
 allow --allow-principal User:intake --operation Write --topic casework.audit --topic casework.broker-epoch --topic casework.intake.clients --topic casework.intake.dlq --topic casework.intake.protected
-allow --allow-principal User:intake --operation Read --topic casework.broker-epoch --topic casework.planning.cases
+allow --allow-principal User:intake --operation Read --topic casework.broker-epoch --topic casework.planning.cases --topic casework.referrals.referrals
 allow --allow-principal User:intake --operation Read --group intake
 
 # planning

@@ -14,6 +14,7 @@ KINDS = {
     "flag.read": READ, "flag.write": WRITE,
     "link.read": READ, "link.write": WRITE,
     "code_list.read": READ, "report.equity": READ, "audit.read": READ,
+    "client.shared_read": READ,
 }  # fmt: skip
 
 # What a worker may do on the clients in their scope (caseload, team, ...).
@@ -55,8 +56,10 @@ POLICY = Policy(
         Role.PLATFORM_AUDITOR: {"audit.read": Scope.ALL_ORGANISATIONS},
         # Admins configure; aggregated figures carry no client data.
         Role.ADMIN: {"code_list.read": Scope.ALL, "report.equity": Scope.ORGANISATION},
-        # Partners see referral data in the referrals service, within the client's consent.
-        Role.PARTNER: {"code_list.read": Scope.ALL},
+        # Partners see the referrals addressed to them in the referrals service and, here,
+        # what the consent behind an open one covers for their organisation (nothing else:
+        # every other route stays 403/404 for them).
+        Role.PARTNER: {"code_list.read": Scope.ALL, "client.shared_read": Scope.ADDRESSED},
     },
     kinds=KINDS,
 )

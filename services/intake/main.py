@@ -14,7 +14,9 @@ from services.intake.clients.views import router as clients_router
 from services.intake.code_lists.views import router as code_lists_router
 from services.intake.consents.views import router as consents_router
 from services.intake.links.views import router as links_router
+from services.intake.partner.views import router as partner_router
 from shared.audit.views import audit_router
+from shared.auth.addressed import REFERRAL_GRANT_HANDLERS
 from shared.auth.facts import on_case_assigned
 from shared.events.contracts import CaseAssigned
 from shared.spec import ServiceSpec
@@ -38,7 +40,8 @@ SPEC = ServiceSpec(
         flag_queue_router,
         equity_router,
         links_router,
+        partner_router,
         audit_router(),
     ],
-    handlers={CaseAssigned.event_type: on_case_assigned},
+    handlers={CaseAssigned.event_type: on_case_assigned, **REFERRAL_GRANT_HANDLERS},
 )

@@ -26,10 +26,12 @@ from shared.audit import attempts
 from shared.audit.attempts import record_attempt
 from shared.audit.log import AuditEntry, AuditLog, Outcome
 from shared.auth import break_glass
+from shared.auth.addressed import AddressedAccess, addressed_access
 from shared.auth.facts import load_facts
-from shared.auth.policy import Policy
+from shared.auth.policy import Policy, Scope
 from shared.auth.principal import PRINCIPAL_SCOPE_KEY, Principal
 from shared.auth.tokens import InvalidToken, TokenVerifier
+from shared.clock import SYSTEM_CLOCK, Clock
 from shared.db.database import Database, defer_after_rollback
 from shared.http.problems import ProblemError, not_found
 from shared.http.rate_limits import RateLimiter
@@ -134,6 +136,9 @@ class Grant:
     client_id: UUID | None
     outcome: str = Outcome.ALLOWED
     break_glass_reason: str | None = None
+    # Set when the grant rests on a referral addressed to the caller's organisation (partner):
+    # then the view shows only `addressed.data_classes` (shared/auth/addressed.py).
+    addressed: AddressedAccess | None = None
 
     def about(self, *, resource_id: str, client_id: UUID | None) -> Grant:
         """The same grant, naming the resource once it exists (e.g. after a create)."""
@@ -152,6 +157,7 @@ class Guard:
         source_address: str | None,
         purpose: str | None,
         break_glass_reason: str | None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.principal = principal
         self.policy = policy
@@ -161,6 +167,7 @@ class Guard:
         self.source_address = source_address
         self.purpose = purpose
         self.break_glass_reason = break_glass_reason
+        self.clock = clock
 
     def _entry(self, grant: Grant) -> AuditEntry:
         return AuditEntry.new(
@@ -241,7 +248,8 @@ class Guard:
         resource_type: str,
         resource_id: str | None = None,
     ) -> Grant:
-        """The client must exist here and be in the caller's scope (404 otherwise)."""
+        """The client must exist here and be in the caller's scope (404 otherwise). Under
+        Scope.ADDRESSED the grant carries what the partner may see (`Grant.addressed`)."""
         resource_id = resource_id or str(client_id)
         await self.require(
             action, resource_type=resource_type, resource_id=resource_id, client_id=client_id
@@ -253,6 +261,16 @@ class Guard:
             raise await self.refuse(grant, missing, Outcome.NOT_FOUND)
         if self.policy.allows_client(self.principal, action, facts):
             return grant
+        # A partner's organisation sees a client referred to it, within the consent, today.
+        if Scope.ADDRESSED in self.policy.scopes(self.principal, action):
+            access = await addressed_access(
+                connection,
+                client_id=client_id,
+                organization_id=self.principal.organization_id,
+                on=self.clock.now().date(),
+            )
+            if access is not None:
+                return replace(grant, addressed=access)
         # Break-glass reads a record of the caller's own organisation; a write, or another
         # organisation's record, is refused like any record outside scope (404), so no view
         # has to ask how its grant was obtained.
@@ -283,6 +301,7 @@ async def get_guard(
         source_address=_source_address(request),
         purpose=purpose,
         break_glass_reason=break_glass_reason,
+        clock=request.app.state.clock,
     )
 
 

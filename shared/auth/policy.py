@@ -56,12 +56,15 @@ def in_scope(scope: Scope, principal: Principal, facts: ClientFacts) -> bool:
         return facts.registered_by == principal.subject
     if scope is Scope.TEAM:
         return principal.team_id is not None and facts.team_id == principal.team_id
-    # ADDRESSED needs referral and consent facts; until a service has them it grants nothing.
+    # ADDRESSED needs referral and consent facts, not client facts: the Guard checks it
+    # (shared/auth/addressed.py); here it grants nothing.
     return scope in (Scope.ORGANISATION, Scope.ALL)
 
 
 def scope_filter(scope: Scope, principal: Principal, first_parameter: int) -> tuple[str, list[str]]:
-    """The same rule as `in_scope`, as SQL over client_access (alias `a`), for lists."""
+    """The same rule as `in_scope`, as SQL over client_access (alias `a`), for lists.
+    ADDRESSED lists nothing: a partner reads one referred client at a time (each read checks
+    the referral and its consent); the referrals service lists the referrals addressed to it."""
     n = first_parameter
     if scope is Scope.ALL_ORGANISATIONS:
         return "TRUE", []

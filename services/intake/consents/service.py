@@ -24,9 +24,10 @@ from services.intake.consents.models import (
     RevocationRequest,
     today,
 )
+from shared.auth import consents as shared_consents
+from shared.auth.consents import decide_coverage, record_consent_granted, record_consent_revoked
 from shared.auth.principal import Principal
 from shared.events.consent import (
-    RECIPIENT_SPECIFIC_DATA_CLASSES,
     ConsentGranted,
     ConsentRevoked,
 )
@@ -46,9 +47,10 @@ _STATUS_SQL = (
 
 
 class ConsentTerms(Protocol):
-    """What the covering rule reads of a consent: intake's records, or a copy rebuilt from
-    `ConsentGranted` and `ConsentRevoked` in another service."""
+    """What the status and covering rules read of intake's consent records."""
 
+    @property
+    def id(self) -> UUID: ...
     @property
     def recipients(self) -> Sequence[str]: ...
     @property
@@ -88,19 +90,29 @@ def consent_covers(
     organisation or cover the whole network, and include the purpose and the class.
 
     A revoked consent covers nothing, whatever `on` is. A network-wide consent never covers
-    domestic_violence or substance_use data, even if one was somehow stored that way.
+    domestic_violence or substance_use data, even if one was somehow stored that way. The rule
+    is the one every service applies (shared/auth/consents.py, `decide_coverage`).
     """
-    for consent in consents:
-        if consent_status(consent, on=on) is not ConsentStatus.ACTIVE:
-            continue
-        if purpose not in consent.purposes or data_class not in consent.data_classes:
-            continue
-        if consent.network:
-            if data_class not in RECIPIENT_SPECIFIC_DATA_CLASSES:
-                return True
-        elif organization_id in consent.recipients:
-            return True
-    return False
+    coverage = decide_coverage(
+        [
+            shared_consents.ConsentTerms(
+                consent_id=consent.id,
+                recipients=frozenset(consent.recipients),
+                network=consent.network,
+                purposes=frozenset(consent.purposes),
+                data_classes=frozenset(consent.data_classes),
+                starts_on=consent.starts_on,
+                expires_on=consent.expires_on,
+                revoked_at=consent.revoked_at,
+            )
+            for consent in consents
+        ],
+        organization_id=organization_id,
+        purpose=purpose,
+        data_classes=[data_class],
+        on=on,
+    )
+    return coverage.covered
 
 
 def _public(row: asyncpg.Record, *, on: date) -> ConsentPublic:
@@ -131,19 +143,21 @@ async def grant_consent(
         datetime.now(UTC),
     )
     consent = _public(row, on=on)
-    uow.publish(
-        ConsentGranted(
-            consent_id=consent.id,
-            client_id=consent.client_id,
-            recipients=consent.recipients,
-            network=consent.network,
-            purposes=consent.purposes,
-            data_classes=consent.data_classes,
-            starts_on=consent.starts_on,
-            expires_on=consent.expires_on,
-            given_by=consent.given_by,
-        )
+    granted = ConsentGranted(
+        consent_id=consent.id,
+        client_id=consent.client_id,
+        recipients=consent.recipients,
+        network=consent.network,
+        purposes=consent.purposes,
+        data_classes=consent.data_classes,
+        starts_on=consent.starts_on,
+        expires_on=consent.expires_on,
+        given_by=consent.given_by,
     )
+    # Intake's own consent facts, in this transaction: the shared checks (partner access)
+    # read them here as every other service reads its copy.
+    await record_consent_granted(uow.connection, granted)
+    uow.publish(granted)
     return consent
 
 
@@ -172,14 +186,15 @@ async def revoke_consent(
         return None
     consent = _public(row, on=today())
     assert consent.revoked_at is not None and consent.revocation_reason is not None
-    uow.publish(
-        ConsentRevoked(
-            consent_id=consent.id,
-            client_id=consent.client_id,
-            revoked_at=consent.revoked_at,
-            reason=consent.revocation_reason,
-        )
+    revoked = ConsentRevoked(
+        consent_id=consent.id,
+        client_id=consent.client_id,
+        revoked_at=consent.revoked_at,
+        reason=consent.revocation_reason,
     )
+    # Ends every access resting on this consent at intake as this transaction commits.
+    await record_consent_revoked(uow.connection, revoked)
+    uow.publish(revoked)
     return consent
 
 
