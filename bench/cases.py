@@ -385,11 +385,14 @@ async def _search_phase(context: BenchContext, size: int, concurrency: int) -> N
     )
 
 
-from bench.timers import timers_due_together  # noqa: E402  (it names BenchContext for types only)
+from bench.notifications import crisis_to_stream, inbox_first_page  # noqa: E402
+from bench.timers import timers_due_together  # noqa: E402  (they name BenchContext for types only)
 
 CASES: dict[str, Case] = {
     "register_client": register_client,
     "event_latency": event_latency,
     "client_search": client_search,
     "timers_due_together": timers_due_together,
+    "inbox_first_page": inbox_first_page,
+    "crisis_to_stream": crisis_to_stream,
 }

@@ -33,12 +33,16 @@ Slug = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,63}$")]
 def _zone(name: str) -> str:
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as error:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as error:
         raise ValueError("not an IANA time zone, e.g. Europe/Lisbon") from error
     return name
 
 
-TimeZone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_zone)]
+TimeZone = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$", max_length=64),
+    AfterValidator(_zone),
+]
 
 
 class QuietHours(BaseModel):
@@ -60,7 +64,7 @@ class QuietHours(BaseModel):
 class PreferencesUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    channels: dict[Slug, list[Slug]] = Field(
+    channels: dict[Slug, Annotated[list[Slug], Field(max_length=10)]] = Field(
         default_factory=dict,
         max_length=50,
         description='Kind or urgency -> channels, e.g. {"crisis": ["inbox", "email"]}: a '
