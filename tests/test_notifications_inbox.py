@@ -26,8 +26,9 @@ import uvicorn
 from services.notifications.main import SPEC as NOTIFICATIONS
 from services.registry import TOPICS
 from shared.clock import FrozenClock
+from shared.events.contracts import EventData
 from shared.events.envelope import OutgoingEvent
-from shared.events.planning import WorkerUpdated
+from shared.events.planning import ReviewCompleted, ReviewOutcome, ReviewScheduled, WorkerUpdated
 from shared.http.app import create_app
 from shared.messaging.outbox import enqueue
 from shared.ports import free_port
@@ -110,11 +111,9 @@ async def as_user(
     )
 
 
-async def publish_worker(
-    settings: Settings, user: User, role: Literal["caseworker", "supervisor"]
-) -> None:
-    """Planning's WorkerUpdated for `user`, written to planning's outbox: its relay publishes
-    it on the real broker (planning's directory does not publish it yet)."""
+async def publish_as_planning(settings: Settings, data: EventData) -> None:
+    """An event of planning's written to planning's outbox: its relay publishes it on the real
+    broker (for facts planning's API does not publish yet: the directory, reviews)."""
     connection = await asyncpg.connect(
         settings.database_url, server_settings={"search_path": "planning"}
     )
@@ -122,24 +121,27 @@ async def publish_worker(
         await connection.set_type_codec(
             "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
         )
-        version = int(datetime.now(UTC).timestamp() * 1000)
-        await enqueue(
-            connection,
-            OutgoingEvent.of(
-                WorkerUpdated(
-                    worker_id=user.subject,
-                    organization_id=user.organization_id,
-                    team_id=user.team_id,
-                    role=role,
-                    languages=["en"],
-                    active=True,
-                    version=version,
-                    updated_at=datetime.now(UTC),
-                )
-            ),
-        )
+        await enqueue(connection, OutgoingEvent.of(data))
     finally:
         await connection.close()
+
+
+async def publish_worker(
+    settings: Settings, user: User, role: Literal["caseworker", "supervisor"]
+) -> None:
+    await publish_as_planning(
+        settings,
+        WorkerUpdated(
+            worker_id=user.subject,
+            organization_id=user.organization_id,
+            team_id=user.team_id,
+            role=role,
+            languages=["en"],
+            active=True,
+            version=int(datetime.now(UTC).timestamp()),
+            updated_at=datetime.now(UTC),
+        ),
+    )
 
     async def known() -> bool | None:
         role_here = await admin_fetchval(
@@ -548,3 +550,66 @@ async def test_quiet_hours_delay_a_normal_message_but_not_a_crisis(
     [assigned] = await eventually_items(stack, settings, QUINN, assigned_client, "case_assigned")
     assert assigned["urgency"] == "normal"
     assert assigned["message"].startswith("O caso")
+
+
+async def test_reviews_are_reminded_before_and_after_due_and_escalated_when_overdue(
+    stack: Stack, settings: Settings
+) -> None:
+    client_id = uuid.UUID(await client_assigned_to(stack, settings, ALICE))
+    case_id = uuid.uuid4()
+    due_at = CLOCK.now() + timedelta(days=3)
+    reviews = {"held": uuid.uuid4(), "forgotten": uuid.uuid4()}
+    for review_id in reviews.values():
+        await publish_as_planning(
+            settings,
+            ReviewScheduled(
+                case_id=case_id, client_id=client_id, organization_id="org-a", review_id=review_id,
+                team_id="team-a", worker_id="alice", due_at=due_at, risk_level=None,
+                reason="cadence",
+            ),
+        )  # fmt: skip
+
+    async def scheduled() -> bool | None:
+        count = await admin_fetchval(
+            settings,
+            "SELECT count(*) FROM notifications.timers WHERE kind = 'notifications.review' "
+            "AND payload->>'client_id' = $1",
+            str(client_id),
+        )
+        return True if count == 6 else None
+
+    await eventually(scheduled, timeout=20)
+    CLOCK.set(due_at - timedelta(hours=47))  # within the 48 hours before
+    for review_id in reviews.values():
+        [soon] = await eventually_items(stack, settings, ALICE, str(review_id), "review_due_soon")
+        assert soon["subject_type"] == "review" and soon["urgency"] == "normal"
+    await publish_as_planning(
+        settings,
+        ReviewCompleted(
+            case_id=case_id, client_id=client_id, organization_id="org-a",
+            review_id=reviews["held"], outcome=ReviewOutcome.CONTINUE, completed_by="alice",
+            completed_at=CLOCK.now(),
+        ),
+    )  # fmt: skip
+
+    async def cancelled() -> bool | None:
+        left = await admin_fetchval(
+            settings,
+            "SELECT count(*) FROM notifications.timers WHERE kind = 'notifications.review' "
+            "AND key LIKE $1",
+            f"{reviews['held']}|%",
+        )
+        return True if left == 1 else None  # the due-soon one, fired
+
+    await eventually(cancelled, timeout=20)
+    CLOCK.set(due_at + timedelta(hours=73))  # due, and overdue beyond the escalation setting
+    forgotten = str(reviews["forgotten"])
+    [overdue] = await eventually_items(stack, settings, ALICE, forgotten, "review_overdue")
+    assert overdue["urgency"] == "high"
+    [escalated] = await eventually_items(
+        stack, settings, SAM, forgotten, "review_overdue_escalated"
+    )
+    assert escalated["message"].startswith(f"Review {forgotten} of case {case_id} is overdue")
+    held = str(reviews["held"])
+    assert await items_about(stack, settings, ALICE, held, "review_overdue") == []
+    assert await items_about(stack, settings, SAM, held) == []
