@@ -111,6 +111,24 @@ def describe(figure: Figure) -> str:
             f"  p99 {_ms(figure['p99_ms'])}  max {_ms(figure['max_ms'])}"
             f"  ({figure['events']} events, {figure['timeouts']} timed out)"
         )
+    if case == "inbox_first_page":
+        return (
+            f"inbox_first_page {figure['target']:<18} ({figure['items']} items)"
+            f"  p50 {_ms(figure['p50_ms'])}  p95 {_ms(figure['p95_ms'])}"
+            f"  (its SQL alone p95 {_ms(figure['baseline_sql_p95_ms'])})  errors {figure['errors']}"
+        )
+    if case == "crisis_to_stream":
+        return (
+            f"crisis_to_stream {figure['assessments']} at {figure['offered_per_s']}/s"
+            f"  p50 {_ms(figure['p50_ms'])}  p99 {_ms(figure['p99_ms'])}  max {_ms(figure['max_ms'])}"
+            f"  timeouts {figure['timeouts']}  errors {figure['errors']}"
+        )
+    if case == "timers_due_together":
+        return (
+            f"timers_due_together {figure['target']:<20} {figure['fired']}/{figure['timers']}"
+            f" fired within {_ms(figure['all_fired_within_ms'])} of their second"
+            f"  late p50 {_ms(figure['late_p50_ms'])}  p99 {_ms(figure['late_p99_ms'])}"
+        )
     return json.dumps(figure)
 
 

@@ -393,9 +393,15 @@ async def partner_read(context: BenchContext) -> None:
         context.emit(figure)
 
 
+from bench.notifications import crisis_to_stream, inbox_first_page  # noqa: E402
+from bench.timers import timers_due_together  # noqa: E402  (they name BenchContext for types only)
+
 CASES: dict[str, Case] = {
     "register_client": register_client,
     "event_latency": event_latency,
     "client_search": client_search,
     "partner_read": partner_read,
+    "timers_due_together": timers_due_together,
+    "inbox_first_page": inbox_first_page,
+    "crisis_to_stream": crisis_to_stream,
 }

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 
 from shared.auth.policy import Policy
 from shared.events.registry import EVENT_TYPES
 from shared.messaging.consumer import Handler
 from shared.settings import Settings
+from shared.timers.schedule import TimerHandler
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,11 @@ class ServiceSpec:
     routers: Sequence[APIRouter] = ()
     # Event type -> handler. The worker subscribes to the topics these types travel on.
     handlers: Mapping[str, Handler] = field(default_factory=dict)
+    # Timer kind -> handler (shared/timers). Not empty: the worker runs the timer loop.
+    timer_handlers: Mapping[str, TimerHandler] = field(default_factory=dict)
+    # What the API holds open while it runs (entered after its database pool is connected,
+    # exited before it closes), e.g. a LISTEN connection shared by its live streams.
+    api_lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None
 
     @property
     def schema(self) -> str:

@@ -710,6 +710,29 @@ ROUTES: dict[tuple[str, str, str], Route] = {
         lambda w: {"json": {"workers": [{"worker_id": "mallory", "team_id": "team-x",
                                          "display_name": "Mallory"}]}},
     ),
+    # Notifications: every user's own inbox and preferences (what they hold is theirs, in
+    # their organisation), the organisation's rules and on-call list (its admins').
+    ("notifications", "GET", "/v1/inbox"): Route("inbox.read"),
+    ("notifications", "POST", "/v1/inbox/read"): Route(
+        "inbox.write", lambda w: {"json": {"up_to": w.path_ids["notification_id"]}}
+    ),
+    ("notifications", "POST", "/v1/inbox/{notification_id}/read"): Route("inbox.write"),
+    ("notifications", "POST", "/v1/inbox/stream-tickets"): Route("inbox.write"),
+    ("notifications", "GET", "/v1/inbox/stream"): Route(
+        "inbox.read", lambda w: {"params": {"ticket": "not-a-ticket-anyone-was-given"}}
+    ),
+    ("notifications", "GET", "/v1/preferences"): Route("preferences.read"),
+    ("notifications", "PUT", "/v1/preferences"): Route(
+        "preferences.write", lambda w: {"json": {"language": "pt"}, "headers": {"If-Match": '"x"'}}
+    ),
+    ("notifications", "GET", "/v1/notification-rules"): Route("rules.read"),
+    ("notifications", "PUT", "/v1/notification-rules"): Route(
+        "rules.write", lambda w: {"json": {"rules": []}, "headers": {"If-Match": '"x"'}}
+    ),
+    ("notifications", "GET", "/v1/on-call"): Route("on_call.read"),
+    ("notifications", "PUT", "/v1/on-call"): Route(
+        "on_call.write", lambda w: {"json": {"user_ids": ["mallory"]}, "headers": {"If-Match": '"x"'}}
+    ),
 }  # fmt: skip
 UNGUARDED = ("/health/", "/metrics")
 
@@ -819,6 +842,7 @@ async def world(stack: Stack, settings: Settings) -> World:
             "assessment_id": assessment["id"], "flag_id": flag["id"], "consent_id": consent["id"],
             "name": "sex", "instrument_id": "needs-risk-screening", "version": "1.0",
             "draft_id": draft.json()["id"], "worker_id": "alice",
+            "notification_id": str(uuid.uuid4()),
         },
     )  # fmt: skip
 

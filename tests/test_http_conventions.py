@@ -149,7 +149,11 @@ def test_every_list_has_the_same_envelope() -> None:
         ("intake", "/v1/reports/equity"),  # one report, its dimensions
         ("intake", "/v1/clients/{client_id}/links"),  # one client's identity group
         ("intake", "/v1/clients/{client_id}/shared-record"),  # one client, as shared
+        ("notifications", "/v1/notification-rules"),  # one organisation's rule set
+        ("notifications", "/v1/on-call"),  # one organisation's on-call list
     }
+    # The envelope plus a count of the whole collection.
+    counted = {("notifications", "/v1/inbox"): {"unread_count"}}
     for service, document in _documents().items():
         schemas = document["components"]["schemas"]
         for method, path, operation in _operations(document):
@@ -161,7 +165,8 @@ def test_every_list_has_the_same_envelope() -> None:
             one_resource = path.endswith("}")  # /v1/clients/{client_id}: one record
             if one_resource or not any(p.get("type") == "array" for p in properties.values()):
                 continue
-            assert set(properties) == {"items", "next_cursor"}, (service, path)
+            expected = {"items", "next_cursor", *counted.get((service, path), set())}
+            assert set(properties) == expected, (service, path)
 
 
 def test_a_registration_documents_its_409_with_candidates_and_what_was_compared() -> None:

@@ -63,7 +63,11 @@ def create_app(
             broker_check(settings, topics, required=False),
         ]
         try:
-            yield
+            if spec.api_lifespan is None:
+                yield
+            else:
+                async with spec.api_lifespan(app):
+                    yield
         finally:
             await database.close()
 
