@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import APIRouter
 
 from shared.auth.policy import Policy
+from shared.clock import Clock
+from shared.db.database import Database
 from shared.events.registry import EVENT_TYPES
 from shared.messaging.consumer import Handler
 from shared.settings import Settings
+
+
+@dataclass(frozen=True)
+class LoopContext:
+    """What a service's own worker loop is handed: the worker's pool, settings and clock."""
+
+    service: str
+    database: Database
+    settings: Settings
+    clock: Clock
+
+
+# A loop the worker runs beside its relay and consumer (e.g. a sender of webhooks); it runs
+# until cancelled, and is restarted with backoff if it crashes (shared/worker.py supervise).
+WorkerLoop = Callable[[LoopContext], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -28,6 +45,8 @@ class ServiceSpec:
     routers: Sequence[APIRouter] = ()
     # Event type -> handler. The worker subscribes to the topics these types travel on.
     handlers: Mapping[str, Handler] = field(default_factory=dict)
+    # Name -> loop: the service's own background work in its worker.
+    loops: Mapping[str, WorkerLoop] = field(default_factory=dict)
 
     @property
     def schema(self) -> str:

@@ -71,7 +71,7 @@ allow --allow-principal User:referrals --operation Read --group referrals
 
 # notifications
 allow --allow-principal User:notifications --operation Write --topic casework.audit --topic casework.broker-epoch --topic casework.notifications.dlq
-allow --allow-principal User:notifications --operation Read --topic casework.broker-epoch --topic casework.intake.clients --topic casework.planning.cases
+allow --allow-principal User:notifications --operation Read --topic casework.broker-epoch --topic casework.intake.clients --topic casework.planning.cases --topic casework.planning.workers --topic casework.referrals.referrals
 allow --allow-principal User:notifications --operation Read --group notifications
 
 # siem

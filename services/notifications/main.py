@@ -3,8 +3,12 @@
 from pathlib import Path
 
 from services.notifications.access import POLICY
+from services.notifications.webhooks.fanout import WEBHOOK_HANDLERS
+from services.notifications.webhooks.sender import run_webhook_sender
+from services.notifications.webhooks.views import router as webhooks_router
 from shared.audit.views import audit_router
 from shared.client_refs import CLIENT_REF_HANDLERS, client_refs_router
+from shared.messaging.handlers import combine_handlers
 from shared.spec import ServiceSpec
 
 SPEC = ServiceSpec(
@@ -14,6 +18,8 @@ SPEC = ServiceSpec(
     port_index=4,
     migrations=Path(__file__).parent / "migrations",
     policy=POLICY,
-    routers=[client_refs_router(), audit_router()],
-    handlers=CLIENT_REF_HANDLERS,
+    routers=[client_refs_router(), audit_router(), webhooks_router],
+    # Projections first: the webhook fan-out reads the access facts they keep.
+    handlers=combine_handlers(CLIENT_REF_HANDLERS, WEBHOOK_HANDLERS),
+    loops={"webhook-sender": run_webhook_sender},
 )
