@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from services.notifications.access import POLICY
+from services.notifications.email.sender import run_email_sender
 from services.notifications.webhooks.fanout import WEBHOOK_HANDLERS
 from services.notifications.webhooks.sender import run_webhook_sender
 from services.notifications.webhooks.views import router as webhooks_router
@@ -21,5 +22,5 @@ SPEC = ServiceSpec(
     routers=[client_refs_router(), audit_router(), webhooks_router],
     # Projections first: the webhook fan-out reads the access facts they keep.
     handlers=combine_handlers(CLIENT_REF_HANDLERS, WEBHOOK_HANDLERS),
-    loops={"webhook-sender": run_webhook_sender},
+    loops={"webhook-sender": run_webhook_sender, "email-sender": run_email_sender},
 )
