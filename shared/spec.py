@@ -14,6 +14,7 @@ from shared.db.database import Database
 from shared.events.registry import EVENT_TYPES
 from shared.messaging.consumer import Handler
 from shared.settings import Settings
+from shared.timers.schedule import TimerHandler
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class ServiceSpec:
     routers: Sequence[APIRouter] = ()
     # Event type -> handler. The worker subscribes to the topics these types travel on.
     handlers: Mapping[str, Handler] = field(default_factory=dict)
+    # Timer kind -> handler (shared/timers). Not empty: the worker runs the timer loop.
+    timer_handlers: Mapping[str, TimerHandler] = field(default_factory=dict)
     # Name -> loop: the service's own background work in its worker.
     loops: Mapping[str, WorkerLoop] = field(default_factory=dict)
 
