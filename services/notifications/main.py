@@ -8,6 +8,7 @@ from services.notifications.webhooks.fanout import WEBHOOK_HANDLERS
 from services.notifications.webhooks.sender import run_webhook_sender
 from services.notifications.webhooks.views import router as webhooks_router
 from shared.audit.views import audit_router
+from shared.auth.consents import CONSENT_HANDLERS
 from shared.client_refs import CLIENT_REF_HANDLERS, client_refs_router
 from shared.messaging.handlers import combine_handlers
 from shared.spec import ServiceSpec
@@ -20,7 +21,7 @@ SPEC = ServiceSpec(
     migrations=Path(__file__).parent / "migrations",
     policy=POLICY,
     routers=[client_refs_router(), audit_router(), webhooks_router],
-    # Projections first: the webhook fan-out reads the access facts they keep.
-    handlers=combine_handlers(CLIENT_REF_HANDLERS, WEBHOOK_HANDLERS),
+    # Projections first: the webhook fan-out reads the access and consent facts they keep.
+    handlers=combine_handlers(CLIENT_REF_HANDLERS, CONSENT_HANDLERS, WEBHOOK_HANDLERS),
     loops={"webhook-sender": run_webhook_sender, "email-sender": run_email_sender},
 )

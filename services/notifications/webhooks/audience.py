@@ -24,6 +24,7 @@ from uuid import UUID
 
 import asyncpg
 
+from shared.auth.consents import covering_consent
 from shared.auth.facts import load_facts
 from shared.events.consent import ConsentGranted, ConsentRevoked, DataClass, Purpose
 from shared.events.contracts import EventData
@@ -71,8 +72,6 @@ async def consent_covers(
     purpose: Purpose,
     on: date,
 ) -> bool:
-    from shared.auth.consents import covering_consent
-
     coverage = await covering_consent(
         connection,
         client_id=client_id,
