@@ -1,5 +1,6 @@
 """Everything notifications keeps in its own schema."""
 
+from services.notifications.inbox.models import add_inbox_tables
 from shared.client_refs import client_refs_table
 from shared.db.metadata import service_metadata
 from shared.db.platform_tables import add_platform_tables
@@ -10,3 +11,4 @@ metadata = service_metadata(SCHEMA)
 add_platform_tables(metadata)
 client_refs_table(metadata)
 add_timer_tables(metadata)
+add_inbox_tables(metadata)

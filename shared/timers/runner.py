@@ -2,14 +2,13 @@
 
 Each round claims due timers (`due_at <= clock.now()`) of the kinds this worker handles, in
 due order, with `FOR UPDATE SKIP LOCKED`, in one transaction: a second worker skips the rows
-the first holds and claims others, so each timer is handled by one worker only. Each handler
-runs in a savepoint of that transaction, and the timer is marked fired in the same savepoint:
-the handler's writes and the firing commit together, or neither does. A crash before the
-commit leaves the timers unfired and due, for the next round of any worker: exactly once
-across workers and restarts.
+the first holds and claims others, so each timer is handled by one worker only. The handlers
+run in that transaction and the timers are marked fired in it: a handler's writes and the
+firing commit together, or neither does. A crash before the commit leaves the timers unfired
+and due, for the next round of any worker: exactly once across workers and restarts.
 
-A handler that raises rolls back to its savepoint; the timer counts an attempt, records the
-error and moves to `now + base * 2^(attempts - 1)` (capped at an hour); after
+A handler that raises fails only its own timer (the batch runs again with a savepoint per
+timer, see `fire_due`); the timer counts an attempt, records the error and moves to `now + base * 2^(attempts - 1)` (capped at an hour); after
 `timer_max_attempts` it is parked (kept, logged, counted, not retried). Timers of kinds this
 worker has no handler for are left alone (a newer worker may handle them).
 
@@ -47,7 +46,11 @@ ORDER BY due_at
 LIMIT $3
 FOR UPDATE SKIP LOCKED
 """
-_MARK_FIRED = "UPDATE timers SET fired_at = $3 WHERE kind = $1 AND key = $2"
+_MARK_FIRED = """
+UPDATE timers SET fired_at = $1
+FROM unnest($2::text[], $3::text[]) AS f(kind, key)
+WHERE timers.kind = f.kind AND timers.key = f.key
+"""
 _RETRY = """
 UPDATE timers SET attempts = attempts + 1, last_error = $3, due_at = $4
 WHERE kind = $1 AND key = $2
@@ -65,6 +68,10 @@ SELECT count(*) FROM timers
 WHERE fired_at IS NULL AND parked_at IS NULL AND due_at <= $1 AND kind = ANY($2::text[])
 """
 _PURGE = "DELETE FROM timers WHERE fired_at < $1"
+
+
+class _BatchFailed(Exception):
+    """A handler of the batch raised: the batch's transaction is rolled back."""
 
 
 def backoff_seconds(base: float, attempts: int) -> float:
@@ -136,36 +143,87 @@ class TimerRunner:
 
     async def fire_due(self) -> int:
         """One round: claim up to timer_batch_size due timers and handle them; how many were
-        claimed (fired, retried or parked)."""
-        now = self.clock.now()
-        async with self.database.transaction() as connection:
-            rows = await connection.fetch(_CLAIM, now, self.kinds, self.settings.timer_batch_size)
-            for row in rows:
-                timer = Timer(
-                    kind=row["kind"],
-                    key=row["key"],
-                    due_at=row["due_at"],
-                    payload=row["payload"],
-                    attempts=row["attempts"],
-                    created_at=row["created_at"],
-                )
-                await self._fire_one(connection, timer)
-        return len(rows)
+        claimed (fired, retried or parked).
 
-    async def _fire_one(self, connection: asyncpg.Connection, timer: Timer) -> None:
-        handler = self.handlers[timer.kind]
-        try:
-            async with connection.transaction():  # a savepoint: this timer's work only
-                await handler(connection, timer)
-                await connection.execute(_MARK_FIRED, timer.kind, timer.key, self.clock.now())
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            if connection.is_closed():
-                raise  # the connection is gone: nothing was recorded, the batch is due again
-            await self._record_failure(connection, timer, error)
+        The batch first runs as one plain transaction (no savepoint per timer: a round trip
+        fewer per timer each way) and marks every timer fired at once. When a handler raises,
+        that transaction is rolled back and the batch runs again with a savepoint per timer:
+        the failed timer counts its attempt (without running again), the others fire. A handler
+        may therefore run twice for a timer whose writes were rolled back: handlers only write
+        in the transaction they are given."""
+        now = self.clock.now()
+        async with self.database.connection() as connection:
+            failure: tuple[Timer, Exception] | None = None
+            try:
+                async with connection.transaction():
+                    timers = await self._claim(connection, now)
+                    for timer in timers:
+                        try:
+                            await self.handlers[timer.kind](connection, timer)
+                        except asyncio.CancelledError:
+                            raise
+                        except Exception as error:
+                            if connection.is_closed():
+                                raise  # nothing was recorded: the batch is due again
+                            failure = (timer, error)
+                            raise _BatchFailed from error
+                    await self._mark_fired(connection, timers)
+                return len(timers)
+            except _BatchFailed:
+                pass
+            assert failure is not None
+            async with connection.transaction():
+                return await self._fire_one_by_one(connection, now, failure)
+
+    async def _claim(self, connection: asyncpg.Connection, now: datetime) -> list[Timer]:
+        rows = await connection.fetch(_CLAIM, now, self.kinds, self.settings.timer_batch_size)
+        return [
+            Timer(
+                kind=row["kind"],
+                key=row["key"],
+                due_at=row["due_at"],
+                payload=row["payload"],
+                attempts=row["attempts"],
+                created_at=row["created_at"],
+            )
+            for row in rows
+        ]
+
+    async def _mark_fired(self, connection: asyncpg.Connection, timers: list[Timer]) -> None:
+        if not timers:
             return
-        TIMERS_FIRED.labels(self.service, timer.kind).inc()
+        await connection.execute(
+            _MARK_FIRED,
+            self.clock.now(),
+            [timer.kind for timer in timers],
+            [timer.key for timer in timers],
+        )
+        for timer in timers:
+            TIMERS_FIRED.labels(self.service, timer.kind).inc()
+
+    async def _fire_one_by_one(
+        self, connection: asyncpg.Connection, now: datetime, failure: tuple[Timer, Exception]
+    ) -> int:
+        failed, error = failure
+        timers = await self._claim(connection, now)
+        fired: list[Timer] = []
+        for timer in timers:
+            if (timer.kind, timer.key) == (failed.kind, failed.key):
+                await self._record_failure(connection, timer, error)
+                continue
+            try:
+                async with connection.transaction():  # a savepoint: this timer's work only
+                    await self.handlers[timer.kind](connection, timer)
+            except asyncio.CancelledError:
+                raise
+            except Exception as other:
+                if connection.is_closed():
+                    raise
+                await self._record_failure(connection, timer, other)
+                continue
+            fired.append(timer)
+        await self._mark_fired(connection, fired)
+        return len(timers)
 
     async def _record_failure(
         self, connection: asyncpg.Connection, timer: Timer, error: Exception

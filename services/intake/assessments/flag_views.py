@@ -147,7 +147,7 @@ async def _locked_flag(
     response_model=FlagPublic,
     responses=_problems(401, 403, 404, 409, 422),
     summary="Acknowledge a flag: someone has seen it and is acting",
-    description="Records who and when. 409 when it is already acknowledged or resolved.",
+    description="Records who and when, and publishes `FlagAcknowledged` (protected topic; notifications stops escalating the flag). 409 when it is already acknowledged or resolved.",
 )
 async def acknowledge_flag(
     client_id: ClientId, flag_id: FlagId, guard: GuardDep, database: DatabaseDep
@@ -161,6 +161,9 @@ async def acknowledge_flag(
             )
         except service.FlagStateConflict as state:
             refusal = conflict(state.slug, state.title, state.detail)
+        else:
+            # In the same transaction: notifications stops escalating the flag on it.
+            uow.publish(service.acknowledged_event(flag))
         # Allowed either way (the caller may see the flag): audited as allowed.
         await guard.audit(uow, grant)
     if refusal is not None:

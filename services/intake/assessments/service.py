@@ -30,6 +30,7 @@ from services.intake.assessments.models import (
 from services.intake.assessments.scoring import ScoreResult, priority_of
 from shared.events.assessment import (
     ClientAssessed,
+    FlagAcknowledged,
     FlagRaised,
     FlagSeverity,
     FlagType,
@@ -444,6 +445,17 @@ async def acknowledge_flag(
         datetime.now(UTC),
     )
     return FlagPublic.model_validate(dict(row))
+
+
+def acknowledged_event(flag: FlagPublic) -> FlagAcknowledged:
+    """What an acknowledgement publishes (ids only), for notifications to stop escalating."""
+    assert flag.acknowledged_by is not None and flag.acknowledged_at is not None
+    return FlagAcknowledged(
+        flag_id=flag.id,
+        client_id=flag.client_id,
+        acknowledged_by=flag.acknowledged_by,
+        acknowledged_at=flag.acknowledged_at,
+    )
 
 
 async def resolve_flag(
