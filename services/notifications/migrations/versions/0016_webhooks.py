@@ -1,7 +1,7 @@
 """Webhook subscriptions, their deliveries and each delivery's attempts.
 
 Revision ID: 0016
-Revises: 0006
+Revises: 0007
 Create Date: 2026-11-29
 """
 
@@ -17,7 +17,7 @@ from services.notifications.webhooks.models import (
 from shared.db.metadata import create_tables
 
 revision: str = "0016"
-down_revision: str | None = "0006"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
