@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
@@ -21,7 +21,7 @@ from services.notifications.webhooks.catalogue import DELIVERABLE
 from services.notifications.webhooks.fanout import WEBHOOK_HANDLERS
 from services.registry import TOPICS
 from shared.clock import FrozenClock
-from shared.events.assessment import ProtectedFlagRaised
+from shared.events.assessment import ClientAssessed, ProtectedFlagRaised
 from shared.events.contracts import ClientRegistered, ClientUpdated, Topic
 from shared.events.protection import PROTECTED_TOPIC_READERS
 from shared.events.registry import EVENT_TYPES
@@ -38,6 +38,7 @@ from tests.support import (
     eventually,
     running_stack,
 )
+from tests.test_scoring import NO_NEEDS
 from tests.webhook_receiver import Receiver, garbage_server, running_receiver
 
 ALICE = CASEWORKER
@@ -419,10 +420,114 @@ async def _update(stack: Stack, client_id: str) -> None:
     current = await intake.get(f"/v1/clients/{client_id}")
     response = await intake.patch(
         f"/v1/clients/{client_id}",
-        json={"phone": "555-010-2030"},
+        json={"phone": f"555-010-{uuid.uuid4().int % 10000:04d}"},
         headers={
             "If-Match": current.headers["ETag"],
             "content-type": "application/merge-patch+json",
         },
     )
     assert response.status_code == 200, response.text
+
+
+# --- consent and protected data ---------------------------------------------------------------
+
+NEXT_YEAR = (date.today() + timedelta(days=365)).isoformat()
+
+
+def consent_for(organization_id: str, purposes: list[str]) -> dict[str, Any]:
+    return {
+        "given_by": "client",
+        "recipients": [organization_id],
+        "purposes": purposes,
+        "data_classes": ["general"],
+        "expires_on": NEXT_YEAR,
+    }
+
+
+async def grant(stack: Stack, client_id: str, body: dict[str, Any]) -> str:
+    response = await stack.api["intake"].post(f"/v1/clients/{client_id}/consents", json=body)
+    assert response.status_code == 201, response.text
+    consent_id: str = response.json()["id"]
+    return consent_id
+
+
+async def deliveries_about(settings: Settings, webhook: dict[str, Any], client_id: str) -> int:
+    count: int = await admin_fetchval(
+        settings,
+        "SELECT count(*) FROM notifications.webhook_deliveries "
+        "WHERE subscription_id = $1 AND client_id = $2",
+        uuid.UUID(webhook["id"]),
+        uuid.UUID(client_id),
+    )
+    return count
+
+
+async def test_another_organisation_receives_only_what_the_client_s_consent_covers(
+    wstack: Stack, webhook_settings: Settings, receiver: Receiver
+) -> None:
+    own, partner = f"/ok/{uuid.uuid4().hex}", f"/ok/{uuid.uuid4().hex}"
+    ours = await subscribe(wstack, webhook_settings, AGENCY_A, receiver.url(own), [UPDATED])
+    theirs = await subscribe(wstack, webhook_settings, AGENCY_B, receiver.url(partner), [UPDATED])
+    covered, uncovered, other_purpose = [await register(wstack) for _ in range(3)]
+    consent_id = await grant(wstack, covered, consent_for("org-b", ["care_coordination"]))
+    await grant(wstack, other_purpose, consent_for("org-b", ["referral"]))
+    for client_id in (covered, uncovered, other_purpose):
+        await _update(wstack, client_id)
+
+    # The client's own organisation receives every update; the other only the covered one.
+    for client_id in (covered, uncovered, other_purpose):
+        await received(receiver, own, client_id)
+    got = await received(receiver, partner, covered)
+    assert got["type"] == UPDATED
+    assert await deliveries_about(webhook_settings, theirs, uncovered) == 0
+    assert await deliveries_about(webhook_settings, theirs, other_purpose) == 0
+    assert await deliveries_about(webhook_settings, ours, uncovered) == 1
+
+    # Revoked: the next update goes to the client's organisation only.
+    revoked = await wstack.api["intake"].post(
+        f"/v1/clients/{covered}/consents/{consent_id}/revocation",
+        json={"reason": "client_request"},
+    )
+    assert revoked.status_code == 200, revoked.text
+    await _update(wstack, covered)
+
+    async def second_update_received() -> bool | None:
+        return True if len(about(receiver, own, covered)) == 2 else None
+
+    await eventually(second_update_received, timeout=15)
+    assert await deliveries_about(webhook_settings, theirs, covered) == 1
+    assert len(about(receiver, partner, covered)) == 1
+
+
+async def test_protected_events_never_go_out_even_to_a_subscriber_of_everything(
+    wstack: Stack, webhook_settings: Settings, receiver: Receiver
+) -> None:
+    path = f"/ok/{uuid.uuid4().hex}"
+    webhook = await subscribe(
+        wstack, webhook_settings, AGENCY_A, receiver.url(path), list(DELIVERABLE)
+    )
+    client_id = await register(wstack)
+    crisis = {
+        "instrument_id": "needs-risk-screening",
+        "version": "1.0",
+        "answers": {**NO_NEEDS, "suicidal_thoughts": "yes"},
+    }
+    response = await wstack.api["intake"].post(f"/v1/clients/{client_id}/assessments", json=crisis)
+    assert response.status_code == 201, response.text
+
+    async def assessed() -> bool | None:
+        types = {event["type"] for event in about(receiver, path, client_id)}
+        return True if ClientAssessed.event_type in types else None
+
+    await eventually(assessed, timeout=15)
+    types = {event["type"] for event in about(receiver, path, client_id)}
+    assert types <= set(DELIVERABLE)
+    assert ProtectedFlagRaised.event_type not in types
+    protected_rows = await admin_fetchval(
+        webhook_settings,
+        "SELECT count(*) FROM notifications.webhook_deliveries WHERE subscription_id = $1 "
+        "AND event_type LIKE '%.protected.%'",
+        uuid.UUID(webhook["id"]),
+    )
+    assert protected_rows == 0
+    await _disable(wstack, webhook_settings, webhook)
