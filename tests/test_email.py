@@ -9,7 +9,7 @@ import email.policy
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from services.notifications.email.digest import next_digest_at, schedule_digest
 from services.notifications.email.queue import enqueue_email
 from services.notifications.email.templates import (
     LOCALES_DIR,
@@ -26,6 +27,8 @@ from services.notifications.email.templates import (
     EmailTemplates,
     email_templates,
 )
+from services.notifications.inbox.models import Draft, Recipient, Urgency
+from services.notifications.inbox.service import deliver
 from shared.clock import FrozenClock
 from shared.ports import free_port
 from shared.settings import Settings
@@ -184,7 +187,7 @@ async def queue(stack: Stack, clock: FrozenClock, **fields: Any) -> uuid.UUID:
             address=fields["address"],
             language=fields.get("language", "es"),
             template_key=fields.get("template_key", "crisis"),
-            parameters={"link": "https://casework.agency.test/inbox/42"},
+            parameters={"path": "/inbox/42"},
             now=clock.now(),
         )
 
@@ -259,3 +262,103 @@ async def test_a_temporary_refusal_is_retried_and_a_permanent_one_fails_at_once(
         mail_settings, "SELECT attempts FROM notifications.email_deliveries WHERE id = $1", later_id
     )
     assert attempts == 2
+
+
+# --- the channel and the digest ----------------------------------------------------------------
+
+
+def draft(urgency: Urgency, *, key: str = "case.assigned", source: str | None = None) -> Draft:
+    return Draft(
+        kind="case_assigned",
+        subject_type="case",
+        subject_id=str(uuid.uuid4()),
+        client_id=uuid.uuid4(),
+        urgency=urgency,
+        message_key=key,
+        parameters={},
+        rule_id="test",
+        source_event_id=source or str(uuid.uuid4()),
+        channels=("inbox", "email"),
+    )
+
+
+async def test_a_notification_on_the_email_channel_is_mailed_with_a_link_and_no_client_data(
+    mstack: Stack, mail_settings: Settings, mailbox: tuple[Mailbox, int], clock: FrozenClock
+) -> None:
+    box, _ = mailbox
+    address = f"marta.{uuid.uuid4().hex[:8]}@agency.test"
+    recipient = Recipient(user_id="marta", organization_id="org-a", language="es", email=address)
+    crisis = draft(Urgency.CRISIS)
+    async with mstack.workers["notifications"].database.transaction() as connection:
+        notification = await deliver(connection, recipient=recipient, draft=crisis, now=clock.now())
+    assert notification is not None
+
+    message = await eventually(lambda: _async(box.to(address)), timeout=15)
+    assert message["Subject"] == "Casework: urgente, una crisis requiere su atención"
+    body = message.get_content()
+    assert f"https://casework.agency.test/inbox/{notification.id}" in body
+    assert str(crisis.client_id) not in body and crisis.subject_id not in body
+
+    # Without an address in the preferences: the inbox only, nothing queued.
+    quiet = Recipient(user_id="noah", organization_id="org-a", language="en", email=None)
+    async with mstack.workers["notifications"].database.transaction() as connection:
+        stored = await deliver(
+            connection, recipient=quiet, draft=draft(Urgency.NORMAL), now=clock.now()
+        )
+    assert stored is not None
+    queued = await admin_fetchval(
+        mail_settings,
+        "SELECT count(*) FROM notifications.email_deliveries WHERE notification_id = $1",
+        str(stored.id),
+    )
+    assert queued == 0
+
+
+def test_the_next_digest_is_the_chosen_hour_in_the_user_s_time_zone() -> None:
+    after = datetime(2026, 3, 28, 12, 0, tzinfo=UTC)
+    # 08:00 in Madrid on the 29th, the day summer time starts there: 06:00 UTC.
+    assert next_digest_at(after, hour=8, timezone="Europe/Madrid") == datetime(
+        2026, 3, 29, 6, 0, tzinfo=UTC
+    )
+    assert next_digest_at(after, hour=13, timezone="UTC") == datetime(2026, 3, 28, 13, tzinfo=UTC)
+    assert next_digest_at(after, hour=12, timezone="UTC") == datetime(2026, 3, 29, 12, tzinfo=UTC)
+
+
+async def test_the_daily_digest_counts_unread_items_since_the_last_one(
+    mstack: Stack, mail_settings: Settings, mailbox: tuple[Mailbox, int], clock: FrozenClock
+) -> None:
+    box, _ = mailbox
+    user = f"dana-{uuid.uuid4().hex[:6]}"
+    address = f"{user}@agency.test"
+    recipient = Recipient(user_id=user, organization_id="org-a", language="fr", email=None)
+    database = mstack.workers["notifications"].database
+    async with database.transaction() as connection:
+        due = await schedule_digest(
+            connection, organization_id="org-a", user_id=user, email=address, language="fr",
+            hour=(clock.now().hour + 1) % 24, timezone="UTC", now=clock.now(),
+        )  # fmt: skip
+    clock.advance(timedelta(seconds=1))  # what arrives from now on is "since the last digest"
+    async with database.transaction() as connection:
+        for _ in range(3):
+            await deliver(
+                connection, recipient=recipient, draft=draft(Urgency.NORMAL), now=clock.now()
+            )
+        await connection.execute(
+            "UPDATE notifications SET read_at = $2 WHERE recipient_id = $1 AND id = "
+            "(SELECT id FROM notifications WHERE recipient_id = $1 LIMIT 1)",
+            user,
+            clock.now(),
+        )
+    assert box.to(address) is None
+    clock.set(due + timedelta(seconds=1))
+
+    message = await eventually(lambda: _async(box.to(address)), timeout=15)
+    assert message["Subject"] == "Casework : 2 éléments non lus"
+    assert "https://casework.agency.test/inbox" in message.get_content()
+    tomorrow = await admin_fetchval(
+        mail_settings,
+        "SELECT due_at FROM notifications.timers WHERE kind = 'email.digest' "
+        "AND key LIKE $1 AND fired_at IS NULL",
+        f"org-a:{user}:%",
+    )
+    assert tomorrow == due + timedelta(days=1)

@@ -389,6 +389,14 @@ async def test_failures_are_retried_with_backoff_then_the_subscription_is_disabl
     )
     assert read.json()["state"] == "disabled"
     assert read.json()["disabled_reason"] == "deliveries-failing"
+    # Its creator is told in their inbox.
+    told = await admin_fetchval(
+        webhook_settings,
+        "SELECT count(*) FROM notifications.notifications WHERE recipient_id = 'agency-a' "
+        "AND organization_id = 'org-a' AND kind = 'webhook_disabled' AND subject_id = $1",
+        webhook["id"],
+    )
+    assert told == 1
 
     # Redelivery needs it enabled again.
     refused = await wstack.api["notifications"].post(

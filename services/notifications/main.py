@@ -3,6 +3,9 @@
 from pathlib import Path
 
 from services.notifications.access import POLICY
+from services.notifications.channels import CHANNELS
+from services.notifications.email.channel import email_channel
+from services.notifications.email.digest import DIGEST_TIMER, on_digest_timer
 from services.notifications.email.sender import run_email_sender
 from services.notifications.webhooks.fanout import WEBHOOK_HANDLERS
 from services.notifications.webhooks.sender import run_webhook_sender
@@ -12,6 +15,9 @@ from shared.auth.consents import CONSENT_HANDLERS
 from shared.client_refs import CLIENT_REF_HANDLERS, client_refs_router
 from shared.messaging.handlers import combine_handlers
 from shared.spec import ServiceSpec
+
+# The e-mail channel, beside the built-in inbox: rules and preferences may name it.
+CHANNELS["email"] = email_channel
 
 SPEC = ServiceSpec(
     name="notifications",
@@ -23,5 +29,6 @@ SPEC = ServiceSpec(
     routers=[client_refs_router(), audit_router(), webhooks_router],
     # Projections first: the webhook fan-out reads the access and consent facts they keep.
     handlers=combine_handlers(CLIENT_REF_HANDLERS, CONSENT_HANDLERS, WEBHOOK_HANDLERS),
+    timer_handlers={DIGEST_TIMER: on_digest_timer},
     loops={"webhook-sender": run_webhook_sender, "email-sender": run_email_sender},
 )

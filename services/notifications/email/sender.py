@@ -95,7 +95,13 @@ class EmailSender:
         return [QueuedEmail(**dict(row)) for row in rows]
 
     def message(self, email: QueuedEmail) -> EmailMessage:
-        rendered = self.templates.render(email.template_key, email.language, email.parameters)
+        # The link is built here, from the setting: a queued message follows a changed URL.
+        path = str(email.parameters.get("path", "/inbox"))
+        parameters = {
+            **email.parameters,
+            "link": self.settings.frontend_base_url.rstrip("/") + path,
+        }
+        rendered = self.templates.render(email.template_key, email.language, parameters)
         message = EmailMessage()
         message["From"] = self.settings.smtp_from
         message["To"] = email.address
