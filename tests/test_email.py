@@ -14,10 +14,12 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import aiosmtplib
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from services.mailcatcher import MailCatcher
 from services.notifications.email.digest import next_digest_at, schedule_digest
 from services.notifications.email.queue import enqueue_email
 from services.notifications.email.templates import (
@@ -362,3 +364,18 @@ async def test_the_daily_digest_counts_unread_items_since_the_last_one(
         f"org-a:{user}:%",
     )
     assert tomorrow == due + timedelta(days=1)
+
+
+async def test_make_run_s_mail_catcher_keeps_each_message_as_a_file(tmp_path: Path) -> None:
+    catcher = MailCatcher(tmp_path / "mail", host="127.0.0.1", port=free_port())
+    catcher.start()
+    try:
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = "a@x.test", "b@x.test", "Hola"
+        message.set_content("Abra su bandeja de entrada")
+        await aiosmtplib.send(message, hostname="127.0.0.1", port=catcher.port, timeout=5)
+    finally:
+        catcher.stop()
+    (kept,) = list((tmp_path / "mail").glob("*.eml"))
+    parsed = email.message_from_bytes(kept.read_bytes(), policy=email.policy.default)
+    assert parsed["Subject"] == "Hola"
