@@ -74,6 +74,21 @@ async def wstack(webhook_settings: Settings, clock: FrozenClock) -> AsyncIterato
         yield stack
 
 
+@pytest.fixture(scope="module", autouse=True)
+async def no_subscription_outlives_the_module(settings: Settings) -> AsyncIterator[None]:
+    """Other modules share this database: what is subscribed here must not go on receiving
+    (and retrying) their events."""
+    yield
+    await admin_fetchval(
+        settings, "UPDATE notifications.webhook_subscriptions SET deleted_at = now()"
+    )
+    await admin_fetchval(
+        settings,
+        "UPDATE notifications.webhook_deliveries SET state = 'failed', next_attempt_at = NULL "
+        "WHERE state IN ('pending', 'retrying')",
+    )
+
+
 @pytest.fixture(scope="module")
 async def receiver() -> AsyncIterator[Receiver]:
     async with running_receiver() as running:

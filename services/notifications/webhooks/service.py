@@ -12,6 +12,7 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
+from services.notifications.webhooks.fanout import WAKE_CHANNEL
 from services.notifications.webhooks.models import (
     Attempt,
     DeliveryPublic,
@@ -232,4 +233,4 @@ async def redeliver(connection: asyncpg.Connection, *, delivery_id: UUID) -> Non
         "WHERE id = $1",
         delivery_id,
     )
-    await connection.execute("SELECT pg_notify('casework_webhook_deliveries', '')")
+    await connection.execute("SELECT pg_notify($1, '')", WAKE_CHANNEL)
