@@ -129,6 +129,12 @@ def describe(figure: Figure) -> str:
             f" fired within {_ms(figure['all_fired_within_ms'])} of their second"
             f"  late p50 {_ms(figure['late_p50_ms'])}  p99 {_ms(figure['late_p99_ms'])}"
         )
+    if case == "webhook_deliveries":
+        return (
+            f"webhook_deliveries {figure['target']:<20} {figure['delivered']}/"
+            f"{figure['deliveries']} in {figure['seconds']} s: {figure['per_minute']} a minute"
+            f" (concurrency {figure['concurrency']}, aim 10000 a minute)"
+        )
     return json.dumps(figure)
 
 

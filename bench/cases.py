@@ -395,6 +395,7 @@ async def partner_read(context: BenchContext) -> None:
 
 from bench.notifications import crisis_to_stream, inbox_first_page  # noqa: E402
 from bench.timers import timers_due_together  # noqa: E402  (they name BenchContext for types only)
+from bench.webhooks import webhook_deliveries  # noqa: E402  (the same)
 
 CASES: dict[str, Case] = {
     "register_client": register_client,
@@ -404,4 +405,5 @@ CASES: dict[str, Case] = {
     "timers_due_together": timers_due_together,
     "inbox_first_page": inbox_first_page,
     "crisis_to_stream": crisis_to_stream,
+    "webhook_deliveries": webhook_deliveries,
 }

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
 
+from services.mailcatcher import MailCatcher
 from services.registry import SERVICES, TOPICS
 from services.supervisor import Supervisor
 from shared.auth.tokens import issue_dev_token
@@ -136,6 +137,7 @@ class DevStack:
         self.postgres: EmbeddedPostgres | None = None
         self.broker: EmbeddedBroker | None = None
         self.children: list[Child] = []
+        self.mail: MailCatcher | None = None
         self._lock: IO[str] | None = None
 
     # -- one stack at a time ---------------------------------------------------------------
@@ -217,6 +219,33 @@ class DevStack:
         _say("migrations applied: " + ", ".join(SERVICES))
         asyncio.run(create_topics(self.settings, TOPICS))
 
+    def start_mail_catcher(self) -> None:
+        """Outgoing e-mail goes to a local catcher that keeps each message as a file, unless the
+        settings name another SMTP server (then that one is used, as configured)."""
+        if self.settings.smtp_host not in ("127.0.0.1", "localhost"):
+            _say(f"e-mail          via {self.settings.smtp_host}:{self.settings.smtp_port}")
+            return
+        catcher = MailCatcher(
+            self.data_dir / "mail", host="127.0.0.1", port=self.settings.smtp_port
+        )
+        try:
+            catcher.start()
+        except OSError as error:
+            _say(
+                f"mail catcher could not listen on 127.0.0.1:{self.settings.smtp_port} ({error}); "
+                "e-mails stay queued and are retried"
+            )
+            return
+        self.mail = catcher
+        # The services (child processes) send there, in plain SMTP on this machine.
+        os.environ["CASEWORK_SMTP_HOST"] = "127.0.0.1"
+        os.environ["CASEWORK_SMTP_PORT"] = str(self.settings.smtp_port)
+        os.environ["CASEWORK_SMTP_SECURITY"] = "none"
+        _say(
+            f"mail catcher    smtp://127.0.0.1:{self.settings.smtp_port} "
+            f"(every e-mail kept as a file in {self.data_dir / 'mail'})"
+        )
+
     def start_services(self) -> None:
         logs = self.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
@@ -284,6 +313,8 @@ class DevStack:
             )
             _say(f"  {role:<12} {subject:<8} {token}")
         _say("More with: make token ROLE=caseworker SUB=alice [ORG=org-dev] [TEAM=team-dev]")
+        if self.mail is not None:
+            _say(f"Outgoing e-mail is caught: each message is a .eml file in {self.mail.folder}")
         _say(
             f"JSON logs in {self.data_dir / 'logs'}. Whatever exits is started again; "
             "Ctrl-C stops everything."
@@ -304,7 +335,12 @@ class DevStack:
         self.supervisor().run(stop or threading.Event())
 
     def stop(self) -> None:
-        started = bool(self.children) or self.broker is not None or self.postgres is not None
+        started = (
+            bool(self.children)
+            or self.broker is not None
+            or self.postgres is not None
+            or self.mail is not None
+        )
         for child in self.children:
             if child.process is not None and child.process.poll() is None:
                 child.process.terminate()
@@ -317,6 +353,9 @@ class DevStack:
                 _say(f"{child.name} did not stop in time; killing it")
                 child.process.kill()
                 child.process.wait()
+        if self.mail is not None:
+            self.mail.stop()
+            self.mail = None
         if self.broker is not None:
             self.broker.stop()
         if self.postgres is not None:
@@ -340,6 +379,7 @@ def run(settings: Settings) -> int:
         return 1
     try:
         stack.start_infrastructure()
+        stack.start_mail_catcher()
         stack.start_services()
         stack.enrol_dev_staff()
         stack.print_summary()

@@ -24,6 +24,7 @@ SECRET_SETTINGS = (
     "kafka_sasl_password",
     "audit_hmac_key",
     "audit_checkpoint_private_key",
+    "smtp_password",
 )
 
 
@@ -203,6 +204,41 @@ class Settings(BaseSettings):
     audit_checkpoint_public_key: str | None = None
     audit_checkpoint_file: str | None = None
     audit_checkpoint_seconds: float = Field(default=60.0, gt=0)
+
+    # Webhooks for agency systems (notifications). Targets must be https and resolve to public
+    # addresses; development may allow http, and tests (a receiver on this machine) private
+    # addresses. Checked when subscribing and again at every delivery (DNS rebinding).
+    webhook_allow_http: bool = False
+    webhook_allow_private_targets: bool = False
+    # One attempt (name resolution, connection, request, status line) may take this long.
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # Requests in flight per worker, and per subscription (a slow subscriber holds only its own).
+    webhook_concurrency: int = Field(default=64, ge=1, le=1000)
+    webhook_per_subscription_concurrency: int = Field(default=8, ge=1, le=1000)
+    # Failed attempts are retried with exponential backoff (first pause this long, doubling, at
+    # most webhook_retry_max_seconds, with jitter) for this long after the first attempt; then
+    # the delivery fails, the subscription is disabled and its creator told.
+    webhook_retry_base_seconds: float = Field(default=5.0, gt=0)
+    webhook_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    webhook_retry_window_hours: float = Field(default=24.0, gt=0, le=24 * 7)
+    # How often the sender looks for due deliveries when nothing woke it (NOTIFY wakes it early).
+    webhook_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+
+    # E-mail (notifications): an SMTP server, and the frontend a message links to (messages
+    # carry no client data, only a link to the record there).
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=1025, ge=1, le=65535)
+    # "starttls": upgrade after connecting (port 587); "tls": TLS from the start (465); "none":
+    # plain (a local catcher only).
+    smtp_security: Literal["none", "starttls", "tls"] = "none"
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "Casework <casework@localhost>"
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    email_retry_base_seconds: float = Field(default=30.0, gt=0)
+    email_max_attempts: int = Field(default=8, ge=1, le=50)
+    email_poll_seconds: float = Field(default=2.0, gt=0, le=60)
+    frontend_base_url: str = "http://localhost:5173"
 
     log_level: str = "INFO"
     # `make run`: start the embedded PostgreSQL / broker on the ports of the URLs above, with

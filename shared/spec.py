@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,10 +10,27 @@ from pathlib import Path
 from fastapi import APIRouter, FastAPI
 
 from shared.auth.policy import Policy
+from shared.clock import Clock
+from shared.db.database import Database
 from shared.events.registry import EVENT_TYPES
 from shared.messaging.consumer import Handler
 from shared.settings import Settings
 from shared.timers.schedule import TimerHandler
+
+
+@dataclass(frozen=True)
+class LoopContext:
+    """What a service's own worker loop is handed: the worker's pool, settings and clock."""
+
+    service: str
+    database: Database
+    settings: Settings
+    clock: Clock
+
+
+# A loop the worker runs beside its relay and consumer (e.g. a sender of webhooks); it runs
+# until cancelled, and is restarted with backoff if it crashes (shared/worker.py supervise).
+WorkerLoop = Callable[[LoopContext], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -35,6 +52,8 @@ class ServiceSpec:
     # What the API holds open while it runs (entered after its database pool is connected,
     # exited before it closes), e.g. a LISTEN connection shared by its live streams.
     api_lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None
+    # Name -> loop: the service's own background work in its worker.
+    loops: Mapping[str, WorkerLoop] = field(default_factory=dict)
 
     @property
     def schema(self) -> str:

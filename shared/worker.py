@@ -27,7 +27,7 @@ from shared.http.idempotency import purge_expired
 from shared.messaging.consumer import ConsumerRunner
 from shared.messaging.relay import OutboxRelay
 from shared.settings import Settings
-from shared.spec import ServiceSpec
+from shared.spec import LoopContext, ServiceSpec, WorkerLoop
 from shared.timers.runner import TimerRunner
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,13 @@ async def supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:
             log.exception("worker loop crashed; restarting", extra={"loop": name})
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
+
+
+def _bound(loop: WorkerLoop, context: LoopContext) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        await loop(context)
+
+    return run
 
 
 class Worker:
@@ -150,6 +157,11 @@ class Worker:
         if self.timers is not None:
             tasks.append(asyncio.create_task(supervise("timers", self.timers.run)))
         tasks.append(asyncio.create_task(supervise("audit-checkpoints", self.checkpointer.run)))
+        context = LoopContext(
+            service=self.spec.name, database=self.database, settings=self.settings, clock=self.clock
+        )
+        for name, loop in self.spec.loops.items():
+            tasks.append(asyncio.create_task(supervise(name, _bound(loop, context))))
         server: uvicorn.Server | None = None
         if self.serve_http:
             server = _EmbeddedServer(

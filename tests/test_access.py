@@ -733,6 +733,29 @@ ROUTES: dict[tuple[str, str, str], Route] = {
     ("notifications", "PUT", "/v1/on-call"): Route(
         "on_call.write", lambda w: {"json": {"user_ids": ["mallory"]}, "headers": {"If-Match": '"x"'}}
     ),
+    # Webhook subscriptions are an organisation's configuration: no client data, and another
+    # organisation's subscription does not exist for the caller.
+    ("notifications", "GET", "/v1/webhooks/event-types"): Route("webhook.read"),
+    ("notifications", "GET", "/v1/webhooks"): Route("webhook.read"),
+    ("notifications", "POST", "/v1/webhooks"): Route(
+        "webhook.write",
+        lambda w: {"json": {"url": "https://agency.example.org/hook",
+                            "event_types": ["org.casework.intake.client.registered.v1"]}},
+    ),
+    ("notifications", "GET", "/v1/webhooks/{webhook_id}"): Route("webhook.read"),
+    ("notifications", "PATCH", "/v1/webhooks/{webhook_id}"): Route(
+        "webhook.write", lambda w: {"json": {"state": "disabled"}}
+    ),
+    ("notifications", "DELETE", "/v1/webhooks/{webhook_id}"): Route("webhook.write"),
+    ("notifications", "POST", "/v1/webhooks/{webhook_id}/secret-rotation"): Route(
+        "webhook.write"
+    ),
+    ("notifications", "GET", "/v1/webhooks/{webhook_id}/deliveries"): Route("webhook.read"),
+    ("notifications", "GET", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}"): Route(
+        "webhook.read"
+    ),
+    ("notifications", "POST",
+     "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redelivery"): Route("webhook.write"),
 }  # fmt: skip
 UNGUARDED = ("/health/", "/metrics")
 
@@ -843,6 +866,7 @@ async def world(stack: Stack, settings: Settings) -> World:
             "name": "sex", "instrument_id": "needs-risk-screening", "version": "1.0",
             "draft_id": draft.json()["id"], "worker_id": "alice",
             "notification_id": str(uuid.uuid4()),
+            "webhook_id": str(uuid.uuid4()), "delivery_id": str(uuid.uuid4()),
         },
     )  # fmt: skip
 

@@ -32,7 +32,7 @@ WORKER_PORT_BASE = 9000
 CASEWORK_ONE_SHOTS = {"topics", *(f"migrate-{name}" for name in SERVICES)}
 ONE_SHOTS = CASEWORK_ONE_SHOTS | {"kafka-acls"}
 APP_SERVICES = {f"{name}-{role}" for name in SERVICES for role in ("api", "worker")}
-INFRASTRUCTURE = {"postgres", "kafka", "gateway"}
+INFRASTRUCTURE = {"postgres", "kafka", "gateway", "mailpit"}
 KAFKA_START = ROOT / "deploy" / "kafka" / "start.sh"
 KAFKA_ADMIN_PROPERTIES = "/tmp/casework/admin.properties"
 
@@ -660,11 +660,14 @@ def test_data_lives_on_named_volumes(compose: dict[str, Any]) -> None:
     assert {"postgres-data", "kafka-data"} <= declared
 
 
-def test_only_the_gateway_and_the_siem_listener_are_published(
+def test_only_the_gateway_the_siem_listener_and_the_local_mail_page_are_published(
     services: dict[str, dict[str, Any]], nginx_conf: str
 ) -> None:
     publishing = {name for name, service in services.items() if service.get("ports")}
-    assert publishing == {"gateway", "kafka"}
+    assert publishing == {"gateway", "kafka", "mailpit"}
+    # The mail catcher's page (e-mails, which carry no client data) on the host's loopback only.
+    (mail_mapping,) = services["mailpit"]["ports"]
+    assert interpolate(mail_mapping).startswith("127.0.0.1:")
     (mapping,) = services["gateway"]["ports"]
     host_port, container_port = interpolate(mapping).rsplit(":", 1)
     assert host_port == "8080"

@@ -23,6 +23,8 @@ KINDS = {
     RULES_WRITE: ActionKind.WRITE,
     ON_CALL_READ: ActionKind.READ,
     ON_CALL_WRITE: ActionKind.WRITE,
+    "webhook.read": ActionKind.READ,
+    "webhook.write": ActionKind.WRITE,
 }
 
 _OWN = {
@@ -31,6 +33,11 @@ _OWN = {
     PREFERENCES_READ: Scope.CASELOAD,
     PREFERENCES_WRITE: Scope.CASELOAD,
 }
+
+
+# Webhook subscriptions are an organisation's configuration (no client data): always within
+# the caller's organisation, managed by its admins and its agency systems' machine clients.
+_WEBHOOKS = {"webhook.read": Scope.ORGANISATION, "webhook.write": Scope.ORGANISATION}
 
 POLICY = Policy(
     permissions=merge_permissions(
@@ -45,7 +52,9 @@ POLICY = Policy(
                 RULES_WRITE: Scope.ORGANISATION,
                 ON_CALL_READ: Scope.ORGANISATION,
                 ON_CALL_WRITE: Scope.ORGANISATION,
+                **_WEBHOOKS,
             },
+            Role.INTEGRATION: _WEBHOOKS,
         },
     ),
     kinds=merge_kinds(CLIENT_REF_KINDS, KINDS),

@@ -1,0 +1,1 @@
+"""Webhooks for agency systems: subscriptions, signed deliveries, retries and their log."""
