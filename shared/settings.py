@@ -194,6 +194,12 @@ class Settings(BaseSettings):
     audit_checkpoint_file: str | None = None
     audit_checkpoint_seconds: float = Field(default=60.0, gt=0)
 
+    # Closed-loop referrals: days a sent referral has to be accepted before it expires, when
+    # the directory's service sets no deadline of its own; days after completion to follow up
+    # with the client.
+    referral_default_acceptance_days: int = Field(default=14, ge=1, le=365)
+    referral_follow_up_days: int = Field(default=30, ge=1, le=365)
+
     log_level: str = "INFO"
     # `make run`: start the embedded PostgreSQL / broker on the ports of the URLs above, with
     # data under data_dir. Set false to use an external server at those URLs instead.

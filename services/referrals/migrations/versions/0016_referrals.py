@@ -1,0 +1,29 @@
+"""Closed-loop referrals: the referrals and their status history.
+
+Revision ID: 0016
+Revises: 0005
+Create Date: 2026-11-29
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+from services.referrals.lifecycle.tables import referral_history_table, referrals_table
+from shared.db.metadata import create_tables
+
+revision: str = "0016"
+down_revision: str | None = "0005"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+SCHEMA = "referrals"
+
+
+def upgrade() -> None:
+    create_tables(op.get_bind(), SCHEMA, referrals_table, referral_history_table)
+
+
+def downgrade() -> None:
+    op.drop_table("referral_history", schema=SCHEMA)
+    op.drop_table("referrals", schema=SCHEMA)
