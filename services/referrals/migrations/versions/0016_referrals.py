@@ -1,7 +1,7 @@
 """Closed-loop referrals: the referrals and their status history.
 
 Revision ID: 0016
-Revises: 0005
+Revises: 0006
 Create Date: 2026-11-29
 """
 
@@ -13,7 +13,7 @@ from services.referrals.lifecycle.tables import referral_history_table, referral
 from shared.db.metadata import create_tables
 
 revision: str = "0016"
-down_revision: str | None = "0005"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
