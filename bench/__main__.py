@@ -111,6 +111,11 @@ def describe(figure: Figure) -> str:
             f"  p99 {_ms(figure['p99_ms'])}  max {_ms(figure['max_ms'])}"
             f"  ({figure['events']} events, {figure['timeouts']} timed out)"
         )
+    if case == "referral_status_latency":
+        return (
+            f"referral_status_latency {figure['consumer']:<18} p50 {_ms(figure['p50_ms'])}"
+            f"  p99 {_ms(figure['p99_ms'])}  ({figure['events']} status changes)"
+        )
     return json.dumps(figure)
 
 

@@ -26,6 +26,7 @@ from bench.load import (
 )
 from bench.people import people_bodies
 from bench.population import grow_population, sample_people
+from bench.referral_loop import referral_status_latency
 from bench.stack import BenchStack, CpuMeter
 
 Figure = dict[str, Any]
@@ -389,4 +390,5 @@ CASES: dict[str, Case] = {
     "register_client": register_client,
     "event_latency": event_latency,
     "client_search": client_search,
+    "referral_status_latency": referral_status_latency,
 }

@@ -171,8 +171,13 @@ def status_change(raw: dict[str, Any], referral: Referral) -> StatusChange:
     if parsed.id is not None and parsed.id != str(referral.id):
         errors.append(_error("body.id", "must be this referral's Task id", "id"))
     status = parsed.status
+    known = {s.value for s in ReferralStatus} - {ReferralStatus.EXPIRED.value}
     if status in UNUSED_TASK_STATUSES:
         errors.append(_error("body.status", f"{status} is not used for referrals", "status"))
+    elif status not in known:
+        errors.append(
+            _error("body.status", f"not a Task status of referrals: {', '.join(sorted(known))}", "status")
+        )
     reason = _reason(parsed, errors)
     outcome = _outcome(parsed, errors)
     if errors:

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.referrals.lifecycle.transitions import Side
 from shared.events.consent import DataClass
@@ -47,6 +47,16 @@ class ReferralCreate(BaseModel):
     @classmethod
     def _canonical(cls, value: list[DataClass]) -> list[DataClass]:
         return [member for member in DataClass if member in value]
+
+    @model_validator(mode="after")
+    def _mode_decides_what_is_shared(self) -> ReferralCreate:
+        if self.mode == "sent" and not self.share:
+            raise ValueError("a sent referral shares at least one class of data (`share`)")
+        if self.mode == "logged" and self.share:
+            raise ValueError("a logged referral shares nothing: leave `share` empty")
+        if self.mode == "logged" and self.draft:
+            raise ValueError("a logged referral is recorded as made, never drafted")
+        return self
 
 
 class StatusChange(BaseModel):
