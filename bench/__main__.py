@@ -116,6 +116,12 @@ def describe(figure: Figure) -> str:
             f"referral_status_latency {figure['consumer']:<18} p50 {_ms(figure['p50_ms'])}"
             f"  p99 {_ms(figure['p99_ms'])}  ({figure['events']} status changes)"
         )
+    if case == "timers_due_together":
+        return (
+            f"timers_due_together {figure['target']:<20} {figure['fired']}/{figure['timers']}"
+            f" fired within {_ms(figure['all_fired_within_ms'])} of their second"
+            f"  late p50 {_ms(figure['late_p50_ms'])}  p99 {_ms(figure['late_p99_ms'])}"
+        )
     return json.dumps(figure)
 
 

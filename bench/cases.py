@@ -386,9 +386,12 @@ async def _search_phase(context: BenchContext, size: int, concurrency: int) -> N
     )
 
 
+from bench.timers import timers_due_together  # noqa: E402  (it names BenchContext for types only)
+
 CASES: dict[str, Case] = {
     "register_client": register_client,
     "event_latency": event_latency,
     "client_search": client_search,
+    "timers_due_together": timers_due_together,
     "referral_status_latency": referral_status_latency,
 }

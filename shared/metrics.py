@@ -52,3 +52,21 @@ CONSUMER_STALLED_SECONDS = Gauge(
     "How long the group has been retrying one message for transient errors (0 when not).",
     ["group"],
 )
+TIMERS_FIRED = Counter(
+    "casework_timers_fired_total", "Timers whose handler ran and committed.", ["service", "kind"]
+)
+TIMER_FAILURES = Counter(
+    "casework_timer_failures_total",
+    "Timer handler attempts that failed (retried later, or parked).",
+    ["service", "kind"],
+)
+TIMERS_PARKED = Counter(
+    "casework_timers_parked_total",
+    "Timers parked after timer_max_attempts failed attempts.",
+    ["service", "kind"],
+)
+TIMERS_OVERDUE = Gauge(
+    "casework_timers_overdue",
+    "Timers of the worker's kinds that are due and not yet fired (not parked).",
+    ["service"],
+)

@@ -138,6 +138,16 @@ class Settings(BaseSettings):
     # meanwhile as casework_consumer_stalled_seconds.
     consumer_max_transient_seconds: float = Field(default=300.0, gt=0)
 
+    # Durable timers (shared/timers): the worker looks for due timers at least this often (and
+    # at once when a schedule commits); claims at most timer_batch_size per transaction; after
+    # a handler fails it retries at base * 2^(attempts - 1) seconds (at most an hour), parking
+    # the timer after timer_max_attempts; fired timers are kept timer_retention_hours.
+    timer_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    timer_batch_size: int = Field(default=500, ge=1, le=10_000)
+    timer_max_attempts: int = Field(default=8, ge=1)
+    timer_retry_base_seconds: float = Field(default=5.0, gt=0)
+    timer_retention_hours: float = Field(default=168.0, gt=0)
+
     # Relay leadership. The leader's session sends TCP keepalives, so PostgreSQL releases the
     # advisory lock of a leader whose host vanished after idle + interval * count seconds; and
     # before each batch the leader checks it still holds the lock, giving up when the check

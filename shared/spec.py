@@ -12,6 +12,7 @@ from shared.auth.policy import Policy
 from shared.events.registry import EVENT_TYPES
 from shared.messaging.consumer import Handler
 from shared.settings import Settings
+from shared.timers.schedule import TimerHandler
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,8 @@ class ServiceSpec:
     routers: Sequence[APIRouter] = ()
     # Event type -> handler. The worker subscribes to the topics these types travel on.
     handlers: Mapping[str, Handler] = field(default_factory=dict)
+    # Timer kind -> handler (shared/timers). Not empty: the worker runs the timer loop.
+    timer_handlers: Mapping[str, TimerHandler] = field(default_factory=dict)
 
     @property
     def schema(self) -> str:

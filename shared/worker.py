@@ -1,4 +1,5 @@
-"""A service's worker: its outbox relay and its event consumers, beside (not inside) the API.
+"""A service's worker: its outbox relay, its event consumers and its timers, beside (not inside)
+the API.
 
 It serves /health/live, /health/ready and /metrics on its own port so ops can probe it, and
 restarts a crashed loop with backoff instead of dying with it. Ready means events flow: the
@@ -27,6 +28,7 @@ from shared.messaging.consumer import ConsumerRunner
 from shared.messaging.relay import OutboxRelay
 from shared.settings import Settings
 from shared.spec import ServiceSpec
+from shared.timers.runner import TimerRunner
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +93,15 @@ class Worker:
                 database=self.database,
                 settings=settings,
             )
+        self.timers: TimerRunner | None = None
+        if spec.timer_handlers:
+            self.timers = TimerRunner(
+                service=spec.name,
+                database=self.database,
+                settings=settings,
+                handlers=spec.timer_handlers,
+                clock=clock,
+            )
 
     def http_app(self) -> FastAPI:
         app = FastAPI(title=f"Casework {self.spec.title} worker", docs_url=None, redoc_url=None)
@@ -136,6 +147,8 @@ class Worker:
         ]
         if self.consumer is not None:
             tasks.append(asyncio.create_task(supervise("consumer", self.consumer.run)))
+        if self.timers is not None:
+            tasks.append(asyncio.create_task(supervise("timers", self.timers.run)))
         tasks.append(asyncio.create_task(supervise("audit-checkpoints", self.checkpointer.run)))
         server: uvicorn.Server | None = None
         if self.serve_http:
