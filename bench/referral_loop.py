@@ -36,9 +36,7 @@ PARTNER_ORGANIZATION, PARTNER = "org-bench-partner", "bench-partner"
 
 def _consumers() -> list[str]:
     return sorted(
-        name
-        for name, spec in SERVICES.items()
-        if ReferralStatusChanged.event_type in spec.handlers
+        name for name, spec in SERVICES.items() if ReferralStatusChanged.event_type in spec.handlers
     )
 
 
@@ -67,7 +65,11 @@ async def referral_status_latency(context: BenchContext) -> None:
         )  # fmt: skip
         client.raise_for_status()
         client_id = client.json()["id"]
-        await _wait(stack.admin_url, "SELECT 1 FROM referrals.client_access WHERE client_id = $1::uuid", client_id)
+        await _wait(
+            stack.admin_url,
+            "SELECT 1 FROM referrals.client_access WHERE client_id = $1::uuid",
+            client_id,
+        )
         today = datetime.now(UTC).date()
         consent = await http.post(
             f"{intake}/v1/clients/{client_id}/consents",
@@ -77,7 +79,11 @@ async def referral_status_latency(context: BenchContext) -> None:
             headers=worker,
         )  # fmt: skip
         consent.raise_for_status()
-        await _wait(stack.admin_url, "SELECT 1 FROM referrals.consent_facts WHERE consent_id = $1::uuid", consent.json()["id"])
+        await _wait(
+            stack.admin_url,
+            "SELECT 1 FROM referrals.consent_facts WHERE consent_id = $1::uuid",
+            consent.json()["id"],
+        )
         made = await http.post(
             f"{referrals}/v1/referrals",
             json={"client_id": client_id, "service_id": service_id, "mode": "sent",

@@ -89,7 +89,9 @@ async def register_client(stack: Stack, settings: Settings, user: User = ALICE) 
     )
     assert response.status_code == 201, response.text
     client_id: str = response.json()["id"]
-    await wait_row(settings, "SELECT 1 FROM referrals.client_access WHERE client_id = $1", client_id)
+    await wait_row(
+        settings, "SELECT 1 FROM referrals.client_access WHERE client_id = $1", client_id
+    )
     return client_id
 
 

@@ -56,31 +56,33 @@ def test_the_bundle_is_a_valid_fhir_collection_of_the_service_request_and_the_ta
     parsed = Bundle.model_validate(raw)  # raises unless valid
 
     assert parsed.type == "collection"
-    request_raw, task_raw = (entry["resource"] for entry in raw["entry"])
-    request = ServiceRequest.model_validate(request_raw)
-    task = Task.model_validate(task_raw)
-    assert request.meta.profile == [fhir.SERVICE_REQUEST_PROFILE]
-    assert (request.status, request.intent) == ("revoked", "order")
-    assert request.subject.reference == f"Patient/{sent.client_id}"
-    assert request.requester.reference == "Organization/org-a"
-    assert request.performer[0].reference == "Organization/org-partner"
-    assert request.supportingInfo[0].reference == f"Consent/{sent.consent_id}"
-    assert request.code.coding[0].code == "svc-food-1"
-    assert task.meta.profile == [fhir.TASK_PROFILE]
-    assert (task.status, task.intent, task.code.coding[0].code) == ("rejected", "order", "fulfill")
-    assert task.focus.reference == f"ServiceRequest/{sent.id}"
-    assert task_raw["for"] == {"reference": f"Patient/{sent.client_id}"}
-    assert task.owner.reference == "Organization/org-partner"
-    assert task.statusReason.coding[0].code == "no-capacity"
-    assert task.output[0].valueCodeableConcept.coding[0].code == "did-not-get-help"
+    request, task = (entry["resource"] for entry in raw["entry"])
+    ServiceRequest.model_validate(request)
+    Task.model_validate(task)
+    assert request["meta"]["profile"] == [fhir.SERVICE_REQUEST_PROFILE]
+    assert (request["status"], request["intent"]) == ("revoked", "order")
+    assert request["subject"] == {"reference": f"Patient/{sent.client_id}"}
+    assert request["requester"]["reference"] == "Organization/org-a"
+    assert request["performer"][0]["reference"] == "Organization/org-partner"
+    assert request["supportingInfo"] == [{"reference": f"Consent/{sent.consent_id}"}]
+    assert request["code"]["coding"][0]["code"] == "svc-food-1"
+    assert task["meta"]["profile"] == [fhir.TASK_PROFILE]
+    assert (task["status"], task["intent"], task["code"]["coding"][0]["code"]) == (
+        "rejected", "order", "fulfill",
+    )  # fmt: skip
+    assert task["focus"] == {"reference": f"ServiceRequest/{sent.id}"}
+    assert task["for"] == {"reference": f"Patient/{sent.client_id}"}
+    assert task["owner"]["reference"] == "Organization/org-partner"
+    assert task["statusReason"]["coding"][0]["code"] == "no-capacity"
+    assert task["output"][0]["valueCodeableConcept"]["coding"][0]["code"] == "did-not-get-help"
     # Ids and codes only: no note, no names.
     assert "Call after 5" not in str(raw)
 
 
 def test_an_expired_referral_is_a_cancelled_task_whose_reason_says_expired() -> None:
-    task = fhir.task(referral(status=ReferralStatus.EXPIRED))
-    assert task.status == "cancelled"
-    assert task.statusReason is not None and task.statusReason.coding[0].code == "expired"
+    task = fhir.task(referral(status=ReferralStatus.EXPIRED)).model_dump(mode="json")
+    assert task["status"] == "cancelled"
+    assert task["statusReason"]["coding"][0]["code"] == "expired"
 
 
 def test_a_logged_referral_has_no_performer_owner_or_consent() -> None:
@@ -94,9 +96,10 @@ def test_a_logged_referral_has_no_performer_owner_or_consent() -> None:
 
 def test_an_organisation_id_that_is_no_fhir_id_is_referenced_by_identifier() -> None:
     odd = referral(receiving_organization_id="org_partner@east")
-    task = fhir.task(odd)
-    assert task.owner.reference is None
-    assert task.owner.identifier.value == "org_partner@east"
+    task = fhir.task(odd).model_dump(mode="json", exclude_none=True)
+    assert task["owner"] == {
+        "identifier": {"system": fhir.ORGANIZATION_SYSTEM, "value": "org_partner@east"}
+    }
 
 
 def _task(sent: Referral, status: str, **more: Any) -> dict[str, Any]:
@@ -108,7 +111,11 @@ def _task(sent: Referral, status: str, **more: Any) -> dict[str, Any]:
 
 def test_an_inbound_task_maps_status_reason_and_outcome() -> None:
     sent = referral()
-    rejected = _task(sent, "rejected", statusReason={"coding": [{"system": fhir.REASON_SYSTEM, "code": "not-eligible"}]})
+    rejected = _task(
+        sent,
+        "rejected",
+        statusReason={"coding": [{"system": fhir.REASON_SYSTEM, "code": "not-eligible"}]},
+    )
     completed = _task(sent, "completed", output=[{
         "type": {"coding": [{"system": fhir.OUTPUT_TYPE_SYSTEM, "code": "outcome"}]},
         "valueCodeableConcept": {"coding": [{"system": fhir.OUTCOME_SYSTEM, "code": "got-help"}]},
@@ -118,10 +125,14 @@ def test_an_inbound_task_maps_status_reason_and_outcome() -> None:
     second = fhir.status_change(completed, sent)
 
     assert (first.status, first.reason_code, first.outcome) == (
-        ReferralStatus.REJECTED, ReferralReason.NOT_ELIGIBLE, None
+        ReferralStatus.REJECTED,
+        ReferralReason.NOT_ELIGIBLE,
+        None,
     )
     assert (second.status, second.reason_code, second.outcome) == (
-        ReferralStatus.COMPLETED, None, ReferralOutcome.GOT_HELP
+        ReferralStatus.COMPLETED,
+        None,
+        ReferralOutcome.GOT_HELP,
     )
 
 
@@ -168,12 +179,14 @@ async def test_the_fhir_bundle_of_a_referral_validates_and_matches_it(
 
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("application/fhir+json")
-    bundle = Bundle.model_validate(response.json())
-    request, task = (entry.resource for entry in bundle.entry)
-    assert isinstance(request, ServiceRequest) and isinstance(task, Task)
-    assert request.subject.reference == f"Patient/{sent['client_id']}"
-    assert request.supportingInfo[0].reference == f"Consent/{sent['consent_id']}"
-    assert (task.status, task.owner.reference) == ("requested", f"Organization/{PARTNER_ORG}")
+    Bundle.model_validate(response.json())  # raises unless valid
+    request, task = (entry["resource"] for entry in response.json()["entry"])
+    assert (request["resourceType"], task["resourceType"]) == ("ServiceRequest", "Task")
+    assert request["subject"] == {"reference": f"Patient/{sent['client_id']}"}
+    assert request["supportingInfo"] == [{"reference": f"Consent/{sent['consent_id']}"}]
+    assert (task["status"], task["owner"]["reference"]) == (
+        "requested", f"Organization/{PARTNER_ORG}",
+    )  # fmt: skip
     assert response.headers["ETag"] == f'"{sent["id"]}.1"'
 
 
@@ -185,7 +198,15 @@ async def test_a_receiving_system_reports_progress_as_a_task_under_the_same_rule
 
     async def post_task(status: str, **more: Any) -> httpx.Response:
         current = await stack.api["referrals"].get(f"{path}/fhir", headers=system)
-        task = {**next(e["resource"] for e in current.json()["entry"] if e["resource"]["resourceType"] == "Task"), "status": status, **more}
+        task = {
+            **next(
+                e["resource"]
+                for e in current.json()["entry"]
+                if e["resource"]["resourceType"] == "Task"
+            ),
+            "status": status,
+            **more,
+        }
         return await stack.api["referrals"].post(
             f"{path}/fhir/task", content=json.dumps(task),
             headers={**system, "If-Match": current.headers["ETag"], "Content-Type": "application/fhir+json"},
@@ -203,7 +224,11 @@ async def test_a_receiving_system_reports_progress_as_a_task_under_the_same_rule
     assert forbidden.status_code == 409, forbidden.text
     assert forbidden.json()["allowed_next"] == ["accepted", "rejected"]
     assert not_fhir.status_code == 422, not_fhir.text
-    for response, status in ((accepted, "accepted"), (started, "in-progress"), (completed, "completed")):
+    for response, status in (
+        (accepted, "accepted"),
+        (started, "in-progress"),
+        (completed, "completed"),
+    ):
         assert response.status_code == 200, response.text
         assert Task.model_validate(response.json()).status == status
     history = (await stack.api["referrals"].get(f"{path}/history")).json()

@@ -98,16 +98,30 @@ def test_every_move_by_every_side_follows_the_table(current: S, to: S, side: Sid
 
 def test_the_data_file_holds_exactly_the_expected_moves() -> None:
     loaded = table()
-    moves = {key: {side for rule in rules for side in rule.sides} for key, rules in loaded.rules.items()}
+    moves = {
+        key: {side for rule in rules for side in rule.sides} for key, rules in loaded.rules.items()
+    }
     assert moves == EXPECTED
     assert loaded.reason_required == NEEDS_REASON
-    assert loaded.final == {S.COMPLETED, S.REJECTED, S.CANCELLED, S.FAILED, S.EXPIRED, S.ENTERED_IN_ERROR}
+    assert loaded.final == {
+        S.COMPLETED,
+        S.REJECTED,
+        S.CANCELLED,
+        S.FAILED,
+        S.EXPIRED,
+        S.ENTERED_IN_ERROR,
+    }
     assert loaded.open == set(OPEN)
 
 
 @pytest.mark.parametrize("to", sorted(NEEDS_REASON))
 def test_rejected_cancelled_on_hold_and_failed_need_a_reason(to: S) -> None:
-    current = next(s for s in S if Side.RECEIVING in EXPECTED.get((s, to), set()) or Side.SENDING in EXPECTED.get((s, to), set()))
+    current = next(
+        s
+        for s in S
+        if Side.RECEIVING in EXPECTED.get((s, to), set())
+        or Side.SENDING in EXPECTED.get((s, to), set())
+    )
     sides = EXPECTED[(current, to)] - {Side.SYSTEM}
 
     decision = decide(table(), current=current, to=to, sides=sides, reason=None, outcome=None)
@@ -150,15 +164,31 @@ def test_completion_records_an_outcome_and_only_a_final_status_takes_one() -> No
 
 def test_a_caller_on_both_sides_moves_as_the_side_the_table_allows() -> None:
     both = {Side.SENDING, Side.RECEIVING}
-    accepted = decide(table(), current=S.REQUESTED, to=S.ACCEPTED, sides=both, reason=None, outcome=None)
+    accepted = decide(
+        table(), current=S.REQUESTED, to=S.ACCEPTED, sides=both, reason=None, outcome=None
+    )
     assert accepted == Allowed(Side.RECEIVING)
-    assert table().allowed_next(S.REQUESTED, both) == [S.ACCEPTED, S.REJECTED, S.CANCELLED, S.ENTERED_IN_ERROR]
+    assert table().allowed_next(S.REQUESTED, both) == [
+        S.ACCEPTED,
+        S.REJECTED,
+        S.CANCELLED,
+        S.ENTERED_IN_ERROR,
+    ]
 
 
 def test_an_inconsistent_table_is_refused_when_loaded() -> None:
     raw = json.loads(TABLE_FILE.read_text(encoding="utf-8"))
-    reopening = {**raw, "transitions": [*raw["transitions"], {"from": ["completed"], "to": "requested", "by": ["sending"]}]}
-    unknown_side = {**raw, "transitions": [{"from": ["draft"], "to": "requested", "by": ["anyone"]}]}
+    reopening = {
+        **raw,
+        "transitions": [
+            *raw["transitions"],
+            {"from": ["completed"], "to": "requested", "by": ["sending"]},
+        ],
+    }
+    unknown_side = {
+        **raw,
+        "transitions": [{"from": ["draft"], "to": "requested", "by": ["anyone"]}],
+    }
     unknown_status = {**raw, "transitions": [{"from": ["draft"], "to": "sent", "by": ["sending"]}]}
 
     for broken in (reopening, unknown_side, unknown_status):
@@ -187,24 +217,47 @@ async def world(stack: Stack, settings: Settings) -> World:
 async def test_a_sent_referral_runs_its_loop_by_side_with_history_and_audit(
     stack: Stack, settings: Settings, world: World
 ) -> None:
-    made = await refer(stack, settings, world.client_id, world.directory.in_network, note="Call after 5pm")
+    made = await refer(
+        stack, settings, world.client_id, world.directory.in_network, note="Call after 5pm"
+    )
     assert made.status_code == 201, made.text
     referral = made.json()
     referral_id = referral["id"]
     assert made.headers["Location"] == f"/v1/referrals/{referral_id}"
-    assert (referral["status"], referral["mode"], referral["consent_id"]) == ("requested", "sent", world.consent_id)
+    assert (referral["status"], referral["mode"], referral["consent_id"]) == (
+        "requested",
+        "sent",
+        world.consent_id,
+    )
     assert referral["receiving_organization_id"] == PARTNER_ORG
     assert referral["data_classes"] == ["general"]
     requested_at = datetime.fromisoformat(referral["requested_at"])
-    assert datetime.fromisoformat(referral["expires_at"]) == requested_at + timedelta(days=ACCEPTANCE_DAYS)
-    assert (referral["your_sides"], referral["allowed_next"]) == (["sending"], ["cancelled", "entered-in-error"])
+    assert datetime.fromisoformat(referral["expires_at"]) == requested_at + timedelta(
+        days=ACCEPTANCE_DAYS
+    )
+    assert (referral["your_sides"], referral["allowed_next"]) == (
+        ["sending"],
+        ["cancelled", "entered-in-error"],
+    )
 
     # The receiving side sees ids and codes, not the sending worker's note.
-    seen = await stack.api["referrals"].get(f"/v1/referrals/{referral_id}", headers={**bearer(settings, PAT), "X-Request-ID": (rid := str(uuid.uuid4()))})
+    seen = await stack.api["referrals"].get(
+        f"/v1/referrals/{referral_id}",
+        headers={**bearer(settings, PAT), "X-Request-ID": (rid := str(uuid.uuid4()))},
+    )
     assert seen.status_code == 200, seen.text
-    assert (seen.json()["note"], seen.json()["your_sides"], seen.json()["allowed_next"]) == (None, ["receiving"], ["accepted", "rejected"])
+    assert (seen.json()["note"], seen.json()["your_sides"], seen.json()["allowed_next"]) == (
+        None,
+        ["receiving"],
+        ["accepted", "rejected"],
+    )
     [audited] = await audit_rows(settings, "referrals", rid)
-    assert (audited["action"], audited["outcome"], audited["actor_id"], str(audited["client_id"])) == ("referral.read", "allowed", "pat", world.client_id)
+    assert (
+        audited["action"],
+        audited["outcome"],
+        audited["actor_id"],
+        str(audited["client_id"]),
+    ) == ("referral.read", "allowed", "pat", world.client_id)
 
     # The sending side may not accept; nothing changes.
     by_sender = await set_status(stack, settings, referral_id, ALICE, "accepted")
@@ -226,7 +279,10 @@ async def test_a_sent_referral_runs_its_loop_by_side_with_history_and_audit(
     assert datetime.fromisoformat(done["follow_up_due_at"]) == closed_at + timedelta(days=30)
 
     history = (await stack.api["referrals"].get(f"/v1/referrals/{referral_id}/history")).json()
-    assert [(h["from_status"], h["to_status"], h["set_by_side"], h["set_by_organization_id"]) for h in history] == [
+    assert [
+        (h["from_status"], h["to_status"], h["set_by_side"], h["set_by_organization_id"])
+        for h in history
+    ] == [
         (None, "requested", "sending", "org-a"),
         ("requested", "accepted", "receiving", PARTNER_ORG),
         ("accepted", "in-progress", "receiving", PARTNER_ORG),
@@ -251,28 +307,46 @@ async def test_a_sent_referral_runs_its_loop_by_side_with_history_and_audit(
 async def test_a_move_the_table_refuses_writes_nothing(
     stack: Stack, settings: Settings, world: World, status: str, extra: dict[str, Any], problem: str
 ) -> None:
-    referral_id = (await refer(stack, settings, world.client_id, world.directory.in_network)).json()["id"]
-    before = await fetch(settings, "SELECT version, status FROM referrals.referrals WHERE id = $1", referral_id)
+    referral_id = (
+        await refer(stack, settings, world.client_id, world.directory.in_network)
+    ).json()["id"]
+    before = await fetch(
+        settings, "SELECT version, status FROM referrals.referrals WHERE id = $1", referral_id
+    )
 
     refused = await set_status(stack, settings, referral_id, PAT, status, **extra)
 
-    assert refused.status_code == (409 if problem == "transition-not-allowed" else 422), refused.text
+    assert refused.status_code == (409 if problem == "transition-not-allowed" else 422), (
+        refused.text
+    )
     assert refused.headers["content-type"] == "application/problem+json"
     assert refused.json()["type"].endswith(f"/{problem}")
     assert refused.json()["allowed_next"] == ["accepted", "rejected"]
-    after = await fetch(settings, "SELECT version, status FROM referrals.referrals WHERE id = $1", referral_id)
+    after = await fetch(
+        settings, "SELECT version, status FROM referrals.referrals WHERE id = $1", referral_id
+    )
     assert after == before
-    history = await fetch(settings, "SELECT count(*) AS n FROM referrals.referral_history WHERE referral_id = $1", referral_id)
+    history = await fetch(
+        settings,
+        "SELECT count(*) AS n FROM referrals.referral_history WHERE referral_id = $1",
+        referral_id,
+    )
     assert history[0]["n"] == 1
 
 
-async def test_status_changes_need_the_current_etag(stack: Stack, settings: Settings, world: World) -> None:
-    referral_id = (await refer(stack, settings, world.client_id, world.directory.in_network)).json()["id"]
+async def test_status_changes_need_the_current_etag(
+    stack: Stack, settings: Settings, world: World
+) -> None:
+    referral_id = (
+        await refer(stack, settings, world.client_id, world.directory.in_network)
+    ).json()["id"]
     path = f"/v1/referrals/{referral_id}/status"
     partner = bearer(settings, PAT)
 
     without = await stack.api["referrals"].post(path, json={"status": "accepted"}, headers=partner)
-    stale = await stack.api["referrals"].post(path, json={"status": "accepted"}, headers={**partner, "If-Match": f'"{referral_id}.0"'})
+    stale = await stack.api["referrals"].post(
+        path, json={"status": "accepted"}, headers={**partner, "If-Match": f'"{referral_id}.0"'}
+    )
 
     assert (without.status_code, stale.status_code) == (428, 412)
     assert (await referral_rows_by_id(settings, referral_id))["status"] == "requested"
@@ -281,29 +355,49 @@ async def test_status_changes_need_the_current_etag(stack: Stack, settings: Sett
 async def test_other_organisations_and_colleagues_out_of_scope_get_404(
     stack: Stack, settings: Settings, world: World
 ) -> None:
-    referral_id = (await refer(stack, settings, world.client_id, world.directory.in_network)).json()["id"]
+    referral_id = (
+        await refer(stack, settings, world.client_id, world.directory.in_network)
+    ).json()["id"]
     for user in (OTHER_PARTNER, BOB, SUE):
-        read = await stack.api["referrals"].get(f"/v1/referrals/{referral_id}", headers=bearer(settings, user))
-        moved = await set_status(stack, settings, referral_id, user, "cancelled", reason_code="other")
+        read = await stack.api["referrals"].get(
+            f"/v1/referrals/{referral_id}", headers=bearer(settings, user)
+        )
+        moved = await set_status(
+            stack, settings, referral_id, user, "cancelled", reason_code="other"
+        )
         assert (read.status_code, moved.status_code) == (404, 404), user
         assert world.client_id not in read.text
     admin = User("ada", ("admin",))
-    assert (await stack.api["referrals"].get(f"/v1/referrals/{referral_id}", headers=bearer(settings, admin))).status_code == 403
+    assert (
+        await stack.api["referrals"].get(
+            f"/v1/referrals/{referral_id}", headers=bearer(settings, admin)
+        )
+    ).status_code == 403
 
 
 async def test_a_receiving_system_acts_like_its_partner_staff(
     stack: Stack, settings: Settings, world: World
 ) -> None:
-    referral_id = (await refer(stack, settings, world.client_id, world.directory.in_network)).json()["id"]
-    moved = await set_status(stack, settings, referral_id, PARTNER_SYNC, "rejected", reason_code="no-capacity")
+    referral_id = (
+        await refer(stack, settings, world.client_id, world.directory.in_network)
+    ).json()["id"]
+    moved = await set_status(
+        stack, settings, referral_id, PARTNER_SYNC, "rejected", reason_code="no-capacity"
+    )
     assert moved.status_code == 200, moved.text
-    assert (moved.json()["status"], moved.json()["reason_code"], moved.json()["outcome"]) == ("rejected", "no-capacity", "unknown")
+    assert (moved.json()["status"], moved.json()["reason_code"], moved.json()["outcome"]) == (
+        "rejected",
+        "no-capacity",
+        "unknown",
+    )
 
 
 async def test_lists_by_direction_show_each_side_its_own(
     stack: Stack, settings: Settings, world: World
 ) -> None:
-    referral_id = (await refer(stack, settings, world.client_id, world.directory.in_network)).json()["id"]
+    referral_id = (
+        await refer(stack, settings, world.client_id, world.directory.in_network)
+    ).json()["id"]
 
     async def ids(user: User, **params: str) -> set[str]:
         found: set[str] = set()
@@ -326,7 +420,9 @@ async def test_lists_by_direction_show_each_side_its_own(
     assert referral_id not in await ids(PAT, status="accepted")
     for outsider in (OTHER_PARTNER, BOB, SUE):
         assert referral_id not in await ids(outsider)
-    listed = await stack.api["referrals"].get("/v1/referrals", params={"direction": "incoming"}, headers=bearer(settings, PAT))
+    listed = await stack.api["referrals"].get(
+        "/v1/referrals", params={"direction": "incoming"}, headers=bearer(settings, PAT)
+    )
     mine = next(item for item in listed.json()["items"] if item["id"] == referral_id)
     assert (mine["your_sides"], mine["note"]) == (["receiving"], None)
 
@@ -338,11 +434,17 @@ async def test_a_logged_referral_shares_nothing_and_its_sender_records_the_loop(
     made = await refer(stack, settings, client_id, world.directory.outside, mode="logged", share=[])
     assert made.status_code == 201, made.text
     logged = made.json()
-    assert (logged["receiving_organization_id"], logged["consent_id"], logged["expires_at"]) == (None, None, None)
+    assert (logged["receiving_organization_id"], logged["consent_id"], logged["expires_at"]) == (
+        None,
+        None,
+        None,
+    )
     assert logged["your_sides"] == ["receiving", "sending"]
 
     accepted = await set_status(stack, settings, logged["id"], ALICE, "accepted")
-    partner = await stack.api["referrals"].get(f"/v1/referrals/{logged['id']}", headers=bearer(settings, PAT))
+    partner = await stack.api["referrals"].get(
+        f"/v1/referrals/{logged['id']}", headers=bearer(settings, PAT)
+    )
 
     assert accepted.status_code == 200 and accepted.json()["status"] == "accepted"
     assert partner.status_code == 404
@@ -377,8 +479,14 @@ async def test_a_draft_is_checked_when_it_is_requested_and_its_deadline_starts_t
     client_id = await register_client(stack, settings)
     draft = await refer(stack, settings, client_id, world.directory.default_deadline, draft=True)
     assert draft.status_code == 201, draft.text
-    assert (draft.json()["status"], draft.json()["consent_id"], draft.json()["expires_at"]) == ("draft", None, None)
-    hidden = await stack.api["referrals"].get(f"/v1/referrals/{draft.json()['id']}", headers=bearer(settings, PAT))
+    assert (draft.json()["status"], draft.json()["consent_id"], draft.json()["expires_at"]) == (
+        "draft",
+        None,
+        None,
+    )
+    hidden = await stack.api["referrals"].get(
+        f"/v1/referrals/{draft.json()['id']}", headers=bearer(settings, PAT)
+    )
     assert hidden.status_code == 404  # nothing was sent yet
 
     no_consent = await set_status(stack, settings, draft.json()["id"], ALICE, "requested")
@@ -389,13 +497,20 @@ async def test_a_draft_is_checked_when_it_is_requested_and_its_deadline_starts_t
     assert requested.status_code == 200, requested.text
     body = requested.json()
     assert body["consent_id"] == consent_id
-    assert datetime.fromisoformat(body["expires_at"]) == datetime.fromisoformat(body["requested_at"]) + timedelta(days=14)
+    assert datetime.fromisoformat(body["expires_at"]) == datetime.fromisoformat(
+        body["requested_at"]
+    ) + timedelta(days=14)
 
 
 async def test_an_idempotency_key_replays_the_first_referral(
     stack: Stack, settings: Settings, world: World
 ) -> None:
-    body = {"client_id": world.client_id, "service_id": world.directory.in_network, "mode": "sent", "share": ["general"]}
+    body = {
+        "client_id": world.client_id,
+        "service_id": world.directory.in_network,
+        "mode": "sent",
+        "share": ["general"],
+    }
     headers = {**bearer(settings, ALICE), "Idempotency-Key": str(uuid.uuid4())}
     first = await stack.api["referrals"].post("/v1/referrals", json=body, headers=headers)
     again = await stack.api["referrals"].post("/v1/referrals", json=body, headers=headers)
@@ -403,8 +518,15 @@ async def test_an_idempotency_key_replays_the_first_referral(
     assert (first.status_code, again.status_code) == (201, 201)
     assert again.json()["id"] == first.json()["id"]
     assert again.headers["ETag"] == first.headers["ETag"]
-    made = await fetch(settings, "SELECT count(*) AS n FROM referrals.outbox WHERE aggregateid = $1 AND type = $2", world.client_id, ReferralMade.event_type)
-    ids = await fetch(settings, "SELECT count(*) AS n FROM referrals.referrals WHERE id = $1", first.json()["id"])
+    made = await fetch(
+        settings,
+        "SELECT count(*) AS n FROM referrals.outbox WHERE aggregateid = $1 AND type = $2",
+        world.client_id,
+        ReferralMade.event_type,
+    )
+    ids = await fetch(
+        settings, "SELECT count(*) AS n FROM referrals.referrals WHERE id = $1", first.json()["id"]
+    )
     assert ids[0]["n"] == 1 and made[0]["n"] >= 1
 
 

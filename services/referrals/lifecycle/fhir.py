@@ -167,7 +167,9 @@ def status_change(raw: dict[str, Any], referral: Referral) -> StatusChange:
     errors: list[dict[str, str]] = []
     focus = parsed.focus.reference if parsed.focus is not None else None
     if focus is not None and focus != f"ServiceRequest/{referral.id}":
-        errors.append(_error("body.focus", "must reference this referral's ServiceRequest", "focus"))
+        errors.append(
+            _error("body.focus", "must reference this referral's ServiceRequest", "focus")
+        )
     if parsed.id is not None and parsed.id != str(referral.id):
         errors.append(_error("body.id", "must be this referral's Task id", "id"))
     status = parsed.status
@@ -176,12 +178,17 @@ def status_change(raw: dict[str, Any], referral: Referral) -> StatusChange:
         errors.append(_error("body.status", f"{status} is not used for referrals", "status"))
     elif status not in known:
         errors.append(
-            _error("body.status", f"not a Task status of referrals: {', '.join(sorted(known))}", "status")
+            _error(
+                "body.status",
+                f"not a Task status of referrals: {', '.join(sorted(known))}",
+                "status",
+            )
         )
     reason = _reason(parsed, errors)
     outcome = _outcome(parsed, errors)
     if errors:
         raise UnusableTask(errors)
+    assert status is not None  # a valid Task has one
     return StatusChange(status=ReferralStatus(status), reason_code=reason, outcome=outcome)
 
 

@@ -420,6 +420,9 @@ async def list_referrals(
         *values,
     )
     return [
-        (Referral.of({k: v for k, v in row.items() if k != "by_client_scope"}), row["by_client_scope"])
+        (
+            Referral.of({k: v for k, v in row.items() if k != "by_client_scope"}),
+            row["by_client_scope"],
+        )
         for row in rows
     ]

@@ -109,7 +109,11 @@ def decide(
             RefusalKind.REASON_REQUIRED, f"Moving to {to} needs a reason_code.", allowed_next
         )
     chosen = next(
-        (side for rule, side in fitting if reason is None or _reason_fits(table, rule, side, reason)),
+        (
+            side
+            for rule, side in fitting
+            if reason is None or _reason_fits(table, rule, side, reason)
+        ),
         None,
     )
     if chosen is None:

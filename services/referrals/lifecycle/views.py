@@ -3,6 +3,7 @@ authorize.py and access.py."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -103,7 +104,9 @@ async def make_referral(
         stored = await idempotent.previous(connection)
         if stored is not None:
             replayed = ReferralPublic.model_validate(stored.body)
-            await guard.audit(uow, grant.about(resource_id=str(replayed.id), client_id=replayed.client_id))
+            await guard.audit(
+                uow, grant.about(resource_id=str(replayed.id), client_id=replayed.client_id)
+            )
             return stored.replay({"ETag": f'"{replayed.id}.{replayed.version}"',
                                   "Location": f"/v1/referrals/{replayed.id}"})  # fmt: skip
         target = await checks.target_of(connection, body.service_id)
@@ -139,7 +142,9 @@ async def make_referral(
         uow.publish(*events)
         shown = referral.shown_to(frozenset({Side.SENDING}))
         await idempotent.remember(connection, shown)
-        await guard.audit(uow, grant.about(resource_id=str(referral.id), client_id=referral.client_id))
+        await guard.audit(
+            uow, grant.about(resource_id=str(referral.id), client_id=referral.client_id)
+        )
     response.headers["ETag"] = etag(referral)
     response.headers["Location"] = f"/v1/referrals/{referral.id}"
     return shown
@@ -294,7 +299,7 @@ async def apply_change(
     *,
     sides: frozenset[Side],
     via: Literal["api", "fhir"],
-    now: service.datetime,
+    now: datetime,
     timing: Timing,
 ) -> Referral:
     """One status change by a caller, the same for the API and an inbound FHIR Task: a draft

@@ -1,4 +1,5 @@
-"""Closed-loop referrals: the referrals and their status history.
+"""Closed-loop referrals: the referrals, their status history, and the durable timers that
+expire them.
 
 Revision ID: 0016
 Revises: 0006
@@ -11,6 +12,7 @@ from alembic import op
 
 from services.referrals.lifecycle.tables import referral_history_table, referrals_table
 from shared.db.metadata import create_tables
+from shared.timers import create_timers_v1, drop_timers_v1
 
 revision: str = "0016"
 down_revision: str | None = "0006"
@@ -22,8 +24,10 @@ SCHEMA = "referrals"
 
 def upgrade() -> None:
     create_tables(op.get_bind(), SCHEMA, referrals_table, referral_history_table)
+    create_timers_v1(op.get_bind(), SCHEMA)
 
 
 def downgrade() -> None:
+    drop_timers_v1(op.get_bind(), SCHEMA)
     op.drop_table("referral_history", schema=SCHEMA)
     op.drop_table("referrals", schema=SCHEMA)
