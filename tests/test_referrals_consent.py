@@ -52,7 +52,7 @@ async def _refused(
     assert response.status_code == 422, response.text
     assert await referral_rows(settings, client_id) == []
     body: dict[str, Any] = response.json()
-    assert body["type"].endswith("/consent-missing")
+    assert body["type"].endswith("/consent-required")
     assert body["organization_id"] == PARTNER_ORG
     return body
 

@@ -490,7 +490,7 @@ async def test_a_draft_is_checked_when_it_is_requested_and_its_deadline_starts_t
     assert hidden.status_code == 404  # nothing was sent yet
 
     no_consent = await set_status(stack, settings, draft.json()["id"], ALICE, "requested")
-    assert no_consent.status_code == 422 and no_consent.json()["type"].endswith("/consent-missing")
+    assert no_consent.status_code == 422 and no_consent.json()["type"].endswith("/consent-required")
     consent_id = await grant_consent(stack, settings, client_id)
     requested = await set_status(stack, settings, draft.json()["id"], ALICE, "requested")
 

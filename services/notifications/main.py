@@ -4,6 +4,7 @@ from pathlib import Path
 
 from services.notifications.access import POLICY
 from shared.audit.views import audit_router
+from shared.auth.consents import CONSENT_HANDLERS
 from shared.client_refs import CLIENT_REF_HANDLERS, client_refs_router
 from shared.spec import ServiceSpec
 
@@ -15,5 +16,5 @@ SPEC = ServiceSpec(
     migrations=Path(__file__).parent / "migrations",
     policy=POLICY,
     routers=[client_refs_router(), audit_router()],
-    handlers=CLIENT_REF_HANDLERS,
+    handlers={**CLIENT_REF_HANDLERS, **CONSENT_HANDLERS},
 )

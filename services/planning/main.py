@@ -6,6 +6,7 @@ from services.planning.access import POLICY
 from services.planning.cases.views import router as cases_router
 from services.planning.workers.views import router as workers_router
 from shared.audit.views import audit_router
+from shared.auth.consents import CONSENT_HANDLERS
 from shared.client_refs import CLIENT_REF_HANDLERS, client_refs_router
 from shared.spec import ServiceSpec
 
@@ -17,5 +18,5 @@ SPEC = ServiceSpec(
     migrations=Path(__file__).parent / "migrations",
     policy=POLICY,
     routers=[client_refs_router(), cases_router, workers_router, audit_router()],
-    handlers=CLIENT_REF_HANDLERS,
+    handlers={**CLIENT_REF_HANDLERS, **CONSENT_HANDLERS},
 )

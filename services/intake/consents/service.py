@@ -24,6 +24,7 @@ from services.intake.consents.models import (
     RevocationRequest,
     today,
 )
+from shared.auth.consents import record_consent_granted, record_consent_revoked
 from shared.auth.principal import Principal
 from shared.events.consent import (
     RECIPIENT_SPECIFIC_DATA_CLASSES,
@@ -131,19 +132,21 @@ async def grant_consent(
         datetime.now(UTC),
     )
     consent = _public(row, on=on)
-    uow.publish(
-        ConsentGranted(
-            consent_id=consent.id,
-            client_id=consent.client_id,
-            recipients=consent.recipients,
-            network=consent.network,
-            purposes=consent.purposes,
-            data_classes=consent.data_classes,
-            starts_on=consent.starts_on,
-            expires_on=consent.expires_on,
-            given_by=consent.given_by,
-        )
+    granted = ConsentGranted(
+        consent_id=consent.id,
+        client_id=consent.client_id,
+        recipients=consent.recipients,
+        network=consent.network,
+        purposes=consent.purposes,
+        data_classes=consent.data_classes,
+        starts_on=consent.starts_on,
+        expires_on=consent.expires_on,
+        given_by=consent.given_by,
     )
+    # Intake's own consent facts, in this transaction: the shared checks (partner access)
+    # read them here as every other service reads its copy.
+    await record_consent_granted(uow.connection, granted)
+    uow.publish(granted)
     return consent
 
 
@@ -172,14 +175,15 @@ async def revoke_consent(
         return None
     consent = _public(row, on=today())
     assert consent.revoked_at is not None and consent.revocation_reason is not None
-    uow.publish(
-        ConsentRevoked(
-            consent_id=consent.id,
-            client_id=consent.client_id,
-            revoked_at=consent.revoked_at,
-            reason=consent.revocation_reason,
-        )
+    revoked = ConsentRevoked(
+        consent_id=consent.id,
+        client_id=consent.client_id,
+        revoked_at=consent.revoked_at,
+        reason=consent.revocation_reason,
     )
+    # Ends every access resting on this consent at intake as this transaction commits.
+    await record_consent_revoked(uow.connection, revoked)
+    uow.publish(revoked)
     return consent
 
 

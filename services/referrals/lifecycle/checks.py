@@ -6,13 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
-from typing import Any
 from uuid import UUID
 
 import asyncpg
 
 from services.referrals.directory.lookup import ReferralTarget, referral_target
-from shared.auth.consents import ConsentCoverage, covering_consent
+from shared.auth.consents import ConsentCoverage, consent_problem, covering_consent
 from shared.events.consent import DataClass, Purpose
 from shared.http.problems import ProblemError
 
@@ -41,8 +40,9 @@ async def consent_for(
     data_classes: Sequence[DataClass],
     on: date,
 ) -> UUID:
-    """The consent that lets `data_classes` reach `organization_id` for a referral on `on`, or
-    a 422 problem saying exactly what is missing."""
+    """The consent that lets `data_classes` reach `organization_id` for a referral on `on`;
+    otherwise a 422 problem (shared/auth/consents.py `consent_problem`) saying exactly what is
+    missing, with the organisation and the classes asked for."""
     coverage = await covering_consent(
         connection,
         client_id=client_id,
@@ -51,20 +51,14 @@ async def consent_for(
         data_classes=data_classes,
         on=on,
     )
-    if coverage.consent_id is not None and not coverage.missing:
+    if coverage.consent_id is not None and coverage.covered:
         return coverage.consent_id
-    missing: list[dict[str, Any]] = [
-        {"code": item.code, "detail": item.detail} for item in coverage.missing
-    ]
-    raise ProblemError(
-        422,
-        "consent-missing",
-        "No consent covers this referral",
-        detail="The client's consent does not let these data reach the receiving "
-        f"organisation ({organization_id}) for a referral: "
-        + " ".join(item["detail"] for item in missing)
-        + " Record a consent at intake, share less, or log the referral (it shares nothing).",
-        organization_id=organization_id,
-        data_classes=[c.value for c in data_classes],
-        missing=missing,
+    problem = consent_problem(coverage)
+    problem.detail = (
+        f"No consent lets these data reach {organization_id} for a referral: {problem.detail} "
+        "Record a consent at intake, share less, or log the referral (it shares nothing)."
     )
+    problem.extra.update(
+        organization_id=organization_id, data_classes=[c.value for c in data_classes]
+    )
+    raise problem

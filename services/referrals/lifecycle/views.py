@@ -78,7 +78,7 @@ def refused_transition(refused: TransitionRefused) -> ProblemError:
     "service's organisation only under the client's consent (purpose `referral`, naming that "
     "organisation or the network, unexpired, covering each class; domestic_violence and "
     "substance_use only under a consent naming the organisation). Without one: 422 "
-    "`consent-missing` listing exactly what is missing. `logged`: records a referral and "
+    "`consent-required` listing exactly what is missing. `logged`: records a referral and "
     "shares nothing (no consent needed); the only kind for a service outside the network. "
     "An unknown service is 422 `unknown-service`. Publishes `ReferralMade`; a requested sent "
     "referral expires unless accepted within the service's deadline.",
