@@ -2,7 +2,7 @@
 kept from intake's ConsentGranted and ConsentRevoked.
 
 Revision ID: 0026
-Revises: 0005
+Revises: 0006
 Create Date: 2026-11-29
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from shared.auth.consents import create_consent_facts_v1
 
 revision: str = "0026"
-down_revision: str | None = "0005"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
