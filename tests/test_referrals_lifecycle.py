@@ -520,14 +520,15 @@ async def test_an_idempotency_key_replays_the_first_referral(
     assert again.headers["ETag"] == first.headers["ETag"]
     made = await fetch(
         settings,
-        "SELECT count(*) AS n FROM referrals.outbox WHERE aggregateid = $1 AND type = $2",
-        world.client_id,
+        "SELECT count(*) AS n FROM referrals.outbox WHERE type = $2 "
+        "AND payload->>'referral_id' = $1::uuid::text",
+        first.json()["id"],
         ReferralMade.event_type,
     )
-    ids = await fetch(
+    rows = await fetch(
         settings, "SELECT count(*) AS n FROM referrals.referrals WHERE id = $1", first.json()["id"]
     )
-    assert ids[0]["n"] == 1 and made[0]["n"] >= 1
+    assert (rows[0]["n"], made[0]["n"]) == (1, 1)
 
 
 async def referral_rows_by_id(settings: Settings, referral_id: str) -> asyncpg.Record:

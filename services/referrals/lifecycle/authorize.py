@@ -58,9 +58,7 @@ async def authorize_referral(
     if facts is not None and any(
         in_scope(scope, principal, facts) for scope in scopes if scope is not Scope.ADDRESSED
     ):
-        sides.add(Side.SENDING)
-        if referral.mode == "logged":
-            sides.add(Side.RECEIVING)
+        sides |= sending_sides(referral)
     if sides:
         return grant, referral, frozenset(sides)
     if (
@@ -73,6 +71,14 @@ async def authorize_referral(
         )
         return opened, referral, frozenset()
     raise await guard.refuse(grant, not_found(RESOURCE))
+
+
+def sending_sides(referral: Referral) -> frozenset[Side]:
+    """The sides the sending organisation acts for: the receiving one too for a logged referral,
+    whose service is not in Casework to act for itself."""
+    if referral.mode == "logged":
+        return frozenset({Side.SENDING, Side.RECEIVING})
+    return frozenset({Side.SENDING})
 
 
 def visibility(guard: Guard, action: str) -> Visibility:

@@ -11,7 +11,12 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from services.referrals.lifecycle import checks, service
-from services.referrals.lifecycle.authorize import RESOURCE, authorize_referral, visibility
+from services.referrals.lifecycle.authorize import (
+    RESOURCE,
+    authorize_referral,
+    sending_sides,
+    visibility,
+)
 from services.referrals.lifecycle.models import (
     HistoryEntry,
     ReferralCreate,
@@ -140,7 +145,7 @@ async def make_referral(
             timing=timing(request),
         )  # fmt: skip
         uow.publish(*events)
-        shown = referral.shown_to(frozenset({Side.SENDING}))
+        shown = referral.shown_to(sending_sides(referral))
         await idempotent.remember(connection, shown)
         await guard.audit(
             uow, grant.about(resource_id=str(referral.id), client_id=referral.client_id)
@@ -200,9 +205,7 @@ def _list_sides(
     ):
         sides.add(Side.RECEIVING)
     if by_client_scope:
-        sides.add(Side.SENDING)
-        if referral.mode == "logged":
-            sides.add(Side.RECEIVING)
+        sides |= sending_sides(referral)
     return frozenset(sides)
 
 
