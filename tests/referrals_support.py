@@ -4,7 +4,6 @@ with their consents known to referrals, and calls as each side."""
 from __future__ import annotations
 
 import secrets
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -130,20 +129,9 @@ async def wait_row(settings: Settings, query: str, key: str, timeout: float = 15
 async def fetch(settings: Settings, query: str, *args: Any) -> list[asyncpg.Record]:
     connection = await asyncpg.connect(settings.database_url)
     try:
-        converted = [uuid.UUID(a) if _is_uuid(a) else a for a in args]
-        return list(await connection.fetch(query, *converted))
+        return list(await connection.fetch(query, *args))
     finally:
         await connection.close()
-
-
-def _is_uuid(value: Any) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
 
 
 async def refer(
