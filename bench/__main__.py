@@ -123,6 +123,11 @@ def describe(figure: Figure) -> str:
             f"  p50 {_ms(figure['p50_ms'])}  p99 {_ms(figure['p99_ms'])}  max {_ms(figure['max_ms'])}"
             f"  timeouts {figure['timeouts']}  errors {figure['errors']}"
         )
+    if case == "referral_status_latency":
+        return (
+            f"referral_status_latency {figure['consumer']:<18} p50 {_ms(figure['p50_ms'])}"
+            f"  p99 {_ms(figure['p99_ms'])}  ({figure['events']} status changes)"
+        )
     if case == "timers_due_together":
         return (
             f"timers_due_together {figure['target']:<20} {figure['fired']}/{figure['timers']}"

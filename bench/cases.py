@@ -27,6 +27,7 @@ from bench.load import (
 )
 from bench.people import people_bodies
 from bench.population import grow_population, sample_people
+from bench.referral_loop import referral_status_latency
 from bench.stack import BenchStack, CpuMeter
 
 Figure = dict[str, Any]
@@ -406,4 +407,5 @@ CASES: dict[str, Case] = {
     "inbox_first_page": inbox_first_page,
     "crisis_to_stream": crisis_to_stream,
     "webhook_deliveries": webhook_deliveries,
+    "referral_status_latency": referral_status_latency,
 }

@@ -239,6 +239,11 @@ class Settings(BaseSettings):
     email_max_attempts: int = Field(default=8, ge=1, le=50)
     email_poll_seconds: float = Field(default=2.0, gt=0, le=60)
     frontend_base_url: str = "http://localhost:5173"
+    # Closed-loop referrals: days a sent referral has to be accepted before it expires, when
+    # the directory's service sets no deadline of its own; days after completion to follow up
+    # with the client.
+    referral_default_acceptance_days: int = Field(default=14, ge=1, le=365)
+    referral_follow_up_days: int = Field(default=30, ge=1, le=365)
 
     log_level: str = "INFO"
     # `make run`: start the embedded PostgreSQL / broker on the ports of the URLs above, with

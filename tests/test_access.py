@@ -705,6 +705,32 @@ ROUTES: dict[tuple[str, str, str], Route] = {
     ("planning", "PATCH", "/v1/workers/{worker_id}"): Route(
         "worker.write", lambda w: {"json": {"active": False}}
     ),
+    ("referrals", "POST", "/v1/referrals"): Route(
+        "referral.create",
+        lambda w: {"json": {"client_id": w.client_id, "service_id": w.path_ids["service_id"],
+                            "mode": "logged"}},
+        client_bound=True,
+    ),
+    ("referrals", "GET", "/v1/referrals"): Route("referral.list"),
+    ("referrals", "GET", "/v1/referrals/{referral_id}"): Route("referral.read", client_bound=True),
+    ("referrals", "GET", "/v1/referrals/{referral_id}/history"): Route(
+        "referral.read", client_bound=True
+    ),
+    ("referrals", "GET", "/v1/referrals/{referral_id}/fhir"): Route(
+        "referral.read", client_bound=True
+    ),
+    ("referrals", "POST", "/v1/referrals/{referral_id}/status"): Route(
+        "referral.status",
+        lambda w: {"json": {"status": "cancelled", "reason_code": "other"},
+                   "headers": {"If-Match": f'"{w.path_ids["referral_id"]}.1"'}},
+        client_bound=True,
+    ),
+    ("referrals", "POST", "/v1/referrals/{referral_id}/fhir/task"): Route(
+        "referral.status",
+        lambda w: {"json": {"resourceType": "Task", "status": "accepted", "intent": "order"},
+                   "headers": {"If-Match": f'"{w.path_ids["referral_id"]}.1"'}},
+        client_bound=True,
+    ),
     ("planning", "POST", "/v1/workers/sync"): Route(
         "worker.sync",
         lambda w: {"json": {"workers": [{"worker_id": "mallory", "team_id": "team-x",
@@ -853,6 +879,14 @@ async def world(stack: Stack, settings: Settings) -> World:
             return True if owner == "alice" else None
 
         await eventually(assigned_here)
+    # A referral of the client (logged: it needs a service of the directory, no consent).
+    service_id = await seed_directory_service(settings)
+    referral = await stack.api["referrals"].post(
+        "/v1/referrals",
+        json={"client_id": client_id, "service_id": service_id, "mode": "logged"},
+        headers=bearer(settings, ALICE),
+    )
+    assert referral.status_code == 201, referral.text
     current = (await intake.get(base)).json()
     return World(
         client_id=client_id,
@@ -867,8 +901,29 @@ async def world(stack: Stack, settings: Settings) -> World:
             "draft_id": draft.json()["id"], "worker_id": "alice",
             "notification_id": str(uuid.uuid4()),
             "webhook_id": str(uuid.uuid4()), "delivery_id": str(uuid.uuid4()),
+            "referral_id": referral.json()["id"], "service_id": service_id,
         },
     )  # fmt: skip
+
+
+async def seed_directory_service(settings: Settings) -> str:
+    """A service of an organisation outside the network, in referrals' directory."""
+    suffix = uuid.uuid4().hex[:8]
+    connection = await asyncpg.connect(settings.database_url)
+    try:
+        await connection.execute(
+            "INSERT INTO referrals.organization (id, name) VALUES ($1, 'Library')",
+            f"org-library-{suffix}",
+        )
+        await connection.execute(
+            "INSERT INTO referrals.service (id, organization_id, name, status) "
+            "VALUES ($1, $2, 'Job club', 'active')",
+            f"svc-jobs-{suffix}",
+            f"org-library-{suffix}",
+        )
+    finally:
+        await connection.close()
+    return f"svc-jobs-{suffix}"
 
 
 async def fingerprint(settings: Settings, client_id: str) -> dict[str, str]:

@@ -3,9 +3,14 @@
 from pathlib import Path
 
 from services.referrals.access import POLICY
+from services.referrals.lifecycle import expiry
+from services.referrals.lifecycle.fhir_views import router as referral_fhir_router
+from services.referrals.lifecycle.handlers import on_consent_revoked, on_expiry_due
+from services.referrals.lifecycle.views import router as referrals_router
 from shared.audit.views import audit_router
 from shared.auth.consents import CONSENT_HANDLERS
 from shared.client_refs import CLIENT_REF_HANDLERS, client_refs_router
+from shared.events.consent import ConsentRevoked
 from shared.spec import ServiceSpec
 
 SPEC = ServiceSpec(
@@ -15,6 +20,12 @@ SPEC = ServiceSpec(
     port_index=3,
     migrations=Path(__file__).parent / "migrations",
     policy=POLICY,
-    routers=[client_refs_router(), audit_router()],
-    handlers={**CLIENT_REF_HANDLERS, **CONSENT_HANDLERS},
+    routers=[client_refs_router(), referrals_router, referral_fhir_router, audit_router()],
+    handlers={
+        **CLIENT_REF_HANDLERS,
+        **CONSENT_HANDLERS,
+        # Records the revocation (as CONSENT_HANDLERS does), then cancels what relied on it.
+        ConsentRevoked.event_type: on_consent_revoked,
+    },
+    timer_handlers={expiry.KIND: on_expiry_due},
 )

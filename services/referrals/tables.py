@@ -1,10 +1,14 @@
 """Everything referrals keeps in its own schema."""
 
+from services.referrals.directory.tables import directory_tables
 from shared.client_refs import client_refs_table
 from shared.db.metadata import service_metadata
 from shared.db.platform_tables import add_platform_tables
+from shared.timers import add_timer_tables
 
 SCHEMA = "referrals"
 metadata = service_metadata(SCHEMA)
 add_platform_tables(metadata)
 client_refs_table(metadata)
+directory_tables(metadata)
+add_timer_tables(metadata)
