@@ -14,6 +14,8 @@ KINDS = {
     "approval.decide": ActionKind.WRITE,
     "approval.withdraw": ActionKind.WRITE,
     "work.read": ActionKind.READ,
+    "review.complete": ActionKind.WRITE,
+    "code_list.read": ActionKind.READ,
     "worker.read": ActionKind.READ,
     "worker.write": ActionKind.WRITE,
     "worker.sync": ActionKind.WRITE,
@@ -25,9 +27,13 @@ KINDS = {
 # caller's own due work (each source shows only what is the caller's).
 # The staff directory (`worker.*`) is always within the caller's organisation; there the scope
 # means: `organisation` every worker, `team` the caller's team, `caseload` the caller alone.
+# Code lists (closure reasons, destinations) are reference data for everyone signed in.
+CODE_LISTS: dict[Role, dict[str, Scope]] = {role: {"code_list.read": Scope.ALL} for role in Role}
+
 POLICY = Policy(
     permissions=merge_permissions(
         CLIENT_REF_PERMISSIONS,
+        CODE_LISTS,
         {
             Role.CASEWORKER: {
                 "case.read": Scope.CASELOAD,
@@ -36,6 +42,7 @@ POLICY = Policy(
                 "approval.read": Scope.CASELOAD,
                 "approval.withdraw": Scope.CASELOAD,
                 "work.read": Scope.CASELOAD,
+                "review.complete": Scope.CASELOAD,
                 "worker.read": Scope.CASELOAD,
             },
             Role.SUPERVISOR: {
@@ -47,6 +54,7 @@ POLICY = Policy(
                 "approval.decide": Scope.TEAM,
                 "approval.withdraw": Scope.TEAM,
                 "work.read": Scope.TEAM,
+                "review.complete": Scope.TEAM,
                 "worker.read": Scope.TEAM,
             },
             Role.INTEGRATION: {"case.read": Scope.ORGANISATION, "worker.sync": Scope.ORGANISATION},
