@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from bench import partner
+from bench import partner, planning
 from bench.load import (
     REQUEST_ERRORS,
     HttpConnection,
@@ -40,6 +40,8 @@ class Options:
     warmup: int = 200
     rounds: int = 1
     events: int = 200
+    # Assessments per second for planning_case_from_assessment (open loop).
+    assessment_rate: float = 100.0
     event_interval_ms: float = 20.0
     event_timeout_s: float = 10.0
     # Client populations for the search case (10^5 by default; add 1000000 for 10^6).
@@ -408,4 +410,6 @@ CASES: dict[str, Case] = {
     "crisis_to_stream": crisis_to_stream,
     "webhook_deliveries": webhook_deliveries,
     "referral_status_latency": referral_status_latency,
+    "planning_case_from_assessment": planning.planning_case_from_assessment,
+    "planning_timeline": planning.planning_timeline,
 }

@@ -244,6 +244,12 @@ class Settings(BaseSettings):
     # with the client.
     referral_default_acceptance_days: int = Field(default=14, ge=1, le=365)
     referral_follow_up_days: int = Field(default=30, ge=1, le=365)
+    # Planning: `GET /v1/work` shows what is overdue and what falls due within this many days.
+    planning_due_soon_days: float = Field(default=7.0, gt=0, le=365)
+    # Planning: the organisations whose case closures need a supervisor's approval (a closure
+    # there is requested, and the case closes when a supervisor of its team approves). As an
+    # environment variable a JSON list, e.g. ["org-a"].
+    planning_closure_approval_organizations: list[str] = Field(default_factory=list)
 
     log_level: str = "INFO"
     # `make run`: start the embedded PostgreSQL / broker on the ports of the URLs above, with

@@ -43,6 +43,7 @@ from tests.support import (
     bearer,
     enrol_worker,
     eventually,
+    open_case,
     running_stack,
 )
 from tests.test_scoring import NO_NEEDS
@@ -175,7 +176,8 @@ async def client_assigned_to(stack: Stack, settings: Settings, worker: User) -> 
 
     await eventually(known_in_planning, timeout=20)
     assigned = await as_user(
-        stack, settings, SAM, "PUT", f"/v1/cases/{client_id}/assignment", service="planning",
+        stack, settings, SAM, "PUT", f"/v1/cases/{await open_case(stack, settings, client_id, SAM)}/assignment",
+        service="planning",
         json={"worker_id": worker.subject},
     )  # fmt: skip
     assert assigned.status_code == 200, assigned.text

@@ -3,11 +3,18 @@
 from pathlib import Path
 
 from services.planning.access import POLICY
+from services.planning.approvals.views import router as approvals_router
 from services.planning.cases.views import router as cases_router
+from services.planning.code_lists.views import router as code_lists_router
+from services.planning.handlers import HANDLERS
+from services.planning.reviews.views import router as reviews_router
+from services.planning.timeline.views import router as timeline_router
+from services.planning.work.views import router as work_router
 from services.planning.workers.views import router as workers_router
 from shared.audit.views import audit_router
 from shared.auth.consents import CONSENT_HANDLERS
-from shared.client_refs import CLIENT_REF_HANDLERS, client_refs_router
+from shared.client_refs import client_refs_router
+from shared.messaging.handlers import combine_handlers
 from shared.spec import ServiceSpec
 
 SPEC = ServiceSpec(
@@ -17,6 +24,17 @@ SPEC = ServiceSpec(
     port_index=2,
     migrations=Path(__file__).parent / "migrations",
     policy=POLICY,
-    routers=[client_refs_router(), cases_router, workers_router, audit_router()],
-    handlers={**CLIENT_REF_HANDLERS, **CONSENT_HANDLERS},
+    routers=[
+        client_refs_router(),
+        cases_router,
+        reviews_router,
+        timeline_router,
+        code_lists_router,
+        approvals_router,
+        work_router,
+        workers_router,
+        audit_router(),
+    ],
+    # The consent facts first: the timeline's consent entries come after them.
+    handlers=combine_handlers(CONSENT_HANDLERS, HANDLERS),
 )

@@ -7,12 +7,14 @@ directory's, never the request's.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from uuid import UUID, uuid4
 
 import asyncpg
 
+from services.planning.cases.lookup import Case
 from services.planning.cases.models import AssignmentPublic
+from services.planning.timeline.service import record_timeline
 from services.planning.workers.models import WorkerPublic
 from services.planning.workers.service import get_worker
 from shared.auth.facts import ClientFacts, record_assignment
@@ -51,10 +53,18 @@ def refusal(
 
 
 async def assign_case(
-    uow: UnitOfWork, *, facts: ClientFacts, worker_id: str, assigned_by: Principal
+    uow: UnitOfWork,
+    *,
+    case: Case,
+    facts: ClientFacts,
+    worker_id: str,
+    assigned_by: Principal,
+    now: datetime,
 ) -> AssignmentPublic:
     """Raises AssignmentRefused unless `worker_id` is an active worker of the supervisor's
-    organisation and team (the row stays locked until commit: no deactivation slips between)."""
+    organisation and team (the row stays locked until commit: no deactivation slips between).
+    The case (read locked) takes the worker and the directory's team; the client's access
+    facts follow, as before cases existed."""
     connection = uow.connection
     worker = await get_worker(
         connection,
@@ -67,16 +77,18 @@ async def assign_case(
         raise refused
     assert worker is not None
     assignment = AssignmentPublic(
+        case_id=case.id,
         client_id=facts.client_id,
         worker_id=worker.worker_id,
         team_id=worker.team_id,
         assigned_by=assigned_by.subject,
-        assigned_at=datetime.now(UTC),
+        assigned_at=now,
     )
     await connection.execute(
-        "INSERT INTO case_assignments (id, client_id, worker_id, team_id, assigned_by, assigned_at) "
-        "VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO case_assignments (id, case_id, client_id, worker_id, team_id, assigned_by, "
+        "assigned_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         uuid4(),
+        case.id,
         assignment.client_id,
         assignment.worker_id,
         assignment.team_id,
@@ -91,8 +103,26 @@ async def assign_case(
         team_id=assignment.team_id,
         assigned_at=assignment.assigned_at,
     )
+    await connection.execute(
+        "UPDATE cases SET worker_id = $2, team_id = $3, version = version + 1, updated_at = $4 "
+        "WHERE id = $1",
+        case.id,
+        worker.worker_id,
+        worker.team_id,
+        now,
+    )
+    await record_timeline(
+        connection,
+        case_id=case.id,
+        client_id=case.client_id,
+        kind="case.assigned",
+        occurred_at=now,
+        subject_type="case",
+        subject_id=case.id,
+    )
     uow.publish(
         CaseAssigned(
+            case_id=case.id,
             client_id=assignment.client_id,
             worker_id=assignment.worker_id,
             team_id=worker.team_id,
@@ -105,11 +135,11 @@ async def assign_case(
 
 
 async def current_assignment(
-    connection: asyncpg.Connection, *, client_id: UUID
+    connection: asyncpg.Connection, *, case_id: UUID
 ) -> AssignmentPublic | None:
     row = await connection.fetchrow(
-        "SELECT client_id, worker_id, team_id, assigned_by, assigned_at FROM case_assignments "
-        "WHERE client_id = $1 ORDER BY assigned_at DESC LIMIT 1",
-        client_id,
+        "SELECT case_id, client_id, worker_id, team_id, assigned_by, assigned_at "
+        "FROM case_assignments WHERE case_id = $1 ORDER BY assigned_at DESC LIMIT 1",
+        case_id,
     )
     return AssignmentPublic(**dict(row)) if row else None
