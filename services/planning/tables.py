@@ -1,6 +1,12 @@
 """Everything planning keeps in its own schema."""
 
 from services.planning.cases.models import case_assignments_table
+from services.planning.notes.models import notes_table
+from services.planning.plans.models import (
+    goal_progress_table,
+    goal_status_changes_table,
+    plans_table,
+)
 from services.planning.workers.models import workers_table
 from shared.client_refs import client_refs_table
 from shared.db.metadata import service_metadata
@@ -12,3 +18,7 @@ add_platform_tables(metadata)
 client_refs_table(metadata)
 case_assignments_table(metadata)
 workers_table(metadata)
+plans_table(metadata)
+goal_progress_table(metadata)
+goal_status_changes_table(metadata)
+notes_table(metadata)
