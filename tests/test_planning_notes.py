@@ -37,7 +37,7 @@ TWIN_P = principal("sam", Role.SUPERVISOR, org="org-b")
 
 
 def test_which_kinds_need_a_cosignature_is_data() -> None:
-    assert rules.COSIGNED_KINDS == {NoteKind.CRISIS_INTERVENTION, NoteKind.CONSULTATION}
+    assert {NoteKind.CRISIS_INTERVENTION, NoteKind.CONSULTATION} == rules.COSIGNED_KINDS
     assert rules.needs_cosignature(NoteKind.CONSULTATION)
     assert not rules.needs_cosignature(NoteKind.CONTACT)
 
@@ -103,5 +103,5 @@ def test_kind_fields_that_are_right_are_kept() -> None:
         }
     )
     assert note.details.kind == "consultation"
-    assert note.details.participants[0].role == "psychiatrist"  # type: ignore[union-attr]
+    assert note.details.participants[0].role == "psychiatrist"
     assert note.visibility == "standard" and note.goal_ids == []

@@ -3,9 +3,11 @@
 from pathlib import Path
 
 from services.planning.access import POLICY
+from services.planning.approvals.views import router as approvals_router
 from services.planning.cases.views import router as cases_router
 from services.planning.notes.views import router as notes_router
 from services.planning.plans.views import router as plans_router
+from services.planning.work.views import router as work_router
 from services.planning.workers.views import router as workers_router
 from shared.audit.views import audit_router
 from shared.client_refs import CLIENT_REF_HANDLERS, client_refs_router
@@ -21,6 +23,8 @@ SPEC = ServiceSpec(
     routers=[
         client_refs_router(),
         cases_router,
+        approvals_router,
+        work_router,
         workers_router,
         plans_router,
         notes_router,

@@ -3,11 +3,13 @@ problem, audited as a refusal); nothing was written."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from shared.http.problems import ProblemError
 
 
 class Refusal(Exception):
-    def __init__(self, status: int, code: str, message: str, **extra: object) -> None:
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
         super().__init__(message)
         self.status = status
         self.code = code

@@ -1,12 +1,14 @@
 """Everything planning keeps in its own schema."""
 
-from services.planning.cases.models import case_assignments_table
+from services.planning.approvals.models import approvals_table
+from services.planning.cases.models import case_assignments_table, case_needs_table, cases_table
 from services.planning.notes.models import notes_table
 from services.planning.plans.models import (
     goal_progress_table,
     goal_status_changes_table,
     plans_table,
 )
+from services.planning.timeline.models import case_timeline_table
 from services.planning.workers.models import workers_table
 from shared.client_refs import client_refs_table
 from shared.db.metadata import service_metadata
@@ -18,6 +20,10 @@ add_platform_tables(metadata)
 client_refs_table(metadata)
 case_assignments_table(metadata)
 workers_table(metadata)
+cases_table(metadata)
+case_needs_table(metadata)
+case_timeline_table(metadata)
+approvals_table(metadata)
 plans_table(metadata)
 goal_progress_table(metadata)
 goal_status_changes_table(metadata)

@@ -9,7 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import JSONResponse
 
-from services.planning.approvals.service import request_approval
+from services.planning.approvals.service import ApprovalRefused, request_approval
 from services.planning.cases.lookup import Case, authorize_case, load_case
 from services.planning.plans import service
 from services.planning.plans.content import PlanContentInput
@@ -165,7 +165,7 @@ async def list_plans(
             uow.connection, case_id=case_id, after=after, limit=limit + 1
         )
         items = found[:limit]
-        page = Page(
+        page: Page[PlanSummary] = Page(
             items=items,
             next_cursor=encode_cursor(items[-1].version) if len(found) > limit else None,
         )
@@ -296,14 +296,18 @@ async def request_plan_approval(
         if refusal is not None:
             raise await _refused(guard, grant, refusal)
         now = clock.now()
-        approval = await request_approval(
-            uow,
-            case=case,
-            subject=ApprovalSubject.PLAN,
-            subject_id=plan.id,
-            requested_by=guard.principal,
-            now=now,
-        )
+        try:
+            approval = await request_approval(
+                uow,
+                case=case,
+                subject=ApprovalSubject.PLAN,
+                subject_id=plan.id,
+                requested_by=guard.principal,
+                now=now,
+            )
+        except ApprovalRefused as refused:
+            pending = Refusal(refused.status, refused.code, refused.message)
+            raise await _refused(guard, grant, pending) from None
         await service.mark_awaiting(
             uow, plan=plan, approval_id=approval.id, by=guard.principal.subject, now=now
         )

@@ -2,7 +2,7 @@
 status changes and progress of their goals.
 
 Revision ID: 0020
-Revises: 0007
+Revises: 0008
 Create Date: 2026-11-29
 """
 
@@ -18,7 +18,7 @@ from services.planning.plans.models import (
 from shared.db.metadata import create_tables
 
 revision: str = "0020"
-down_revision: str | None = "0007"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
