@@ -8,10 +8,12 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     Column,
     DateTime,
     Float,
+    Identity,
     Index,
     Integer,
     MetaData,
@@ -122,6 +124,8 @@ def goal_status_changes_table(metadata: MetaData) -> Table:
         "goal_status_changes",
         metadata,
         Column("id", PgUUID(as_uuid=True), primary_key=True),
+        # The order of changes, even two in one instant (the latest is the goal's status).
+        Column("seq", BigInteger, Identity(), nullable=False),
         Column("case_id", PgUUID(as_uuid=True), nullable=False),
         Column("plan_id", PgUUID(as_uuid=True), nullable=False),
         Column("goal_id", PgUUID(as_uuid=True), nullable=False),
@@ -129,7 +133,7 @@ def goal_status_changes_table(metadata: MetaData) -> Table:
         Column("to_status", Text, nullable=False),
         Column("changed_by", Text, nullable=False),
         Column("changed_at", DateTime(timezone=True), nullable=False),
-        Index("ix_goal_status_changes_plan_id_goal_id", "plan_id", "goal_id", "changed_at"),
+        Index("ix_goal_status_changes_plan_id_goal_id_seq", "plan_id", "goal_id", "seq"),
     )
 
 

@@ -252,7 +252,7 @@ async def current_statuses(connection: asyncpg.Connection, plan: Plan) -> dict[U
     if plan.status in (PlanStatus.APPROVED, PlanStatus.SUPERSEDED):
         rows = await connection.fetch(
             "SELECT DISTINCT ON (goal_id) goal_id, to_status FROM goal_status_changes "
-            "WHERE plan_id = $1 ORDER BY goal_id, changed_at DESC, id DESC",
+            "WHERE plan_id = $1 ORDER BY goal_id, seq DESC",
             plan.id,
         )
         statuses.update({row["goal_id"]: GoalStatus(row["to_status"]) for row in rows})
