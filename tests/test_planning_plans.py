@@ -358,7 +358,8 @@ async def test_a_draft_is_edited_with_if_match_and_a_stale_edit_changes_nothing(
     assert plan["safety_plan"]["professionals_and_crisis_lines"] == ["988"]
     assert plan["client_agreement"] is None
 
-    edit = {"goals": [{**API_GOAL, "id": first["id"], "target_value": 20}], "safety_plan": SAFETY}
+    edited_goal = {**API_GOAL, "id": first["id"], "target_value": 20}
+    edit = {"goals": [edited_goal], "safety_plan": SAFETY}
     path = f"/v1/plans/{plan['id']}"
     missing = await call(stack, settings, ALICE, "PUT", path, json=edit)
     problem(missing, 428, "precondition-required")
@@ -377,7 +378,7 @@ async def test_a_draft_is_edited_with_if_match_and_a_stale_edit_changes_nothing(
 
     stale = await call(
         stack, settings, ALICE, "PUT", path,
-        json={**edit, "goals": [{**edit["goals"][0], "target_value": 99}]},
+        json={**edit, "goals": [{**edited_goal, "target_value": 99}]},
         headers={"If-Match": created.headers["ETag"]},
     )  # fmt: skip
     problem(stale, 412, "precondition-failed")
