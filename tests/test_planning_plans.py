@@ -444,10 +444,10 @@ async def test_approval_goes_through_a_supervisor_of_the_case_s_team_never_the_r
     client_id, case_id = case
     ready = await agreed(stack, settings, await draft_plan(stack, settings, case_id))
     plan_id = ready.json()["id"]
-    no_agreement = await call(
+    second_plan = await call(
         stack, settings, ALICE, "POST", f"/v1/cases/{case_id}/plans", json={"goals": []}
     )
-    problem(no_agreement, 409, "plan-exists")
+    problem(second_plan, 409, "plan-exists")
     # sam asks for the approval himself: he cannot decide it, sue (another team) cannot see it.
     requested = await call(
         stack, settings, SAM, "POST", f"/v1/plans/{plan_id}/approval-request",

@@ -247,9 +247,12 @@ async def sign(
     signed = _public(row)
     if signed.kind is NoteKind.CONTACT:
         await connection.execute(
-            "UPDATE cases SET last_contact_at = greatest(last_contact_at, $2) WHERE id = $1",
+            # The case's representation changes with it, so does its version (its ETag).
+            "UPDATE cases SET last_contact_at = $2, version = version + 1, updated_at = $3 "
+            "WHERE id = $1 AND (last_contact_at IS NULL OR last_contact_at < $2)",
             case.id,
             signed.occurred_at,
+            now,
         )
     uow.publish(
         NoteSigned(

@@ -12,7 +12,7 @@ from uuid import UUID
 from fastapi import APIRouter, Path, Response
 from fastapi.responses import JSONResponse
 
-from services.planning.cases.lookup import Case, authorize_case, load_case
+from services.planning.cases.lookup import Case, authorize_case
 from services.planning.notes import service
 from services.planning.notes.models import (
     AddendumCreate,
@@ -74,14 +74,10 @@ async def _note(
     if note is None:
         grant = await guard.require(action, resource_type="note", resource_id=str(note_id))
         raise await guard.refuse(grant, not_found("note"), Outcome.NOT_FOUND)
-    grant, case = await authorize_case(guard, connection, action, note.case_id)
+    grant, case = await authorize_case(guard, connection, action, note.case_id, lock=lock_case)
     grant = replace(grant, resource_type="note", resource_id=str(note_id))
     if not service.visible(note, guard.principal, case):
         raise await guard.refuse(grant, not_found("note"))
-    if lock_case:
-        locked_case = await load_case(connection, case.id, lock=True)
-        assert locked_case is not None  # cases are never deleted
-        case = locked_case
     if lock or lock_case:
         locked = await service.get_note(connection, note_id, lock=True)
         assert locked is not None  # notes are never deleted

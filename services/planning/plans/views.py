@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import JSONResponse
 
 from services.planning.approvals.service import ApprovalRefused, request_approval
-from services.planning.cases.lookup import Case, authorize_case, load_case
+from services.planning.cases.lookup import Case, authorize_case
 from services.planning.plans import service
 from services.planning.plans.content import PlanContentInput
 from services.planning.plans.models import (
@@ -56,12 +56,7 @@ def _location(plan_id: UUID) -> str:
 async def _case(
     guard: Guard, uow: UnitOfWork, action: str, case_id: UUID, *, lock: bool = False
 ) -> tuple[Grant, Case]:
-    grant, case = await authorize_case(guard, uow.connection, action, case_id)
-    if lock:
-        locked = await load_case(uow.connection, case_id, lock=True)
-        assert locked is not None  # cases are never deleted
-        case = locked
-    return grant, case
+    return await authorize_case(guard, uow.connection, action, case_id, lock=lock)
 
 
 async def _plan(
