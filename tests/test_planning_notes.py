@@ -250,6 +250,12 @@ async def test_a_draft_is_changed_with_if_match_signed_once_and_never_changed_ag
         settings, "SELECT last_contact_at FROM planning.cases WHERE id = $1", UUID(case_id)
     )
     assert last_contact == START
+    entry = await fetchval(
+        settings,
+        "SELECT row(kind, codes::text)::text FROM planning.case_timeline WHERE subject_id = $1",
+        UUID(note["id"]),
+    )
+    assert entry == '(note.signed,"{""kind"": ""contact""}")'
     [event] = await events_of(
         settings, "org.casework.planning.note.signed.v1", where={"note_id": note["id"]}
     )

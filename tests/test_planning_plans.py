@@ -480,6 +480,13 @@ async def test_approval_goes_through_a_supervisor_of_the_case_s_team_never_the_r
         await fetchval(settings, "SELECT status FROM planning.cases WHERE id = $1", UUID(case_id))
         == "active"
     )
+    entry = await fetchval(
+        settings,
+        "SELECT row(kind, subject_type, codes::text)::text FROM planning.case_timeline "
+        "WHERE case_id = $1 AND subject_id = $2",
+        UUID(case_id), UUID(plan_id),
+    )  # fmt: skip
+    assert entry == '(plan.approved,plan,"{""version"": ""1""}")'
     [event] = await events_of(
         settings, "org.casework.planning.plan.approved.v1", where={"plan_id": plan_id}
     )
@@ -510,6 +517,30 @@ async def test_a_rejected_plan_is_a_draft_again(
         await fetchval(settings, "SELECT status FROM planning.cases WHERE id = $1", UUID(case_id))
         == "open"
     )
+
+
+async def test_a_withdrawn_request_leaves_a_draft_to_work_on(
+    stack: Stack, settings: Settings, case: tuple[str, str]
+) -> None:
+    _, case_id = case
+    ready = await agreed(stack, settings, await draft_plan(stack, settings, case_id))
+    requested = await call(
+        stack, settings, ALICE, "POST", f"/v1/plans/{ready.json()['id']}/approval-request",
+        headers={"If-Match": ready.headers["ETag"]},
+    )  # fmt: skip
+    withdrawn = await call(
+        stack, settings, ALICE, "POST",
+        f"/v1/approvals/{requested.json()['approval_id']}/withdrawal", json={},
+    )  # fmt: skip
+    assert withdrawn.status_code == 200, withdrawn.text
+    shown = await call(stack, settings, ALICE, "GET", f"/v1/plans/{ready.json()['id']}")
+    assert (shown.json()["status"], shown.json()["approval_id"]) == ("draft", None)
+    edited = await call(
+        stack, settings, ALICE, "PUT", f"/v1/plans/{ready.json()['id']}",
+        json={"goals": [{**API_GOAL, "id": ready.json()["goals"][0]["id"]}]},
+        headers={"If-Match": shown.headers["ETag"]},
+    )  # fmt: skip
+    assert edited.status_code == 200, edited.text
 
 
 async def test_approval_needs_the_client_s_agreement_and_a_content_change_clears_it(
