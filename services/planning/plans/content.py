@@ -22,9 +22,9 @@ from shared.dates import PlausibleDate
 from shared.events.planning import GoalStatus
 from shared.text import FreeText, ShortText
 
-MAX_GOALS = 30
-MAX_ACTIONS = 30
-MAX_SAFETY_ITEMS = 30
+MAX_GOALS = 20
+MAX_ACTIONS = 10
+MAX_SAFETY_ITEMS = 20
 
 Description = Annotated[str, FreeText(max_length=1000, multiline=True)]
 SafetyItem = Annotated[str, FreeText(max_length=300)]
