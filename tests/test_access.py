@@ -607,6 +607,62 @@ ASSESSMENT = {
     "answers": {**NO_NEEDS, "suicidal_thoughts": "yes"},
 }
 
+PLAN_GOAL = {
+    "need_category": "housing", "description": "Stable tenancy", "measure": "Nights housed",
+    "target_value": 30, "target_date": "2099-01-01",
+}  # fmt: skip
+CONTACT_NOTE = {"details": {"kind": "contact", "mode": "phone"}, "text": "Called her."}
+_ANY_VERSION = {"If-Match": '"any"'}
+# Plans and notes: every route names a case's record (client-bound), through its id.
+PLAN_AND_NOTE_ROUTES: dict[tuple[str, str, str], Route] = {
+    ("planning", "POST", "/v1/cases/{case_id}/plans"): Route(
+        "plan.write", lambda w: {"json": {"goals": [PLAN_GOAL]}}, client_bound=True
+    ),
+    ("planning", "GET", "/v1/cases/{case_id}/plans"): Route("plan.read", client_bound=True),
+    ("planning", "GET", "/v1/plans/{plan_id}"): Route("plan.read", client_bound=True),
+    ("planning", "PUT", "/v1/plans/{plan_id}"): Route(
+        "plan.write", lambda w: {"json": {"goals": []}, "headers": _ANY_VERSION},
+        client_bound=True,
+    ),
+    ("planning", "PUT", "/v1/plans/{plan_id}/agreement"): Route(
+        "plan.write",
+        lambda w: {"json": {"how": "verbal", "at": "2026-01-01T00:00:00Z"},
+                   "headers": _ANY_VERSION},
+        client_bound=True,
+    ),
+    ("planning", "POST", "/v1/plans/{plan_id}/approval-request"): Route(
+        "plan.write", lambda w: {"headers": _ANY_VERSION}, client_bound=True
+    ),
+    ("planning", "POST", "/v1/plans/{plan_id}/revision"): Route("plan.write", client_bound=True),
+    ("planning", "GET", "/v1/plans/{plan_id}/diff"): Route(
+        "plan.read", lambda w: {"params": {"against": w.path_ids["plan_id"]}}, client_bound=True
+    ),
+    ("planning", "POST", "/v1/plans/{plan_id}/goals/{goal_id}/status"): Route(
+        "plan.write", lambda w: {"json": {"status": "active"}}, client_bound=True
+    ),
+    ("planning", "POST", "/v1/plans/{plan_id}/goals/{goal_id}/progress"): Route(
+        "plan.write", lambda w: {"json": {"value": 3}}, client_bound=True
+    ),
+    ("planning", "POST", "/v1/cases/{case_id}/notes"): Route(
+        "note.write", lambda w: {"json": CONTACT_NOTE}, client_bound=True
+    ),
+    ("planning", "GET", "/v1/cases/{case_id}/notes"): Route("note.read", client_bound=True),
+    ("planning", "GET", "/v1/notes/{note_id}"): Route("note.read", client_bound=True),
+    ("planning", "PATCH", "/v1/notes/{note_id}"): Route(
+        "note.write", lambda w: {"json": {"text": "Changed"}, "headers": _ANY_VERSION},
+        client_bound=True,
+    ),
+    ("planning", "POST", "/v1/notes/{note_id}/signature"): Route(
+        "note.write", lambda w: {"headers": _ANY_VERSION}, client_bound=True
+    ),
+    ("planning", "POST", "/v1/notes/{note_id}/addenda"): Route(
+        "note.write", lambda w: {"json": {"text": "Correction"}}, client_bound=True
+    ),
+    ("planning", "POST", "/v1/notes/{note_id}/cosignature"): Route(
+        "note.cosign", client_bound=True
+    ),
+}  # fmt: skip
+
 ROUTES: dict[tuple[str, str, str], Route] = {
     ("intake", "GET", "/v1/code-lists"): Route(None),
     ("intake", "GET", "/v1/code-lists/{name}"): Route(None),
@@ -742,6 +798,7 @@ ROUTES: dict[tuple[str, str, str], Route] = {
         "approval.withdraw", lambda w: {"json": {}}, client_bound=True
     ),
     ("planning", "GET", "/v1/work"): Route("work.read"),
+    **PLAN_AND_NOTE_ROUTES,
     ("planning", "GET", "/v1/workers"): Route("worker.read"),
     ("planning", "GET", "/v1/workers/{worker_id}"): Route("worker.read"),
     ("planning", "PUT", "/v1/workers/{worker_id}"): Route(
@@ -936,6 +993,7 @@ async def world(stack: Stack, settings: Settings) -> World:
     approval_id, review_id = await planning_approval_and_review(settings, case_id)
     case = await stack.api["planning"].get(f"/v1/cases/{case_id}")
     assert case.status_code == 200, case.text
+    plan_id, goal_id, note_id = await planning_plan_and_note(stack, settings, case_id)
     current = (await intake.get(base)).json()
     return World(
         client_id=client_id,
@@ -952,6 +1010,7 @@ async def world(stack: Stack, settings: Settings) -> World:
             "webhook_id": str(uuid.uuid4()), "delivery_id": str(uuid.uuid4()),
             "referral_id": referral.json()["id"], "service_id": service_id,
             "case_id": case_id, "approval_id": approval_id, "review_id": review_id,
+            "plan_id": plan_id, "goal_id": goal_id, "note_id": note_id,
         },
         case_etag=case.headers["ETag"],
     )  # fmt: skip
@@ -997,6 +1056,24 @@ async def planning_approval_and_review(settings: Settings, case_id: str) -> tupl
     finally:
         await connection.close()
     return str(approval_id), str(review_id)
+
+
+async def planning_plan_and_note(
+    stack: Stack, settings: Settings, case_id: str
+) -> tuple[str, str, str]:
+    """A draft plan (one goal) and a draft note of alice's on the case."""
+    await admin_fetchval(
+        settings,
+        "INSERT INTO planning.case_needs (case_id, category, severity, updated_at) "
+        "VALUES ($1, 'housing', 'moderate', now()) ON CONFLICT DO NOTHING",
+        uuid.UUID(case_id),
+    )
+    planning = stack.api["planning"]
+    plan = await planning.post(f"/v1/cases/{case_id}/plans", json={"goals": [PLAN_GOAL]})
+    assert plan.status_code == 201, plan.text
+    note = await planning.post(f"/v1/cases/{case_id}/notes", json=CONTACT_NOTE)
+    assert note.status_code == 201, note.text
+    return plan.json()["id"], plan.json()["goals"][0]["id"], note.json()["id"]
 
 
 async def fingerprint(settings: Settings, client_id: str) -> dict[str, str]:

@@ -19,6 +19,12 @@ KINDS = {
     "worker.read": ActionKind.READ,
     "worker.write": ActionKind.WRITE,
     "worker.sync": ActionKind.WRITE,
+    # Service plans and progress notes: the case's own worker and the team's supervisors.
+    "plan.read": ActionKind.READ,
+    "plan.write": ActionKind.WRITE,
+    "note.read": ActionKind.READ,
+    "note.write": ActionKind.WRITE,
+    "note.cosign": ActionKind.WRITE,
 }
 
 # Cases: a caseworker on their caseload, a supervisor on their team (and only a supervisor of
@@ -44,6 +50,10 @@ POLICY = Policy(
                 "work.read": Scope.CASELOAD,
                 "review.complete": Scope.CASELOAD,
                 "worker.read": Scope.CASELOAD,
+                "plan.read": Scope.CASELOAD,
+                "plan.write": Scope.CASELOAD,
+                "note.read": Scope.CASELOAD,
+                "note.write": Scope.CASELOAD,
             },
             Role.SUPERVISOR: {
                 "case.read": Scope.TEAM,
@@ -56,6 +66,11 @@ POLICY = Policy(
                 "work.read": Scope.TEAM,
                 "review.complete": Scope.TEAM,
                 "worker.read": Scope.TEAM,
+                "plan.read": Scope.TEAM,
+                "plan.write": Scope.TEAM,
+                "note.read": Scope.TEAM,
+                "note.write": Scope.TEAM,
+                "note.cosign": Scope.TEAM,
             },
             Role.INTEGRATION: {"case.read": Scope.ORGANISATION, "worker.sync": Scope.ORGANISATION},
             # Admins keep their organisation's directory; no client data.

@@ -7,6 +7,8 @@ from services.planning.approvals.views import router as approvals_router
 from services.planning.cases.views import router as cases_router
 from services.planning.code_lists.views import router as code_lists_router
 from services.planning.handlers import HANDLERS
+from services.planning.notes.views import router as notes_router
+from services.planning.plans.views import router as plans_router
 from services.planning.reviews.views import router as reviews_router
 from services.planning.timeline.views import router as timeline_router
 from services.planning.work.views import router as work_router
@@ -33,6 +35,8 @@ SPEC = ServiceSpec(
         approvals_router,
         work_router,
         workers_router,
+        plans_router,
+        notes_router,
         audit_router(),
     ],
     # The consent facts first: the timeline's consent entries come after them.

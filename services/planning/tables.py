@@ -13,6 +13,12 @@ from services.planning.cases.models import (
     case_reopenings_table,
     cases_table,
 )
+from services.planning.notes.models import notes_table
+from services.planning.plans.models import (
+    goal_progress_table,
+    goal_status_changes_table,
+    plans_table,
+)
 from services.planning.reviews.models import case_crises_table, reviews_table
 from services.planning.timeline.models import case_timeline_table
 from services.planning.workers.models import workers_table
@@ -38,3 +44,7 @@ case_closures_table(metadata)
 case_reopenings_table(metadata)
 assessment_needs_table(metadata)
 assessments_received_table(metadata)
+plans_table(metadata)
+goal_progress_table(metadata)
+goal_status_changes_table(metadata)
+notes_table(metadata)

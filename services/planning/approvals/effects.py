@@ -19,6 +19,7 @@ from services.planning.cases.closure_approval import (
     closure_withdrawn,
 )
 from services.planning.cases.lookup import Case
+from services.planning.plans.effects import plan_approved, plan_returned
 from shared.auth.principal import Principal
 from shared.events.planning import ApprovalSubject
 from shared.messaging.outbox import UnitOfWork
@@ -42,5 +43,8 @@ class SubjectEffects:
 APPROVAL_EFFECTS: dict[ApprovalSubject, SubjectEffects] = {
     ApprovalSubject.CLOSURE: SubjectEffects(
         on_approved=closure_approved, on_rejected=closure_rejected, on_withdrawn=closure_withdrawn
+    ),
+    ApprovalSubject.PLAN: SubjectEffects(
+        on_approved=plan_approved, on_rejected=plan_returned, on_withdrawn=plan_returned
     ),
 }

@@ -1,0 +1,1 @@
+"""Progress notes: drafts, signatures, addenda and supervisors' co-signatures."""

@@ -1,0 +1,1 @@
+"""Service plans: versioned goals, actions and a safety plan agreed with the client."""
