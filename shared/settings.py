@@ -194,6 +194,13 @@ class Settings(BaseSettings):
     audit_checkpoint_file: str | None = None
     audit_checkpoint_seconds: float = Field(default=60.0, gt=0)
 
+    # Planning: `GET /v1/work` shows what is overdue and what falls due within this many days.
+    planning_due_soon_days: float = Field(default=7.0, gt=0, le=365)
+    # Planning: the organisations whose case closures need a supervisor's approval (a closure
+    # there is requested, and the case closes when a supervisor of its team approves). As an
+    # environment variable a JSON list, e.g. ["org-a"].
+    planning_closure_approval_organizations: list[str] = Field(default_factory=list)
+
     log_level: str = "INFO"
     # `make run`: start the embedded PostgreSQL / broker on the ports of the URLs above, with
     # data under data_dir. Set false to use an external server at those URLs instead.

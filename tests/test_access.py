@@ -696,6 +696,15 @@ ROUTES: dict[tuple[str, str, str], Route] = {
         "assessment.write", lambda w: {"headers": {"If-Match": w.draft_etag}}
     ),
     # The staff directory holds no client data: outside the caller's organisation it is empty.
+    ("planning", "GET", "/v1/approvals"): Route("approval.read"),
+    ("planning", "GET", "/v1/approvals/{approval_id}"): Route("approval.read", client_bound=True),
+    ("planning", "POST", "/v1/approvals/{approval_id}/decision"): Route(
+        "approval.decide", lambda w: {"json": {"decision": "approved"}}, client_bound=True
+    ),
+    ("planning", "POST", "/v1/approvals/{approval_id}/withdrawal"): Route(
+        "approval.withdraw", lambda w: {"json": {}}, client_bound=True
+    ),
+    ("planning", "GET", "/v1/work"): Route("work.read"),
     ("planning", "GET", "/v1/workers"): Route("worker.read"),
     ("planning", "GET", "/v1/workers/{worker_id}"): Route("worker.read"),
     ("planning", "PUT", "/v1/workers/{worker_id}"): Route(
@@ -806,6 +815,7 @@ async def world(stack: Stack, settings: Settings) -> World:
             return True if owner == "alice" else None
 
         await eventually(assigned_here)
+    case_id, approval_id = await planning_case_with_approval(settings, client_id)
     current = (await intake.get(base)).json()
     return World(
         client_id=client_id,
@@ -818,8 +828,32 @@ async def world(stack: Stack, settings: Settings) -> World:
             "assessment_id": assessment["id"], "flag_id": flag["id"], "consent_id": consent["id"],
             "name": "sex", "instrument_id": "needs-risk-screening", "version": "1.0",
             "draft_id": draft.json()["id"], "worker_id": "alice",
+            "case_id": case_id, "approval_id": approval_id,
         },
     )  # fmt: skip
+
+
+async def planning_case_with_approval(settings: Settings, client_id: str) -> tuple[str, str]:
+    """Alice's case of the client in planning, with a closure awaiting approval (requested by
+    alice): what the case and approval routes act on."""
+    connection = await asyncpg.connect(settings.database_url)
+    try:
+        case_id, approval_id, now = uuid.uuid4(), uuid.uuid4(), datetime.now(UTC)
+        await connection.execute(
+            "INSERT INTO planning.cases (id, client_id, organization_id, team_id, worker_id, "
+            "status, source, opened_by, opened_at, updated_at) "
+            "VALUES ($1, $2, 'org-a', 'team-a', 'alice', 'open', 'manual', 'alice', $3, $3)",
+            case_id, uuid.UUID(client_id), now,
+        )  # fmt: skip
+        await connection.execute(
+            "INSERT INTO planning.approvals (id, case_id, client_id, subject, subject_id, "
+            "status, requested_by, requested_at, team_id, organization_id) "
+            "VALUES ($1, $2, $3, 'closure', $4, 'requested', 'alice', $5, 'team-a', 'org-a')",
+            approval_id, case_id, uuid.UUID(client_id), uuid.uuid4(), now,
+        )  # fmt: skip
+    finally:
+        await connection.close()
+    return str(case_id), str(approval_id)
 
 
 async def fingerprint(settings: Settings, client_id: str) -> dict[str, str]:

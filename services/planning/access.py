@@ -8,21 +8,45 @@ from shared.client_refs import CLIENT_REF_KINDS, CLIENT_REF_PERMISSIONS
 KINDS = {
     "case.read": ActionKind.READ,
     "case.assign": ActionKind.WRITE,
+    "case.open": ActionKind.WRITE,
+    "case.update": ActionKind.WRITE,
+    "approval.read": ActionKind.READ,
+    "approval.decide": ActionKind.WRITE,
+    "approval.withdraw": ActionKind.WRITE,
+    "work.read": ActionKind.READ,
     "worker.read": ActionKind.READ,
     "worker.write": ActionKind.WRITE,
     "worker.sync": ActionKind.WRITE,
 }
 
+# Cases: a caseworker on their caseload, a supervisor on their team (and only a supervisor of
+# the case's team decides its approvals: services/planning/approvals/service.py); auditors
+# through the audit trail only; partners and admins see no case content. `work.read` is the
+# caller's own due work (each source shows only what is the caller's).
 # The staff directory (`worker.*`) is always within the caller's organisation; there the scope
 # means: `organisation` every worker, `team` the caller's team, `caseload` the caller alone.
 POLICY = Policy(
     permissions=merge_permissions(
         CLIENT_REF_PERMISSIONS,
         {
-            Role.CASEWORKER: {"case.read": Scope.CASELOAD, "worker.read": Scope.CASELOAD},
+            Role.CASEWORKER: {
+                "case.read": Scope.CASELOAD,
+                "case.open": Scope.CASELOAD,
+                "case.update": Scope.CASELOAD,
+                "approval.read": Scope.CASELOAD,
+                "approval.withdraw": Scope.CASELOAD,
+                "work.read": Scope.CASELOAD,
+                "worker.read": Scope.CASELOAD,
+            },
             Role.SUPERVISOR: {
                 "case.read": Scope.TEAM,
+                "case.open": Scope.TEAM,
+                "case.update": Scope.TEAM,
                 "case.assign": Scope.TEAM,
+                "approval.read": Scope.TEAM,
+                "approval.decide": Scope.TEAM,
+                "approval.withdraw": Scope.TEAM,
+                "work.read": Scope.TEAM,
                 "worker.read": Scope.TEAM,
             },
             Role.INTEGRATION: {"case.read": Scope.ORGANISATION, "worker.sync": Scope.ORGANISATION},

@@ -3,7 +3,9 @@
 from pathlib import Path
 
 from services.planning.access import POLICY
+from services.planning.approvals.views import router as approvals_router
 from services.planning.cases.views import router as cases_router
+from services.planning.work.views import router as work_router
 from services.planning.workers.views import router as workers_router
 from shared.audit.views import audit_router
 from shared.client_refs import CLIENT_REF_HANDLERS, client_refs_router
@@ -16,6 +18,13 @@ SPEC = ServiceSpec(
     port_index=2,
     migrations=Path(__file__).parent / "migrations",
     policy=POLICY,
-    routers=[client_refs_router(), cases_router, workers_router, audit_router()],
+    routers=[
+        client_refs_router(),
+        cases_router,
+        approvals_router,
+        work_router,
+        workers_router,
+        audit_router(),
+    ],
     handlers=CLIENT_REF_HANDLERS,
 )

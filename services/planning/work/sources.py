@@ -1,0 +1,10 @@
+"""Every source of due work `GET /v1/work` asks, in one list: each feature adds its own."""
+
+from __future__ import annotations
+
+from services.planning.work.models import WorkSource
+from services.planning.work.unassigned import unassigned_cases
+
+WORK_SOURCES: list[WorkSource] = [
+    unassigned_cases,
+]
