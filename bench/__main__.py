@@ -111,6 +111,12 @@ def describe(figure: Figure) -> str:
             f"  p99 {_ms(figure['p99_ms'])}  max {_ms(figure['max_ms'])}"
             f"  ({figure['events']} events, {figure['timeouts']} timed out)"
         )
+    if case == "team_caseload":
+        return (
+            f"team_caseload {figure['target']:<20} {figure['workers']} workers,"
+            f" {figure['open_cases']} open cases  p50 {_ms(figure['p50_ms'])}"
+            f"  p95 {_ms(figure['p95_ms'])}  p99 {_ms(figure['p99_ms'])}"
+        )
     return json.dumps(figure)
 
 

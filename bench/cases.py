@@ -25,6 +25,7 @@ from bench.load import (
     run_load_process,
 )
 from bench.people import people_bodies
+from bench.planning_staff import team_caseload
 from bench.population import grow_population, sample_people
 from bench.stack import BenchStack, CpuMeter
 
@@ -389,4 +390,5 @@ CASES: dict[str, Case] = {
     "register_client": register_client,
     "event_latency": event_latency,
     "client_search": client_search,
+    "team_caseload": team_caseload,
 }

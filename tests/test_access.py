@@ -705,6 +705,23 @@ ROUTES: dict[tuple[str, str, str], Route] = {
         "approval.withdraw", lambda w: {"json": {}}, client_bound=True
     ),
     ("planning", "GET", "/v1/work"): Route("work.read"),
+    ("planning", "POST", "/v1/cases/{case_id}/transfers"): Route(
+        "transfer.request", lambda w: {"json": {"to_worker_id": "bob"}}, client_bound=True
+    ),
+    ("planning", "GET", "/v1/cases/{case_id}/transfers"): Route("transfer.read", client_bound=True),
+    # A transfer by id is open to its two sides only (no break-glass: that goes by the case).
+    ("planning", "GET", "/v1/transfers"): Route("transfer.read"),
+    ("planning", "GET", "/v1/transfers/{transfer_id}"): Route("transfer.read"),
+    ("planning", "POST", "/v1/transfers/{transfer_id}/acceptance"): Route("transfer.answer"),
+    ("planning", "POST", "/v1/transfers/{transfer_id}/declination"): Route(
+        "transfer.answer", lambda w: {"json": {"reason": "at_capacity"}}
+    ),
+    ("planning", "POST", "/v1/transfers/{transfer_id}/revocation"): Route("transfer.revoke"),
+    ("planning", "GET", "/v1/workers/{worker_id}/caseload"): Route("caseload.read"),
+    ("planning", "GET", "/v1/teams/{team_id}/caseload"): Route("team.read"),
+    ("planning", "GET", "/v1/cases/{case_id}/assignment-suggestions"): Route(
+        "assignment.suggest", client_bound=True
+    ),
     ("planning", "GET", "/v1/workers"): Route("worker.read"),
     ("planning", "GET", "/v1/workers/{worker_id}"): Route("worker.read"),
     ("planning", "PUT", "/v1/workers/{worker_id}"): Route(
@@ -816,6 +833,7 @@ async def world(stack: Stack, settings: Settings) -> World:
 
         await eventually(assigned_here)
     case_id, approval_id = await planning_case_with_approval(settings, client_id)
+    transfer_id = await pending_transfer(settings, client_id, case_id)
     current = (await intake.get(base)).json()
     return World(
         client_id=client_id,
@@ -828,7 +846,8 @@ async def world(stack: Stack, settings: Settings) -> World:
             "assessment_id": assessment["id"], "flag_id": flag["id"], "consent_id": consent["id"],
             "name": "sex", "instrument_id": "needs-risk-screening", "version": "1.0",
             "draft_id": draft.json()["id"], "worker_id": "alice",
-            "case_id": case_id, "approval_id": approval_id,
+            "case_id": case_id, "approval_id": approval_id, "transfer_id": transfer_id,
+            "team_id": "team-a",
         },
     )  # fmt: skip
 
@@ -854,6 +873,20 @@ async def planning_case_with_approval(settings: Settings, client_id: str) -> tup
     finally:
         await connection.close()
     return str(case_id), str(approval_id)
+
+
+async def pending_transfer(settings: Settings, client_id: str, case_id: str) -> str:
+    """A transfer of alice's case to bob, asked by alice, awaiting bob's answer."""
+    transfer_id = uuid.uuid4()
+    await admin_fetchval(
+        settings,
+        "INSERT INTO planning.case_transfers (id, case_id, client_id, organization_id, "
+        "from_worker_id, from_team_id, to_worker_id, to_team_id, status, requested_by, "
+        "requested_at) VALUES ($1, $2, $3, 'org-a', 'alice', 'team-a', 'bob', 'team-a', "
+        "'pending', 'alice', now()) RETURNING id",
+        transfer_id, uuid.UUID(case_id), uuid.UUID(client_id),
+    )  # fmt: skip
+    return str(transfer_id)
 
 
 async def fingerprint(settings: Settings, client_id: str) -> dict[str, str]:

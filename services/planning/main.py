@@ -4,7 +4,10 @@ from pathlib import Path
 
 from services.planning.access import POLICY
 from services.planning.approvals.views import router as approvals_router
+from services.planning.caseloads.views import router as caseloads_router
 from services.planning.cases.views import router as cases_router
+from services.planning.transfers.views import case_transfers_router
+from services.planning.transfers.views import router as transfers_router
 from services.planning.work.views import router as work_router
 from services.planning.workers.views import router as workers_router
 from shared.audit.views import audit_router
@@ -22,6 +25,9 @@ SPEC = ServiceSpec(
         client_refs_router(),
         cases_router,
         approvals_router,
+        case_transfers_router,
+        transfers_router,
+        caseloads_router,
         work_router,
         workers_router,
         audit_router(),

@@ -12,7 +12,9 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
+from services.planning.cases.lookup import Case
 from services.planning.cases.models import AssignmentPublic
+from services.planning.timeline.service import record_timeline
 from services.planning.workers.models import WorkerPublic
 from services.planning.workers.service import get_worker
 from shared.auth.facts import ClientFacts, record_assignment
@@ -113,3 +115,63 @@ async def current_assignment(
         client_id,
     )
     return AssignmentPublic(**dict(row)) if row else None
+
+
+async def record_case_assignment(
+    uow: UnitOfWork, case: Case, *, worker: WorkerPublic, assigned_by: str, now: datetime
+) -> None:
+    """Make `case` `worker`'s (a worker the directory has active, with a team, in the case's
+    organisation; the caller checked whether they may take it): the case row, the assignment
+    history, the client's access facts and `CaseAssigned` with the case's id, so access moves
+    in every service. What an accepted transfer does (services/planning/transfers)."""
+    connection = uow.connection
+    await connection.execute(
+        "UPDATE cases SET worker_id = $2, team_id = $3, version = version + 1, updated_at = $4 "
+        "WHERE id = $1",
+        case.id,
+        worker.worker_id,
+        worker.team_id,
+        now,
+    )
+    await connection.execute(
+        "INSERT INTO case_assignments (id, client_id, worker_id, team_id, assigned_by, assigned_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6)",
+        uuid4(),
+        case.client_id,
+        worker.worker_id,
+        worker.team_id,
+        assigned_by,
+        now,
+    )
+    await record_assignment(
+        connection,
+        client_id=case.client_id,
+        organization_id=worker.organization_id,
+        owner_id=worker.worker_id,
+        team_id=worker.team_id,
+        assigned_at=now,
+    )
+    await record_timeline(
+        connection,
+        case_id=case.id,
+        client_id=case.client_id,
+        kind="case.assigned",
+        occurred_at=now,
+        subject_type="case",
+        subject_id=case.id,
+        codes={
+            "worker_id": worker.worker_id,
+            **({"team_id": worker.team_id} if worker.team_id else {}),
+        },
+    )
+    uow.publish(
+        CaseAssigned(
+            client_id=case.client_id,
+            worker_id=worker.worker_id,
+            team_id=worker.team_id,
+            organization_id=worker.organization_id,
+            case_id=case.id,
+            assigned_by=assigned_by,
+            assigned_at=now,
+        )
+    )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from services.planning.transfers.work import transfers_awaiting_answer
 from services.planning.work.models import WorkSource
 from services.planning.work.unassigned import unassigned_cases
 
 WORK_SOURCES: list[WorkSource] = [
     unassigned_cases,
+    transfers_awaiting_answer,
 ]
