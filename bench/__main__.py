@@ -148,6 +148,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--events", type=int, default=defaults.events, help="clients registered for event latency"
     )
     parser.add_argument("--event-interval-ms", type=float, default=defaults.event_interval_ms)
+    parser.add_argument(
+        "--assessment-rate",
+        type=float,
+        default=defaults.assessment_rate,
+        help="assessments per second for planning_case_from_assessment",
+    )
     parser.add_argument("--event-timeout", type=float, default=defaults.event_timeout_s)
     parser.add_argument(
         "--cases", nargs="+", choices=list(CASES), default=list(CASES), metavar="CASE"
@@ -208,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         rounds=args.rounds,
         events=args.events,
         event_interval_ms=args.event_interval_ms,
+        assessment_rate=args.assessment_rate,
         event_timeout_s=args.event_timeout,
         headers=tuple(args.header),
         populations=tuple(int(size) for size in args.populations.split(",") if size),

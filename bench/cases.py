@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from bench import planning
 from bench.load import (
     REQUEST_ERRORS,
     HttpConnection,
@@ -39,6 +40,8 @@ class Options:
     warmup: int = 200
     rounds: int = 1
     events: int = 200
+    # Assessments per second for planning_case_from_assessment (open loop).
+    assessment_rate: float = 100.0
     event_interval_ms: float = 20.0
     event_timeout_s: float = 10.0
     # Client populations for the search case (10^5 by default; add 1000000 for 10^6).
@@ -391,4 +394,6 @@ CASES: dict[str, Case] = {
     "event_latency": event_latency,
     "client_search": client_search,
     "team_caseload": team_caseload,
+    "planning_case_from_assessment": planning.planning_case_from_assessment,
+    "planning_timeline": planning.planning_timeline,
 }

@@ -210,3 +210,25 @@ async def enrol_worker(stack: Stack, settings: Settings, user: User) -> None:
     if_match = {"If-Match": current.headers["ETag"]} if current.status_code == 200 else {}
     response = await stack.api["planning"].put(path, json=body, headers={**admin, **if_match})
     assert response.status_code in (200, 201), response.text
+
+
+async def open_case(
+    stack: Stack, settings: Settings, client_id: str, user: User = CASEWORKER
+) -> str:
+    """The id of the client's open case in planning, opened by hand by `user` unless one is
+    open already (e.g. from an assessment); waits until planning knows the client."""
+
+    async def opened() -> str | None:
+        response = await stack.api["planning"].post(
+            "/v1/cases", json={"client_id": client_id}, headers=bearer(settings, user)
+        )
+        if response.status_code == 404:
+            return None  # planning has not learnt of the client yet
+        if response.status_code == 409:
+            case_id: str = response.json()["case_id"]
+            return case_id
+        assert response.status_code == 201, response.text
+        created: str = response.json()["id"]
+        return created
+
+    return await eventually(opened)

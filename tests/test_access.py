@@ -43,6 +43,7 @@ from tests.support import (
     eventually,
     first_attempts,
     header,
+    open_case,
     read_topic,
     unauthenticated_attempts,
 )
@@ -307,7 +308,7 @@ async def test_assignment_moves_access_in_every_service(stack: Stack, settings: 
     registered = (await stack.api["intake"].post("/v1/clients", json=VALID_CLIENT)).json()["id"]
     for service in ("planning", "referrals", "notifications"):
         await wait_known(settings, service, registered)
-    path = f"/v1/cases/{registered}/assignment"
+    path = f"/v1/cases/{await open_case(stack, settings, registered)}/assignment"
     # An assignment names a worker of the staff directory: ada keeps org-a's.
     await enrol_worker(stack, settings, BOB)
 
@@ -590,6 +591,7 @@ class World:
     etag: str
     draft_etag: str
     path_ids: dict[str, str]
+    case_etag: str
 
 
 @dataclass(frozen=True)
@@ -673,10 +675,44 @@ ROUTES: dict[tuple[str, str, str], Route] = {
         (service, "GET", "/v1/client-refs/{client_id}"): Route("client_ref.read")
         for service in ("planning", "referrals", "notifications")
     },
-    ("planning", "PUT", "/v1/cases/{client_id}/assignment"): Route(
-        "case.assign", lambda w: {"json": {"worker_id": "bob"}}
+    ("planning", "PUT", "/v1/cases/{case_id}/assignment"): Route(
+        "case.assign", lambda w: {"json": {"worker_id": "bob"}}, client_bound=True
     ),
-    ("planning", "GET", "/v1/cases/{client_id}/assignment"): Route("case.read"),
+    ("planning", "GET", "/v1/cases/{case_id}/assignment"): Route("case.read", client_bound=True),
+    ("planning", "GET", "/v1/code-lists/closure-reasons"): Route(None),
+    ("planning", "GET", "/v1/code-lists/destinations"): Route(None),
+    ("planning", "POST", "/v1/cases"): Route(
+        "case.open", lambda w: {"json": {"client_id": w.client_id}}, client_bound=True
+    ),
+    ("planning", "GET", "/v1/cases"): Route("case.read"),
+    ("planning", "GET", "/v1/cases/{case_id}"): Route("case.read", client_bound=True),
+    ("planning", "POST", "/v1/cases/{case_id}/hold"): Route(
+        "case.update", lambda w: {"json": {}, "headers": {"If-Match": w.case_etag}},
+        client_bound=True,
+    ),
+    ("planning", "POST", "/v1/cases/{case_id}/resume"): Route(
+        "case.update", lambda w: {"headers": {"If-Match": w.case_etag}}, client_bound=True
+    ),
+    ("planning", "POST", "/v1/cases/{case_id}/closure"): Route(
+        "case.update",
+        lambda w: {
+            "json": {"reason": "goals_met", "destination_code": "410"},
+            "headers": {"If-Match": w.case_etag},
+        },
+        client_bound=True,
+    ),
+    ("planning", "POST", "/v1/cases/{case_id}/reopening"): Route(
+        "case.update",
+        lambda w: {"json": {"reason": "Client came back"}, "headers": {"If-Match": w.case_etag}},
+        client_bound=True,
+    ),
+    ("planning", "GET", "/v1/cases/{case_id}/reviews"): Route("case.read", client_bound=True),
+    ("planning", "POST", "/v1/cases/{case_id}/reviews/{review_id}/completion"): Route(
+        "review.complete",
+        lambda w: {"json": {"outcome": "continue", "attendees": [{"role": "client"}]}},
+        client_bound=True,
+    ),
+    ("planning", "GET", "/v1/cases/{case_id}/timeline"): Route("case.read", client_bound=True),
     ("intake", "GET", "/v1/clients/{client_id}/history"): Route("client.read"),
     ("intake", "GET", "/v1/flags"): Route("flag.read"),
     ("intake", "POST", "/v1/clients/{client_id}/assessment-drafts"): Route(
@@ -816,8 +852,9 @@ async def world(stack: Stack, settings: Settings) -> World:
         await wait_known(settings, service, client_id)
     # The case assigned to alice herself: the assignment exists to be read, and she keeps it.
     await enrol_worker(stack, settings, ALICE)
+    case_id = await open_case(stack, settings, client_id)
     assigned, _ = await call(
-        stack, settings, SAM, "planning", "PUT", f"/v1/cases/{client_id}/assignment",
+        stack, settings, SAM, "planning", "PUT", f"/v1/cases/{case_id}/assignment",
         json={"worker_id": "alice"},
     )  # fmt: skip
     assert assigned.status_code == 200, assigned.text
@@ -832,8 +869,10 @@ async def world(stack: Stack, settings: Settings) -> World:
             return True if owner == "alice" else None
 
         await eventually(assigned_here)
-    case_id, approval_id = await planning_case_with_approval(settings, client_id)
+    approval_id, review_id = await planning_approval_and_review(settings, case_id)
     transfer_id = await pending_transfer(settings, client_id, case_id)
+    case = await stack.api["planning"].get(f"/v1/cases/{case_id}")
+    assert case.status_code == 200, case.text
     current = (await intake.get(base)).json()
     return World(
         client_id=client_id,
@@ -846,33 +885,33 @@ async def world(stack: Stack, settings: Settings) -> World:
             "assessment_id": assessment["id"], "flag_id": flag["id"], "consent_id": consent["id"],
             "name": "sex", "instrument_id": "needs-risk-screening", "version": "1.0",
             "draft_id": draft.json()["id"], "worker_id": "alice",
-            "case_id": case_id, "approval_id": approval_id, "transfer_id": transfer_id,
-            "team_id": "team-a",
+            "case_id": case_id, "approval_id": approval_id, "review_id": review_id,
+            "transfer_id": transfer_id, "team_id": "team-a",
         },
+        case_etag=case.headers["ETag"],
     )  # fmt: skip
 
 
-async def planning_case_with_approval(settings: Settings, client_id: str) -> tuple[str, str]:
-    """Alice's case of the client in planning, with a closure awaiting approval (requested by
-    alice): what the case and approval routes act on."""
+async def planning_approval_and_review(settings: Settings, case_id: str) -> tuple[str, str]:
+    """A closure of alice's case awaiting approval (requested by alice), and the case's
+    scheduled review: what the approval and review routes act on."""
     connection = await asyncpg.connect(settings.database_url)
     try:
-        case_id, approval_id, now = uuid.uuid4(), uuid.uuid4(), datetime.now(UTC)
-        await connection.execute(
-            "INSERT INTO planning.cases (id, client_id, organization_id, team_id, worker_id, "
-            "status, source, opened_by, opened_at, updated_at) "
-            "VALUES ($1, $2, 'org-a', 'team-a', 'alice', 'open', 'manual', 'alice', $3, $3)",
-            case_id, uuid.UUID(client_id), now,
-        )  # fmt: skip
+        approval_id = uuid.uuid4()
         await connection.execute(
             "INSERT INTO planning.approvals (id, case_id, client_id, subject, subject_id, "
             "status, requested_by, requested_at, team_id, organization_id) "
-            "VALUES ($1, $2, $3, 'closure', $4, 'requested', 'alice', $5, 'team-a', 'org-a')",
-            approval_id, case_id, uuid.UUID(client_id), uuid.uuid4(), now,
+            "SELECT $1, id, client_id, 'closure', $2, 'requested', 'alice', now(), team_id, "
+            "organization_id FROM planning.cases WHERE id = $3",
+            approval_id, uuid.uuid4(), uuid.UUID(case_id),
         )  # fmt: skip
+        review_id = await connection.fetchval(
+            "SELECT id FROM planning.reviews WHERE case_id = $1 AND status = 'scheduled'",
+            uuid.UUID(case_id),
+        )
     finally:
         await connection.close()
-    return str(case_id), str(approval_id)
+    return str(approval_id), str(review_id)
 
 
 async def pending_transfer(settings: Settings, client_id: str, case_id: str) -> str:

@@ -199,15 +199,21 @@ async def test_the_printed_supervisor_can_assign_a_case_to_the_printed_caseworke
     created = await stack.http.post(f"{stack.ports.api(1)}/v1/clients", json=VALID_CLIENT)
     client_id = created.json()["id"]
 
-    async def assigned() -> httpx.Response | None:
-        response = await stack.http.put(
-            f"{stack.ports.api(2)}/v1/cases/{client_id}/assignment",
-            json={"worker_id": "alice"},
-            headers={"Authorization": f"Bearer {supervisor}"},
+    as_supervisor = {"Authorization": f"Bearer {supervisor}"}
+
+    async def opened() -> httpx.Response | None:
+        response = await stack.http.post(
+            f"{stack.ports.api(2)}/v1/cases", json={"client_id": client_id}, headers=as_supervisor
         )
         return response if response.status_code != 404 else None  # planning learns the client
 
-    response = await eventually(assigned)
+    case = await eventually(opened)
+    assert case.status_code == 201, case.text
+    response = await stack.http.put(
+        f"{stack.ports.api(2)}/v1/cases/{case.json()['id']}/assignment",
+        json={"worker_id": "alice"},
+        headers=as_supervisor,
+    )
     assert response.status_code == 200, response.text
     assert response.json()["worker_id"] == "alice"
 

@@ -46,6 +46,7 @@ from tests.support import (
     enrol_worker,
     eventually,
     header,
+    open_case,
     read_topic,
 )
 from tests.test_scoring import NO_NEEDS
@@ -227,7 +228,7 @@ async def test_a_forged_case_assignment_is_dead_lettered_and_changes_nothing(
     client_id = await _register_known_everywhere(stack, settings)
     for worker in ("alice", "bob"):
         await enrol_worker(stack, settings, User(worker, ("caseworker",)))
-    path = f"/v1/cases/{client_id}/assignment"
+    path = f"/v1/cases/{await open_case(stack, settings, client_id)}/assignment"
     first = await stack.api["planning"].put(
         path, json={"worker_id": "alice"}, headers=bearer(settings, SAM)
     )
@@ -426,7 +427,7 @@ async def test_every_message_is_keyed_as_asyncapi_documents(
     # events), a refused request (audited without a client).
     client_id = await _register_known_everywhere(stack, settings)
     assigned = await stack.api["planning"].put(
-        f"/v1/cases/{client_id}/assignment",
+        f"/v1/cases/{await open_case(stack, settings, client_id)}/assignment",
         json={"worker_id": "alice"},
         headers=bearer(settings, SAM),
     )

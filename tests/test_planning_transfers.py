@@ -2,9 +2,8 @@
 
 The cast, in an organisation of this module's own: carl and erin are caseworkers of team-a,
 sam supervises it; dora is a caseworker of team-b, tom supervises it; inez is inactive, nate
-has no team; olaf works in another organisation. Each test opens a case of its own for carl
-(a client carl registered at intake, its case row written directly: opening cases by hand is
-another part of planning's API).
+has no team; olaf works in another organisation. Each test opens a case of its own (a client
+carl registered at intake, its case opened by hand and assigned to carl by sam).
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from services.planning.transfers.service import request_refusal
 from services.planning.workers.models import WorkerPublic
 from shared.auth.principal import Principal, Role
 from shared.settings import Settings
+from tests import support
 from tests.support import VALID_CLIENT, Stack, User, bearer, eventually
 
 ORG, OTHER_ORG = "org-xfer", "org-xfer-b"
@@ -81,39 +81,36 @@ async def directory(stack: Stack, settings: Settings) -> None:
 
 
 async def open_case(stack: Stack, settings: Settings) -> tuple[str, str]:
-    """A client carl registered at intake, known to planning, and carl's open case of them
-    (with a general and a protected need). Returns (client id, case id)."""
+    """A client carl registered at intake, its case opened in planning and assigned to carl by
+    sam; the risk level, language and needs an assessment would have given it (a general need
+    and a protected one) written directly. Returns (client id, case id)."""
     registered = await stack.api["intake"].post(
         "/v1/clients", json=VALID_CLIENT, headers=bearer(settings, CARL)
     )
     assert registered.status_code == 201, registered.text
-    client_id = uuid.UUID(registered.json()["id"])
-
-    async def known() -> bool | None:
-        rows = await fetch(
-            settings, "SELECT 1 FROM planning.client_access WHERE client_id = $1", client_id
-        )
-        return True if rows else None
-
-    await eventually(known)
-    case_id, now = uuid.uuid4(), datetime.now(UTC)
+    client_id = registered.json()["id"]
+    case_id = await support.open_case(stack, settings, client_id, CARL)
+    assigned, _ = await call(
+        stack, settings, SAM, "PUT", f"/v1/cases/{case_id}/assignment", json={"worker_id": "carl"}
+    )
+    assert assigned.status_code == 200, assigned.text
+    now = datetime.now(UTC)
     connection = await asyncpg.connect(settings.database_url)
     try:
         await connection.execute(
-            "INSERT INTO planning.cases (id, client_id, organization_id, team_id, worker_id, "
-            "status, risk_level, preferred_language, source, opened_by, opened_at, updated_at) "
-            "VALUES ($1, $2, $3, 'team-a', 'carl', 'open', 'high', 'pt', 'manual', 'carl', $4, $4)",
-            case_id, client_id, ORG, now,
-        )  # fmt: skip
+            "UPDATE planning.cases SET risk_level = 'high', preferred_language = 'pt' "
+            "WHERE id = $1",
+            uuid.UUID(case_id),
+        )
         await connection.execute(
             "INSERT INTO planning.case_needs (case_id, category, severity, data_class, "
             "updated_at) VALUES ($1, 'housing', 'high', NULL, $2), "
             "($1, 'domestic_violence', 'high', 'domestic_violence', $2)",
-            case_id, now,
+            uuid.UUID(case_id), now,
         )  # fmt: skip
     finally:
         await connection.close()
-    return str(client_id), str(case_id)
+    return client_id, case_id
 
 
 async def outbox(settings: Settings, client_id: str, event_type: str) -> list[dict[str, Any]]:
@@ -127,6 +124,14 @@ async def outbox(settings: Settings, client_id: str, event_type: str) -> list[di
     return [
         json.loads(r["payload"]) if isinstance(r["payload"], str) else r["payload"] for r in rows
     ]
+
+
+async def assignments_to(
+    settings: Settings, client_id: str, worker_id: str
+) -> list[dict[str, Any]]:
+    """The CaseAssigned events of the client's case that gave it to `worker_id`."""
+    events = await outbox(settings, client_id, "case.assigned")
+    return [event for event in events if event["worker_id"] == worker_id]
 
 
 async def audit(settings: Settings, request_id: str) -> list[tuple[str, str, str | None]]:
@@ -211,9 +216,14 @@ async def test_an_accepted_transfer_moves_the_case_and_the_client_s_access(
         stack, settings, DORA, "GET", f"/v1/transfers/{transfer_id}"
     )
     assert detail.status_code == 200, detail.text
-    assert detail.json()["case"] == {
+    summary = detail.json()["case"]
+    [due] = await fetch(
+        settings, "SELECT next_review_due_at FROM planning.cases WHERE id = $1", uuid.UUID(case_id)
+    )
+    assert datetime.fromisoformat(summary.pop("next_review_due_at")) == due[0]  # by the cadence
+    assert summary == {
         "case_id": case_id, "status": "open", "risk_level": "high", "preferred_language": "pt",
-        "need_categories": ["housing"], "next_review_due_at": None,
+        "need_categories": ["housing"],
     }  # fmt: skip
     assert client_id not in detail.text and "domestic" not in detail.text
     assert await audit(settings, detail_request) == [("transfer.read", "allowed", client_id)]
@@ -236,8 +246,8 @@ async def test_an_accepted_transfer_moves_the_case_and_the_client_s_access(
     assert (accepted.json()["status"], accepted.json()["answered_by"]) == ("accepted", "dora")
     assert await audit(settings, accept_request) == [("transfer.answer", "allowed", client_id)]
     row = await case_row(settings, case_id)
-    assert (row["worker_id"], row["team_id"], row["version"]) == ("dora", "team-b", 2)
-    [assigned] = await outbox(settings, client_id, "case.assigned")
+    assert (row["worker_id"], row["team_id"], row["version"]) == ("dora", "team-b", 3)
+    [assigned] = await assignments_to(settings, client_id, "dora")
     assert (assigned["case_id"], assigned["worker_id"], assigned["team_id"]) == (
         case_id,
         "dora",
@@ -248,8 +258,10 @@ async def test_an_accepted_transfer_moves_the_case_and_the_client_s_access(
     assert (answered["answer"], answered["answered_by"]) == ("accepted", "dora")
     kinds = await fetch(
         settings,
-        "SELECT kind FROM planning.case_timeline WHERE case_id = $1 ORDER BY occurred_at, kind",
+        "SELECT kind FROM planning.case_timeline WHERE case_id = $1 AND occurred_at >= $2 "
+        "ORDER BY occurred_at, kind",
         uuid.UUID(case_id),
+        datetime.fromisoformat(transfer["requested_at"]),
     )
     assert [k["kind"] for k in kinds] == [
         "transfer.requested",
@@ -266,7 +278,7 @@ async def test_an_accepted_transfer_moves_the_case_and_the_client_s_access(
     await eventually(moved)
     again, _ = await call(stack, settings, DORA, "POST", f"/v1/transfers/{transfer_id}/acceptance")
     assert_problem(again, 409, "transfer-not-pending")
-    assert len(await outbox(settings, client_id, "case.assigned")) == 1
+    assert len(await assignments_to(settings, client_id, "dora")) == 1
 
 
 async def test_a_declined_transfer_leaves_the_case_where_it_was(
@@ -286,7 +298,7 @@ async def test_a_declined_transfer_leaves_the_case_where_it_was(
     assert (declined.json()["status"], declined.json()["answered_by"]) == ("declined", "tom")
     assert declined.json()["decline_reason"] == "at_capacity"
     assert (await case_row(settings, case_id))["worker_id"] == "carl"
-    assert await outbox(settings, client_id, "case.assigned") == []
+    assert await assignments_to(settings, client_id, "dora") == []
     [answered] = await outbox(settings, client_id, "transfer.answered")
     assert (answered["answer"], answered["answered_by"]) == ("declined", "tom")
     assert "at_capacity" not in json.dumps(answered), "the reason stays in planning"

@@ -271,8 +271,15 @@ def base_urls(
             timeout=10,
         )
         assert response.status_code in (200, 201), response.text
+        opened = http.post(
+            f"{urls['planning']}/v1/cases",
+            json={"client_id": assigned},
+            headers=headers[SUPERVISOR],
+            timeout=10,
+        )
+        assert opened.status_code == 201, opened.text
         response = http.put(
-            f"{urls['planning']}/v1/cases/{assigned}/assignment",
+            f"{urls['planning']}/v1/cases/{opened.json()['id']}/assignment",
             json={"worker_id": CASEWORKER.subject},
             headers=headers[SUPERVISOR],
             timeout=10,

@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from aiokafka import ConsumerRecord
 
 from services.planning.cases.service import refusal
 from services.planning.workers.models import WorkerPublic
@@ -22,9 +23,18 @@ from services.planning.workers.service import in_scope, scope_clause
 from shared.auth.facts import ClientFacts
 from shared.auth.policy import Scope
 from shared.auth.principal import Principal, Role
-from shared.events.contracts import Topic
+from shared.events.contracts import CaseAssigned, Topic
 from shared.settings import Settings
-from tests.support import VALID_CLIENT, Stack, User, bearer, eventually, header, read_topic
+from tests.support import (
+    VALID_CLIENT,
+    Stack,
+    User,
+    bearer,
+    eventually,
+    header,
+    open_case,
+    read_topic,
+)
 
 ORG, OTHER_ORG, SYNC_ORG = "org-dir", "org-dir-b", "org-sync"
 ADA = User("ada", ("admin",), ORG, None)
@@ -546,6 +556,12 @@ async def case(stack: Stack, settings: Settings) -> str:
     return client_id
 
 
+@pytest.fixture(scope="module")
+async def case_id(stack: Stack, settings: Settings, case: str) -> str:
+    """Carl's client's case, opened by carl."""
+    return await open_case(stack, settings, case, CARL)
+
+
 async def assignments_and_events(settings: Settings, client_id: str) -> tuple[int, int]:
     [assignments] = await fetch(
         settings,
@@ -571,7 +587,7 @@ async def assignments_and_events(settings: Settings, client_id: str) -> tuple[in
     ],
 )
 async def test_an_assignment_to_anyone_but_an_active_teammate_is_refused(
-    stack: Stack, settings: Settings, case: str, worker_id: str, code: str
+    stack: Stack, settings: Settings, case: str, case_id: str, worker_id: str, code: str
 ) -> None:
     await put_worker(stack, settings, ADA, "inez", worker_body(active=False))
     await put_worker(stack, settings, ADA, "erin-b", worker_body(team_id="team-b"))
@@ -579,7 +595,12 @@ async def test_an_assignment_to_anyone_but_an_active_teammate_is_refused(
     before = await assignments_and_events(settings, case)
 
     response, request_id = await call(
-        stack, settings, SAM, "PUT", f"/v1/cases/{case}/assignment", json={"worker_id": worker_id}
+        stack,
+        settings,
+        SAM,
+        "PUT",
+        f"/v1/cases/{case_id}/assignment",
+        json={"worker_id": worker_id},
     )
 
     problem = assert_problem(response, 422, code)
@@ -591,24 +612,24 @@ async def test_an_assignment_to_anyone_but_an_active_teammate_is_refused(
     [row] = await audit_rows(settings, request_id)
     assert (row["action"], row["outcome"], str(row["client_id"])) == ("case.assign", "denied", case)
     assert row["actor_id"] == "sam"
-    current, _ = await call(stack, settings, SAM, "GET", f"/v1/cases/{case}/assignment")
+    current, _ = await call(stack, settings, SAM, "GET", f"/v1/cases/{case_id}/assignment")
     assert_problem(current, 404, "not-found")
 
 
 async def test_an_assignment_to_an_active_teammate_carries_the_directory_s_team(
-    stack: Stack, settings: Settings, case: str
+    stack: Stack, settings: Settings, case: str, case_id: str
 ) -> None:
     await put_worker(stack, settings, ADA, "tess", worker_body(display_name="Tess Ito"))
     # Someone of the same sub and team name in another organisation changes nothing.
     await put_worker(stack, settings, OLGA, "tess", worker_body(team_id="team-a", active=False))
     # The supervisor of another team cannot see the case at all.
     outside, _ = await call(
-        stack, settings, SUE, "PUT", f"/v1/cases/{case}/assignment", json={"worker_id": "tess"}
+        stack, settings, SUE, "PUT", f"/v1/cases/{case_id}/assignment", json={"worker_id": "tess"}
     )
     assert_problem(outside, 404, "not-found")
 
     response, request_id = await call(
-        stack, settings, SAM, "PUT", f"/v1/cases/{case}/assignment", json={"worker_id": "tess"}
+        stack, settings, SAM, "PUT", f"/v1/cases/{case_id}/assignment", json={"worker_id": "tess"}
     )
 
     assert response.status_code == 200, response.text
@@ -618,17 +639,25 @@ async def test_an_assignment_to_an_active_teammate_carries_the_directory_s_team(
     assert await assignments_and_events(settings, case) == (1, 1)
     [row] = await audit_rows(settings, request_id)
     assert (row["action"], row["outcome"]) == ("case.assign", "allowed")
+    assert assigned["case_id"] == case_id
+
+    def assignments(records: list[ConsumerRecord[bytes, bytes]]) -> list[dict[str, Any]]:
+        return [
+            json.loads(r.value or b"{}")
+            for r in records
+            if r.key == case.encode() and header(r, "ce_type") == CaseAssigned.event_type
+        ]
+
     records = await read_topic(
-        settings,
-        Topic.PLANNING_CASES,
-        until=lambda records: any(r.key == case.encode() for r in records),
+        settings, Topic.PLANNING_CASES, until=lambda records: bool(assignments(records))
     )
-    [event] = [json.loads(r.value or b"{}") for r in records if r.key == case.encode()]
+    [event] = assignments(records)
     assert (event["worker_id"], event["team_id"], event["organization_id"]) == (
         "tess",
         "team-a",
         ORG,
     )
+    assert event["case_id"] == case_id
     # Access follows: tess now reads the client's reference in planning.
     tess = User("tess", ("caseworker",), ORG, "team-a")
 

@@ -61,7 +61,7 @@ allow --allow-principal User:intake --operation Read --group intake
 
 # planning
 allow --allow-principal User:planning --operation Write --topic casework.audit --topic casework.broker-epoch --topic casework.planning.cases --topic casework.planning.dlq --topic casework.planning.workers
-allow --allow-principal User:planning --operation Read --topic casework.broker-epoch --topic casework.intake.clients --topic casework.planning.cases
+allow --allow-principal User:planning --operation Read --topic casework.broker-epoch --topic casework.intake.clients --topic casework.intake.protected --topic casework.planning.cases --topic casework.referrals.referrals
 allow --allow-principal User:planning --operation Read --group planning
 
 # referrals

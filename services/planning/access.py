@@ -21,6 +21,8 @@ KINDS = {
     "caseload.read": ActionKind.READ,
     "team.read": ActionKind.READ,
     "assignment.suggest": ActionKind.READ,
+    "review.complete": ActionKind.WRITE,
+    "code_list.read": ActionKind.READ,
     "worker.read": ActionKind.READ,
     "worker.write": ActionKind.WRITE,
     "worker.sync": ActionKind.WRITE,
@@ -37,9 +39,13 @@ KINDS = {
 # view and assignment suggestions are a supervisor's, of their own team.
 # The staff directory (`worker.*`) is always within the caller's organisation; there the scope
 # means: `organisation` every worker, `team` the caller's team, `caseload` the caller alone.
+# Code lists (closure reasons, destinations) are reference data for everyone signed in.
+CODE_LISTS: dict[Role, dict[str, Scope]] = {role: {"code_list.read": Scope.ALL} for role in Role}
+
 POLICY = Policy(
     permissions=merge_permissions(
         CLIENT_REF_PERMISSIONS,
+        CODE_LISTS,
         {
             Role.CASEWORKER: {
                 "case.read": Scope.CASELOAD,
@@ -53,6 +59,7 @@ POLICY = Policy(
                 "transfer.answer": Scope.CASELOAD,
                 "transfer.revoke": Scope.CASELOAD,
                 "caseload.read": Scope.CASELOAD,
+                "review.complete": Scope.CASELOAD,
                 "worker.read": Scope.CASELOAD,
             },
             Role.SUPERVISOR: {
@@ -71,6 +78,7 @@ POLICY = Policy(
                 "caseload.read": Scope.TEAM,
                 "team.read": Scope.TEAM,
                 "assignment.suggest": Scope.TEAM,
+                "review.complete": Scope.TEAM,
                 "worker.read": Scope.TEAM,
             },
             Role.INTEGRATION: {"case.read": Scope.ORGANISATION, "worker.sync": Scope.ORGANISATION},

@@ -6,12 +6,16 @@ from services.planning.access import POLICY
 from services.planning.approvals.views import router as approvals_router
 from services.planning.caseloads.views import router as caseloads_router
 from services.planning.cases.views import router as cases_router
+from services.planning.code_lists.views import router as code_lists_router
+from services.planning.handlers import HANDLERS
+from services.planning.reviews.views import router as reviews_router
+from services.planning.timeline.views import router as timeline_router
 from services.planning.transfers.views import case_transfers_router
 from services.planning.transfers.views import router as transfers_router
 from services.planning.work.views import router as work_router
 from services.planning.workers.views import router as workers_router
 from shared.audit.views import audit_router
-from shared.client_refs import CLIENT_REF_HANDLERS, client_refs_router
+from shared.client_refs import client_refs_router
 from shared.spec import ServiceSpec
 
 SPEC = ServiceSpec(
@@ -24,6 +28,9 @@ SPEC = ServiceSpec(
     routers=[
         client_refs_router(),
         cases_router,
+        reviews_router,
+        timeline_router,
+        code_lists_router,
         approvals_router,
         case_transfers_router,
         transfers_router,
@@ -32,5 +39,5 @@ SPEC = ServiceSpec(
         workers_router,
         audit_router(),
     ],
-    handlers=CLIENT_REF_HANDLERS,
+    handlers=HANDLERS,
 )

@@ -13,6 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from services.planning.approvals.models import Approval
+from services.planning.cases.closure_approval import (
+    closure_approved,
+    closure_rejected,
+    closure_withdrawn,
+)
 from services.planning.cases.lookup import Case
 from shared.auth.principal import Principal
 from shared.events.planning import ApprovalSubject
@@ -34,4 +39,8 @@ class SubjectEffects:
     on_withdrawn: ApprovalEffect = no_effect
 
 
-APPROVAL_EFFECTS: dict[ApprovalSubject, SubjectEffects] = {}
+APPROVAL_EFFECTS: dict[ApprovalSubject, SubjectEffects] = {
+    ApprovalSubject.CLOSURE: SubjectEffects(
+        on_approved=closure_approved, on_rejected=closure_rejected, on_withdrawn=closure_withdrawn
+    ),
+}

@@ -36,6 +36,7 @@ class AssignmentRequest(BaseModel):
 
 
 class AssignmentPublic(BaseModel):
+    case_id: UUID | None = Field(description="The case; null for an assignment made before cases.")
     client_id: UUID
     worker_id: str
     team_id: str | None
@@ -56,6 +57,11 @@ def case_assignments_table(metadata: MetaData) -> Table:
         Column("assigned_at", DateTime(timezone=True), nullable=False),
         Index("ix_case_assignments_client_id_assigned_at", "client_id", "assigned_at"),
     )
+
+
+def case_assignment_case_id() -> Column[UUID]:
+    """The case an assignment is of (added by migration 0009; older rows have none)."""
+    return Column("case_id", PgUUID(as_uuid=True))
 
 
 def cases_table(metadata: MetaData) -> Table:
@@ -269,3 +275,17 @@ class ReopeningPublic(BaseModel):
     reason: str
     reopened_by: str
     reopened_at: datetime
+
+
+def assessments_received_table(metadata: MetaData) -> Table:
+    """Each assessment's levels as ClientAssessed said (the latest word, after an override):
+    a case opened first by its protected needs takes its risk level from here."""
+    return Table(
+        "assessments_received",
+        metadata,
+        Column("assessment_id", PgUUID(as_uuid=True), primary_key=True),
+        Column("client_id", PgUUID(as_uuid=True), nullable=False),
+        Column("risk_level", Text, nullable=False),
+        Column("preferred_language", Text),
+        Column("received_at", DateTime(timezone=True), nullable=False),
+    )

@@ -7,7 +7,7 @@ directory's, never the request's.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -53,10 +53,18 @@ def refusal(
 
 
 async def assign_case(
-    uow: UnitOfWork, *, facts: ClientFacts, worker_id: str, assigned_by: Principal
+    uow: UnitOfWork,
+    *,
+    case: Case,
+    facts: ClientFacts,
+    worker_id: str,
+    assigned_by: Principal,
+    now: datetime,
 ) -> AssignmentPublic:
     """Raises AssignmentRefused unless `worker_id` is an active worker of the supervisor's
-    organisation and team (the row stays locked until commit: no deactivation slips between)."""
+    organisation and team (the row stays locked until commit: no deactivation slips between).
+    The case (read locked) takes the worker and the directory's team; the client's access
+    facts follow, as before cases existed."""
     connection = uow.connection
     worker = await get_worker(
         connection,
@@ -68,17 +76,44 @@ async def assign_case(
     if refused is not None:
         raise refused
     assert worker is not None
+    return await record_case_assignment(
+        uow, case, worker=worker, assigned_by=assigned_by.subject, now=now
+    )
+
+
+async def current_assignment(
+    connection: asyncpg.Connection, *, case_id: UUID
+) -> AssignmentPublic | None:
+    row = await connection.fetchrow(
+        "SELECT case_id, client_id, worker_id, team_id, assigned_by, assigned_at "
+        "FROM case_assignments WHERE case_id = $1 ORDER BY assigned_at DESC LIMIT 1",
+        case_id,
+    )
+    return AssignmentPublic(**dict(row)) if row else None
+
+
+async def record_case_assignment(
+    uow: UnitOfWork, case: Case, *, worker: WorkerPublic, assigned_by: str, now: datetime
+) -> AssignmentPublic:
+    """Make `case` (read locked) `worker`'s: a worker the directory has active, with a team, in
+    the case's organisation; the caller decided they may take it (an assignment within the
+    supervisor's team, an accepted transfer). The case takes the worker and the directory's
+    team, the assignment history a row, the client's access facts follow, and `CaseAssigned`
+    (with the case's id) moves access in every service."""
+    connection = uow.connection
     assignment = AssignmentPublic(
-        client_id=facts.client_id,
+        case_id=case.id,
+        client_id=case.client_id,
         worker_id=worker.worker_id,
         team_id=worker.team_id,
-        assigned_by=assigned_by.subject,
-        assigned_at=datetime.now(UTC),
+        assigned_by=assigned_by,
+        assigned_at=now,
     )
     await connection.execute(
-        "INSERT INTO case_assignments (id, client_id, worker_id, team_id, assigned_by, assigned_at) "
-        "VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO case_assignments (id, case_id, client_id, worker_id, team_id, assigned_by, "
+        "assigned_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         uuid4(),
+        case.id,
         assignment.client_id,
         assignment.worker_id,
         assignment.team_id,
@@ -93,38 +128,6 @@ async def assign_case(
         team_id=assignment.team_id,
         assigned_at=assignment.assigned_at,
     )
-    uow.publish(
-        CaseAssigned(
-            client_id=assignment.client_id,
-            worker_id=assignment.worker_id,
-            team_id=worker.team_id,
-            organization_id=worker.organization_id,
-            assigned_by=assignment.assigned_by,
-            assigned_at=assignment.assigned_at,
-        )
-    )
-    return assignment
-
-
-async def current_assignment(
-    connection: asyncpg.Connection, *, client_id: UUID
-) -> AssignmentPublic | None:
-    row = await connection.fetchrow(
-        "SELECT client_id, worker_id, team_id, assigned_by, assigned_at FROM case_assignments "
-        "WHERE client_id = $1 ORDER BY assigned_at DESC LIMIT 1",
-        client_id,
-    )
-    return AssignmentPublic(**dict(row)) if row else None
-
-
-async def record_case_assignment(
-    uow: UnitOfWork, case: Case, *, worker: WorkerPublic, assigned_by: str, now: datetime
-) -> None:
-    """Make `case` `worker`'s (a worker the directory has active, with a team, in the case's
-    organisation; the caller checked whether they may take it): the case row, the assignment
-    history, the client's access facts and `CaseAssigned` with the case's id, so access moves
-    in every service. What an accepted transfer does (services/planning/transfers)."""
-    connection = uow.connection
     await connection.execute(
         "UPDATE cases SET worker_id = $2, team_id = $3, version = version + 1, updated_at = $4 "
         "WHERE id = $1",
@@ -132,24 +135,6 @@ async def record_case_assignment(
         worker.worker_id,
         worker.team_id,
         now,
-    )
-    await connection.execute(
-        "INSERT INTO case_assignments (id, client_id, worker_id, team_id, assigned_by, assigned_at) "
-        "VALUES ($1, $2, $3, $4, $5, $6)",
-        uuid4(),
-        case.client_id,
-        worker.worker_id,
-        worker.team_id,
-        assigned_by,
-        now,
-    )
-    await record_assignment(
-        connection,
-        client_id=case.client_id,
-        organization_id=worker.organization_id,
-        owner_id=worker.worker_id,
-        team_id=worker.team_id,
-        assigned_at=now,
     )
     await record_timeline(
         connection,
@@ -159,19 +144,16 @@ async def record_case_assignment(
         occurred_at=now,
         subject_type="case",
         subject_id=case.id,
-        codes={
-            "worker_id": worker.worker_id,
-            **({"team_id": worker.team_id} if worker.team_id else {}),
-        },
     )
     uow.publish(
         CaseAssigned(
-            client_id=case.client_id,
-            worker_id=worker.worker_id,
+            case_id=case.id,
+            client_id=assignment.client_id,
+            worker_id=assignment.worker_id,
             team_id=worker.team_id,
             organization_id=worker.organization_id,
-            case_id=case.id,
-            assigned_by=assigned_by,
-            assigned_at=now,
+            assigned_by=assignment.assigned_by,
+            assigned_at=assignment.assigned_at,
         )
     )
+    return assignment

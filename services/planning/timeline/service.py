@@ -9,6 +9,8 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
+from services.planning.timeline.models import TimelineEntry
+
 NO_CODES: Mapping[str, str] = {}
 
 
@@ -43,3 +45,28 @@ async def record_timeline(
         event_id,
         datetime.now(UTC),
     )
+
+
+async def timeline_page(
+    connection: asyncpg.Connection,
+    case_id: UUID,
+    *,
+    after: tuple[datetime, UUID] | None,
+    descending: bool,
+    limit: int,
+) -> list[TimelineEntry]:
+    """Up to `limit` entries of the case after the keyset `after`, by (occurred_at, id)."""
+    direction, beyond = ("DESC", "<") if descending else ("ASC", ">")
+    values: list[object] = [case_id]
+    condition = ""
+    if after is not None:
+        values += [after[0], after[1]]
+        condition = f" AND (occurred_at, id) {beyond} ($2, $3)"
+    values.append(limit)
+    rows = await connection.fetch(
+        "SELECT id, case_id, occurred_at, kind, subject_type, subject_id, codes, source "
+        f"FROM case_timeline WHERE case_id = $1{condition} "
+        f"ORDER BY occurred_at {direction}, id {direction} LIMIT ${len(values)}",
+        *values,
+    )
+    return [TimelineEntry.model_validate(dict(row)) for row in rows]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from services.planning.reviews.work import crises, reviews_due
 from services.planning.transfers.work import transfers_awaiting_answer
 from services.planning.work.models import WorkSource
 from services.planning.work.unassigned import unassigned_cases
 
 WORK_SOURCES: list[WorkSource] = [
+    crises,
+    reviews_due,
     unassigned_cases,
     transfers_awaiting_answer,
 ]

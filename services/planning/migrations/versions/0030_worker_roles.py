@@ -1,7 +1,7 @@
 """The staff directory records each worker's role: caseworker (the default) or supervisor.
 
 Revision ID: 0030
-Revises: 0008
+Revises: 0009
 Create Date: 2026-11-29
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0030"
-down_revision: str | None = "0008"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
