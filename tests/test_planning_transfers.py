@@ -8,6 +8,7 @@ carl registered at intake, its case opened by hand and assigned to carl by sam).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import UTC, datetime
@@ -409,6 +410,35 @@ async def test_one_pending_transfer_per_case_and_nobody_answers_someone_else_s(
     )
     assert [r["status"] for r in pending] == ["pending"]
     assert (await case_row(settings, case_id))["worker_id"] == "carl"
+
+
+async def test_racing_requests_and_answers_leave_one_outcome(
+    stack: Stack, settings: Settings, directory: None
+) -> None:
+    client_id, case_id = await open_case(stack, settings)
+
+    asked = await asyncio.gather(
+        ask(stack, settings, CARL, case_id, "dora"), ask(stack, settings, SAM, case_id, "erin")
+    )
+
+    assert sorted(response.status_code for response, _ in asked) == [201, 409]
+    [transfer] = [response.json() for response, _ in asked if response.status_code == 201]
+    path = f"/v1/transfers/{transfer['id']}"
+    receiver = DORA if transfer["to_worker_id"] == "dora" else ERIN
+    answered = await asyncio.gather(
+        call(stack, settings, receiver, "POST", f"{path}/acceptance"),
+        call(stack, settings, transfer_requester(transfer), "POST", f"{path}/revocation"),
+    )
+    assert sorted(response.status_code for response, _ in answered) == [200, 409]
+    [winner] = [response.json() for response, _ in answered if response.status_code == 200]
+    events = await outbox(settings, client_id, "transfer.answered")
+    assert [event["answer"] for event in events] == [winner["status"]]
+    owner = (await case_row(settings, case_id))["worker_id"]
+    assert owner == (receiver.subject if winner["status"] == "accepted" else "carl")
+
+
+def transfer_requester(transfer: dict[str, Any]) -> User:
+    return CARL if transfer["requested_by"] == "carl" else SAM
 
 
 # --- the rule alone (no stack) ----------------------------------------------------------------

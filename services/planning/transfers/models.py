@@ -80,7 +80,7 @@ class Transfer(BaseModel):
 class CaseSummary(BaseModel):
     """What the receiving side sees of the case before accepting: enough to decide, no more.
     Protected needs (data classes such as domestic violence or HIV) are withheld until the
-    case is theirs; so is the client's identity."""
+    case is theirs; so is the client's record (the id alone says nothing)."""
 
     case_id: UUID
     status: str

@@ -188,7 +188,7 @@ async def list_transfers(
     summary="A transfer, with what the receiving side needs to decide",
     description="Either side sees it. `case` is a minimal summary: status, risk level, "
     "preferred language, the next review and the general needs' categories; protected needs "
-    "and the client's identity wait until the case is theirs. Audited as a read of the "
+    "and the client's record wait until the case is theirs. Audited as a read of the "
     "client's case.",
 )
 async def get_transfer(
