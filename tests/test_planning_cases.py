@@ -326,7 +326,7 @@ async def test_a_case_is_opened_by_hand_once_and_only_in_scope(
 # --- closing and reopening -----------------------------------------------------------------
 
 
-def test_the_closure_reasons_code_list_is_the_event_contract_s() -> None:
+async def test_the_closure_reasons_code_list_is_the_event_contract_s() -> None:
     assert {c.code for c in catalogue().lists[CLOSURE_REASONS]} == set(ClosureReason)
 
 
@@ -743,3 +743,46 @@ async def test_the_timeline_follows_intake_s_events_with_codes_only(
     bad = await call(stack, settings, ALICE, "GET", path, params={"cursor": "not-a-cursor"})
     problem(bad, 400, "invalid-cursor")
     problem(await call(stack, settings, SUE, "GET", path), 404, "not-found")
+
+
+async def test_protected_needs_are_for_the_case_s_own_worker_and_supervisors_only(
+    stack: Stack, settings: Settings
+) -> None:
+    client_id = await register(stack, settings)
+    answers = {**FOOD, "danger_at_home": "yes"}
+    assessment = await assess(stack, settings, client_id, answers)
+
+    async def with_protected() -> dict[str, Any] | None:
+        for case in await cases_of(stack, settings, client_id, SAM):
+            if case["assessment_id"] == assessment["id"] and any(
+                n["data_class"] for n in case["needs"]
+            ):
+                return case
+        return None
+
+    seen_by_sam = await eventually(with_protected)
+    protected = [n for n in seen_by_sam["needs"] if n["data_class"]]
+    assert {n["category"] for n in seen_by_sam["needs"] if not n["data_class"]} == {
+        "food_insecurity"
+    }
+    case_id = seen_by_sam["id"]
+    general = [n for n in seen_by_sam["needs"] if not n["data_class"]]
+    # Unassigned: the registering caseworker reaches the case, not its protected needs; a
+    # supervisor of another team breaking the glass neither.
+    by_alice = (await call(stack, settings, ALICE, "GET", f"/v1/cases/{case_id}")).json()
+    assert by_alice["needs"] == general
+    glass = await call(
+        stack, settings, SUE, "GET", f"/v1/cases/{case_id}",
+        headers={"X-Break-Glass-Reason": "Crisis line call, assigned worker unreachable"},
+    )  # fmt: skip
+    assert glass.status_code == 200, glass.text
+    assert glass.json()["needs"] == general
+    await assign(stack, settings, case_id, ALICE, SAM)
+    mine = (await call(stack, settings, ALICE, "GET", f"/v1/cases/{case_id}")).json()
+    assert [n for n in mine["needs"] if n["data_class"]] == protected
+    # Never in planning's events.
+    rows = await fetch(
+        settings, "SELECT payload::text AS p FROM planning.outbox WHERE payload->>'case_id' = $1",
+        case_id,
+    )  # fmt: skip
+    assert rows and not any(n["category"] in row["p"] for row in rows for n in protected)

@@ -136,7 +136,8 @@ async def load_review(
 
 async def list_reviews(connection: asyncpg.Connection, case_id: UUID) -> list[ReviewPublic]:
     rows = await connection.fetch(
-        f"SELECT {REVIEW_COLUMNS} FROM reviews WHERE case_id = $1 ORDER BY due_at, id", case_id
+        f"SELECT {REVIEW_COLUMNS} FROM reviews WHERE case_id = $1 ORDER BY scheduled_at, id",
+        case_id,
     )
     return [ReviewPublic.model_validate(dict(row)) for row in rows]
 

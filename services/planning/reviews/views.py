@@ -23,7 +23,7 @@ router = APIRouter(prefix="/v1/cases", tags=["reviews"])
     "/{case_id}/reviews",
     response_model=list[ReviewPublic],
     responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)},
-    summary="A case's reviews: scheduled, completed and superseded, by due time",
+    summary="A case's reviews: scheduled, completed and superseded, in the order scheduled",
 )
 async def list_reviews(
     case_id: Annotated[UUID, Path()], guard: GuardDep, database: DatabaseDep
