@@ -52,7 +52,8 @@ SELECT gen_random_uuid(), gen_random_uuid(), $1,
        CASE WHEN t = 0 THEN $2 ELSE format('team-%s', t) END, format('w-%s-%s', t, n),
        (ARRAY['open', 'active', 'on_hold', 'closed'])[1 + (c % 4)],
        (ARRAY['crisis', 'high', 'moderate', 'low', NULL])[1 + (c % 5)],
-       'manual', 'bench', $5, $5 + (c % 90 - 30) * interval '1 day', $5
+       'manual', 'bench', $5::timestamptz, $5::timestamptz + (c % 90 - 30) * interval '1 day',
+       $5::timestamptz
 FROM generate_series(0, $3) AS t, generate_series(1, $4) AS n,
      generate_series(1, $6) AS c
 """
