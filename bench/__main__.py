@@ -140,6 +140,12 @@ def describe(figure: Figure) -> str:
             f"{figure['deliveries']} in {figure['seconds']} s: {figure['per_minute']} a minute"
             f" (concurrency {figure['concurrency']}, aim 10000 a minute)"
         )
+    if case == "team_caseload":
+        return (
+            f"team_caseload {figure['target']:<20} {figure['workers']} workers,"
+            f" {figure['open_cases']} open cases  p50 {_ms(figure['p50_ms'])}"
+            f"  p95 {_ms(figure['p95_ms'])}  p99 {_ms(figure['p99_ms'])}"
+        )
     return json.dumps(figure)
 
 

@@ -26,6 +26,7 @@ from bench.load import (
     run_load_process,
 )
 from bench.people import people_bodies
+from bench.planning_staff import team_caseload
 from bench.population import grow_population, sample_people
 from bench.referral_loop import referral_status_latency
 from bench.stack import BenchStack, CpuMeter
@@ -410,6 +411,7 @@ CASES: dict[str, Case] = {
     "crisis_to_stream": crisis_to_stream,
     "webhook_deliveries": webhook_deliveries,
     "referral_status_latency": referral_status_latency,
+    "team_caseload": team_caseload,
     "planning_case_from_assessment": planning.planning_case_from_assessment,
     "planning_timeline": planning.planning_timeline,
 }

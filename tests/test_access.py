@@ -799,6 +799,23 @@ ROUTES: dict[tuple[str, str, str], Route] = {
     ),
     ("planning", "GET", "/v1/work"): Route("work.read"),
     **PLAN_AND_NOTE_ROUTES,
+    ("planning", "POST", "/v1/cases/{case_id}/transfers"): Route(
+        "transfer.request", lambda w: {"json": {"to_worker_id": "bob"}}, client_bound=True
+    ),
+    ("planning", "GET", "/v1/cases/{case_id}/transfers"): Route("transfer.read", client_bound=True),
+    # A transfer by id is open to its two sides only (no break-glass: that goes by the case).
+    ("planning", "GET", "/v1/transfers"): Route("transfer.read"),
+    ("planning", "GET", "/v1/transfers/{transfer_id}"): Route("transfer.read"),
+    ("planning", "POST", "/v1/transfers/{transfer_id}/acceptance"): Route("transfer.answer"),
+    ("planning", "POST", "/v1/transfers/{transfer_id}/declination"): Route(
+        "transfer.answer", lambda w: {"json": {"reason": "at_capacity"}}
+    ),
+    ("planning", "POST", "/v1/transfers/{transfer_id}/revocation"): Route("transfer.revoke"),
+    ("planning", "GET", "/v1/workers/{worker_id}/caseload"): Route("caseload.read"),
+    ("planning", "GET", "/v1/teams/{team_id}/caseload"): Route("team.read"),
+    ("planning", "GET", "/v1/cases/{case_id}/assignment-suggestions"): Route(
+        "assignment.suggest", client_bound=True
+    ),
     ("planning", "GET", "/v1/workers"): Route("worker.read"),
     ("planning", "GET", "/v1/workers/{worker_id}"): Route("worker.read"),
     ("planning", "PUT", "/v1/workers/{worker_id}"): Route(
@@ -991,6 +1008,7 @@ async def world(stack: Stack, settings: Settings) -> World:
     )
     assert referral.status_code == 201, referral.text
     approval_id, review_id = await planning_approval_and_review(settings, case_id)
+    transfer_id = await pending_transfer(settings, client_id, case_id)
     case = await stack.api["planning"].get(f"/v1/cases/{case_id}")
     assert case.status_code == 200, case.text
     plan_id, goal_id, note_id = await planning_plan_and_note(stack, settings, case_id)
@@ -1011,6 +1029,7 @@ async def world(stack: Stack, settings: Settings) -> World:
             "referral_id": referral.json()["id"], "service_id": service_id,
             "case_id": case_id, "approval_id": approval_id, "review_id": review_id,
             "plan_id": plan_id, "goal_id": goal_id, "note_id": note_id,
+            "transfer_id": transfer_id, "team_id": "team-a",
         },
         case_etag=case.headers["ETag"],
     )  # fmt: skip
@@ -1074,6 +1093,20 @@ async def planning_plan_and_note(
     note = await planning.post(f"/v1/cases/{case_id}/notes", json=CONTACT_NOTE)
     assert note.status_code == 201, note.text
     return plan.json()["id"], plan.json()["goals"][0]["id"], note.json()["id"]
+
+
+async def pending_transfer(settings: Settings, client_id: str, case_id: str) -> str:
+    """A transfer of alice's case to bob, asked by alice, awaiting bob's answer."""
+    transfer_id = uuid.uuid4()
+    await admin_fetchval(
+        settings,
+        "INSERT INTO planning.case_transfers (id, case_id, client_id, organization_id, "
+        "from_worker_id, from_team_id, to_worker_id, to_team_id, status, requested_by, "
+        "requested_at) VALUES ($1, $2, $3, 'org-a', 'alice', 'team-a', 'bob', 'team-a', "
+        "'pending', 'alice', now()) RETURNING id",
+        transfer_id, uuid.UUID(case_id), uuid.UUID(client_id),
+    )  # fmt: skip
+    return str(transfer_id)
 
 
 async def fingerprint(settings: Settings, client_id: str) -> dict[str, str]:

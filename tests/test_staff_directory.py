@@ -303,6 +303,125 @@ async def test_supervisors_read_their_team_and_caseworkers_themselves(
     assert unchanged.json()["capacity_points"] == 20
 
 
+# --- roles and WorkerUpdated --------------------------------------------------------------------
+
+
+async def worker_events(settings: Settings, worker_id: str) -> list[dict[str, Any]]:
+    """The WorkerUpdated events planning's outbox holds for `worker_id`, oldest first."""
+    rows = await fetch(
+        settings,
+        "SELECT payload FROM planning.outbox WHERE aggregateid = $1 AND type = $2 "
+        "ORDER BY created_at, id",
+        worker_id,
+        "org.casework.planning.worker.updated.v1",
+    )
+    return [json.loads(row["payload"]) if isinstance(row["payload"], str) else row["payload"]
+            for row in rows]  # fmt: skip
+
+
+async def test_a_worker_s_role_defaults_to_caseworker_and_can_be_changed(
+    stack: Stack, settings: Settings
+) -> None:
+    created = await put_worker(stack, settings, ADA, "w-role", worker_body())
+    assert created["role"] == "caseworker"
+    read, _ = await call(stack, settings, ADA, "GET", "/v1/workers/w-role")
+
+    patched, _ = await call(
+        stack, settings, ADA, "PATCH", "/v1/workers/w-role", json={"role": "supervisor"},
+        headers={"If-Match": read.headers["ETag"]},
+    )  # fmt: skip
+
+    assert patched.status_code == 200, patched.text
+    assert (patched.json()["role"], patched.json()["version"]) == ("supervisor", 2)
+    assert patched.json()["languages"] == created["languages"], "only the role changed"
+    for body, field_name in (
+        ({"role": "director"}, "body.role"),
+        ({"role": None}, "body"),
+    ):
+        refused, _ = await call(
+            stack, settings, ADA, "PATCH", "/v1/workers/w-role", json=body,
+            headers={"If-Match": patched.headers["ETag"]},
+        )  # fmt: skip
+        problem = assert_problem(refused, 422, "validation-error")
+        assert problem["errors"][0]["field"] == field_name
+    unknown, _ = await call(
+        stack, settings, ADA, "PUT", "/v1/workers/w-role-bad", json=worker_body(role="boss")
+    )
+    assert_problem(unknown, 422, "validation-error")
+    still, _ = await call(stack, settings, ADA, "GET", "/v1/workers/w-role")
+    assert (still.json()["role"], still.json()["version"]) == ("supervisor", 2)
+
+
+async def test_every_directory_change_publishes_worker_updated_and_no_change_publishes_nothing(
+    stack: Stack, settings: Settings
+) -> None:
+    created = await put_worker(stack, settings, ADA, "w-upd", worker_body(role="supervisor"))
+    retried, _ = await call(
+        stack, settings, ADA, "PUT", "/v1/workers/w-upd", json=worker_body(role="supervisor")
+    )
+    assert retried.status_code == 200  # unchanged: no event
+    stale, _ = await call(
+        stack, settings, ADA, "PATCH", "/v1/workers/w-upd", json={"active": False},
+        headers={"If-Match": '"0000000000000000.9"'},
+    )  # fmt: skip
+    assert_problem(stale, 412, "precondition-failed")  # refused: no event
+    patched, _ = await call(
+        stack, settings, ADA, "PATCH", "/v1/workers/w-upd", json={"languages": ["ar"]},
+        headers={"If-Match": retried.headers["ETag"]},
+    )  # fmt: skip
+    assert patched.status_code == 200, patched.text
+
+    events = await worker_events(settings, "w-upd")
+    assert [(e["version"], e["role"], e["languages"], e["active"]) for e in events] == [
+        (1, "supervisor", ["pt", "en"], True),
+        (2, "supervisor", ["ar"], True),
+    ]
+    assert {e["organization_id"] for e in events} == {ORG}
+    assert {e["team_id"] for e in events} == {"team-a"}
+    assert events[0]["updated_at"][:19] == created["updated_at"][:19]
+    assert not any("display_name" in e or "Carl" in json.dumps(e) for e in events), "no names"
+
+    # Off the broker: both reach casework.planning.workers, keyed by the worker's id.
+    records = await read_topic(
+        settings,
+        Topic.PLANNING_WORKERS,
+        until=lambda records: sum(r.key == b"w-upd" for r in records) >= 2,
+    )
+    published = [json.loads(r.value or b"{}") for r in records if r.key == b"w-upd"]
+    assert [(e["version"], e["languages"]) for e in published] == [(1, ["pt", "en"]), (2, ["ar"])]
+    assert {header(r, "ce_type") for r in records if r.key == b"w-upd"} == {
+        "org.casework.planning.worker.updated.v1"
+    }
+
+
+async def test_a_sync_publishes_one_worker_updated_per_changed_worker(
+    stack: Stack, settings: Settings
+) -> None:
+    org_admin = User("upd-admin", ("admin",), "org-upd", None)
+    listed = [idp_worker("u-1"), idp_worker("u-2", role="supervisor"), idp_worker("u-3")]
+    await sync(stack, settings, {"workers": listed}, user=org_admin)
+    await sync(stack, settings, {"workers": listed}, user=org_admin)  # unchanged: nothing
+    listed[0] = idp_worker("u-1", capacity_points=7)  # a change that other services don't see
+    body = {"workers": listed[:2], "deactivate_missing": True}
+    assert await sync(stack, settings, body, user=org_admin) == {
+        "created": 0, "updated": 1, "deactivated": 1, "unchanged": 1,
+    }  # fmt: skip
+
+    history = {w: await worker_events(settings, w) for w in ("u-1", "u-2", "u-3")}
+    assert [(e["version"], e["active"]) for e in history["u-1"]] == [(1, True), (2, True)]
+    assert [(e["version"], e["role"]) for e in history["u-2"]] == [(1, "supervisor")]
+    assert [(e["version"], e["active"]) for e in history["u-3"]] == [(1, True), (2, False)]
+    assert {e["organization_id"] for events in history.values() for e in events} == {"org-upd"}
+    records = await read_topic(
+        settings,
+        Topic.PLANNING_WORKERS,
+        until=lambda records: any(
+            r.key == b"u-3" and json.loads(r.value or b"{}")["active"] is False for r in records
+        ),
+    )
+    assert sum(r.key in (b"u-1", b"u-2", b"u-3") for r in records) == 5
+
+
 # --- syncing from the identity provider -------------------------------------------------------
 
 
@@ -555,7 +674,8 @@ async def test_an_assignment_to_an_active_teammate_carries_the_directory_s_team(
 def directory_record(**changes: Any) -> WorkerPublic:
     values: dict[str, Any] = {
         "worker_id": "tess", "organization_id": ORG, "team_id": "team-a",
-        "display_name": "Tess Ito", "languages": [], "capacity_points": 0, "active": True,
+        "display_name": "Tess Ito", "role": "caseworker", "languages": [], "capacity_points": 0,
+        "active": True,
         "version": 1, "created_at": "2026-11-29T10:00:00Z", "updated_at": "2026-11-29T10:00:00Z",
         **changes,
     }  # fmt: skip

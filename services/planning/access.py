@@ -14,6 +14,13 @@ KINDS = {
     "approval.decide": ActionKind.WRITE,
     "approval.withdraw": ActionKind.WRITE,
     "work.read": ActionKind.READ,
+    "transfer.request": ActionKind.WRITE,
+    "transfer.read": ActionKind.READ,
+    "transfer.answer": ActionKind.WRITE,
+    "transfer.revoke": ActionKind.WRITE,
+    "caseload.read": ActionKind.READ,
+    "team.read": ActionKind.READ,
+    "assignment.suggest": ActionKind.READ,
     "review.complete": ActionKind.WRITE,
     "code_list.read": ActionKind.READ,
     "worker.read": ActionKind.READ,
@@ -31,6 +38,11 @@ KINDS = {
 # the case's team decides its approvals: services/planning/approvals/service.py); auditors
 # through the audit trail only; partners and admins see no case content. `work.read` is the
 # caller's own due work (each source shows only what is the caller's).
+# Transfers (`transfer.*`): asked on a case in the caller's scope; by id, the scope applies to
+# a side of the transfer: `caseload` the receiving worker or the requester (and the worker the
+# case was of), `team` a supervisor of the receiving worker's team or of the case's team.
+# Caseloads: `caseload` the caller's own, `team` each worker of the caller's team; the team
+# view and assignment suggestions are a supervisor's, of their own team.
 # The staff directory (`worker.*`) is always within the caller's organisation; there the scope
 # means: `organisation` every worker, `team` the caller's team, `caseload` the caller alone.
 # Code lists (closure reasons, destinations) are reference data for everyone signed in.
@@ -48,6 +60,11 @@ POLICY = Policy(
                 "approval.read": Scope.CASELOAD,
                 "approval.withdraw": Scope.CASELOAD,
                 "work.read": Scope.CASELOAD,
+                "transfer.request": Scope.CASELOAD,
+                "transfer.read": Scope.CASELOAD,
+                "transfer.answer": Scope.CASELOAD,
+                "transfer.revoke": Scope.CASELOAD,
+                "caseload.read": Scope.CASELOAD,
                 "review.complete": Scope.CASELOAD,
                 "worker.read": Scope.CASELOAD,
                 "plan.read": Scope.CASELOAD,
@@ -64,6 +81,13 @@ POLICY = Policy(
                 "approval.decide": Scope.TEAM,
                 "approval.withdraw": Scope.TEAM,
                 "work.read": Scope.TEAM,
+                "transfer.request": Scope.TEAM,
+                "transfer.read": Scope.TEAM,
+                "transfer.answer": Scope.TEAM,
+                "transfer.revoke": Scope.TEAM,
+                "caseload.read": Scope.TEAM,
+                "team.read": Scope.TEAM,
+                "assignment.suggest": Scope.TEAM,
                 "review.complete": Scope.TEAM,
                 "worker.read": Scope.TEAM,
                 "plan.read": Scope.TEAM,

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from services.planning.access import POLICY
 from services.planning.approvals.views import router as approvals_router
+from services.planning.caseloads.views import router as caseloads_router
 from services.planning.cases.views import router as cases_router
 from services.planning.code_lists.views import router as code_lists_router
 from services.planning.handlers import HANDLERS
@@ -11,6 +12,8 @@ from services.planning.notes.views import router as notes_router
 from services.planning.plans.views import router as plans_router
 from services.planning.reviews.views import router as reviews_router
 from services.planning.timeline.views import router as timeline_router
+from services.planning.transfers.views import case_transfers_router
+from services.planning.transfers.views import router as transfers_router
 from services.planning.work.views import router as work_router
 from services.planning.workers.views import router as workers_router
 from shared.audit.views import audit_router
@@ -33,6 +36,9 @@ SPEC = ServiceSpec(
         timeline_router,
         code_lists_router,
         approvals_router,
+        case_transfers_router,
+        transfers_router,
+        caseloads_router,
         work_router,
         workers_router,
         plans_router,

@@ -21,6 +21,7 @@ from services.planning.plans.models import (
 )
 from services.planning.reviews.models import case_crises_table, reviews_table
 from services.planning.timeline.models import case_timeline_table
+from services.planning.transfers.models import case_transfers_table
 from services.planning.workers.models import workers_table
 from shared.client_refs import client_refs_table
 from shared.db.metadata import service_metadata
@@ -38,6 +39,7 @@ cases_table(metadata)
 case_needs_table(metadata)
 case_timeline_table(metadata)
 approvals_table(metadata)
+case_transfers_table(metadata)
 reviews_table(metadata)
 case_crises_table(metadata)
 case_closures_table(metadata)

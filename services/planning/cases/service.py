@@ -76,12 +76,37 @@ async def assign_case(
     if refused is not None:
         raise refused
     assert worker is not None
+    return await record_case_assignment(
+        uow, case, worker=worker, assigned_by=assigned_by.subject, now=now
+    )
+
+
+async def current_assignment(
+    connection: asyncpg.Connection, *, case_id: UUID
+) -> AssignmentPublic | None:
+    row = await connection.fetchrow(
+        "SELECT case_id, client_id, worker_id, team_id, assigned_by, assigned_at "
+        "FROM case_assignments WHERE case_id = $1 ORDER BY assigned_at DESC LIMIT 1",
+        case_id,
+    )
+    return AssignmentPublic(**dict(row)) if row else None
+
+
+async def record_case_assignment(
+    uow: UnitOfWork, case: Case, *, worker: WorkerPublic, assigned_by: str, now: datetime
+) -> AssignmentPublic:
+    """Make `case` (read locked) `worker`'s: a worker the directory has active, with a team, in
+    the case's organisation; the caller decided they may take it (an assignment within the
+    supervisor's team, an accepted transfer). The case takes the worker and the directory's
+    team, the assignment history a row, the client's access facts follow, and `CaseAssigned`
+    (with the case's id) moves access in every service."""
+    connection = uow.connection
     assignment = AssignmentPublic(
         case_id=case.id,
-        client_id=facts.client_id,
+        client_id=case.client_id,
         worker_id=worker.worker_id,
         team_id=worker.team_id,
-        assigned_by=assigned_by.subject,
+        assigned_by=assigned_by,
         assigned_at=now,
     )
     await connection.execute(
@@ -132,14 +157,3 @@ async def assign_case(
         )
     )
     return assignment
-
-
-async def current_assignment(
-    connection: asyncpg.Connection, *, case_id: UUID
-) -> AssignmentPublic | None:
-    row = await connection.fetchrow(
-        "SELECT case_id, client_id, worker_id, team_id, assigned_by, assigned_at "
-        "FROM case_assignments WHERE case_id = $1 ORDER BY assigned_at DESC LIMIT 1",
-        case_id,
-    )
-    return AssignmentPublic(**dict(row)) if row else None

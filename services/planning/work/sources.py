@@ -5,6 +5,7 @@ from __future__ import annotations
 from services.planning.notes.work import notes_awaiting_cosignature, unsigned_drafts
 from services.planning.plans.work import plans_awaiting_approval
 from services.planning.reviews.work import crises, reviews_due
+from services.planning.transfers.work import transfers_awaiting_answer
 from services.planning.work.models import WorkSource
 from services.planning.work.unassigned import unassigned_cases
 
@@ -15,4 +16,5 @@ WORK_SOURCES: list[WorkSource] = [
     plans_awaiting_approval,
     unsigned_drafts,
     notes_awaiting_cosignature,
+    transfers_awaiting_answer,
 ]

@@ -8,7 +8,7 @@ staff records, not client data: a display name, languages spoken, capacity, acti
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -47,6 +47,11 @@ def _distinct(values: list[str]) -> list[str]:
     return values
 
 
+# What the organisation has the worker do: supervisors of a team decide its approvals and receive
+# its escalations (notifications finds them through `WorkerUpdated`). What a caller may do in the
+# API is still their token's role; this is the directory's record of it, for other services.
+WorkerRole = Literal["caseworker", "supervisor"]
+
 TeamId = ShortText
 DisplayName = ShortText
 Languages = Annotated[
@@ -70,6 +75,10 @@ class WorkerFields(BaseModel):
         description="The worker's team; a worker without a team cannot be assigned cases."
     )
     display_name: DisplayName = Field(description="The staff member's name, as colleagues see it.")
+    role: WorkerRole = Field(
+        default="caseworker",
+        description="`supervisor`: decides the team's approvals and receives its escalations.",
+    )
     languages: Languages = Field(
         default_factory=list, description="Languages the worker works in (ISO 639-1 or 639-3)."
     )
@@ -84,13 +93,14 @@ class WorkerPatch(BaseModel):
 
     team_id: TeamId | None = None
     display_name: DisplayName | None = None
+    role: WorkerRole | None = None
     languages: Languages | None = None
     capacity_points: CapacityPoints | None = None
     active: bool | None = None
 
     @model_validator(mode="after")
     def _required_stay_present(self) -> Self:
-        for name in ("display_name", "languages", "capacity_points", "active"):
+        for name in ("display_name", "role", "languages", "capacity_points", "active"):
             if name in self.model_fields_set and getattr(self, name) is None:
                 raise ValueError(f"{name} cannot be removed, only changed")
         return self
@@ -142,6 +152,7 @@ class WorkerPublic(BaseModel):
     organization_id: str
     team_id: str | None
     display_name: str
+    role: WorkerRole
     languages: list[str]
     capacity_points: int
     active: bool
@@ -158,6 +169,7 @@ def workers_table(metadata: MetaData) -> Table:
         Column("worker_id", Text, nullable=False, comment="the identity provider's user id"),
         Column("team_id", Text),
         Column("display_name", Text, nullable=False),
+        Column("role", Text, nullable=False, server_default=text("'caseworker'")),
         Column("languages", ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")),
         Column("capacity_points", Integer, nullable=False, server_default=text("0")),
         Column("active", Boolean, nullable=False, server_default=text("true")),
@@ -166,6 +178,7 @@ def workers_table(metadata: MetaData) -> Table:
         Column("updated_at", DateTime(timezone=True), nullable=False),
         PrimaryKeyConstraint("organization_id", "worker_id"),
         CheckConstraint("capacity_points >= 0", name="capacity_points"),
+        CheckConstraint("role IN ('caseworker', 'supervisor')", name="role"),
         Index(
             "ix_workers_organization_id_team_id_worker_id",
             "organization_id",

@@ -3,6 +3,10 @@
 Every query names the organisation first: a worker of another organisation is not there at all.
 Within it, the caller's scopes for the action decide which workers they may see or change:
 `organisation` all of them, `team` their own team's, `caseload` only themselves.
+
+Every change of a worker publishes `WorkerUpdated` in the same transaction (one event per
+changed worker; nothing when nothing changed), so other services (notifications: a team's
+supervisors) keep their copy of the directory without ever reading planning's tables.
 """
 
 from __future__ import annotations
@@ -15,12 +19,14 @@ import asyncpg
 from services.planning.workers.models import WorkerFields, WorkerPublic, WorkerSync
 from shared.auth.policy import Scope
 from shared.auth.principal import Principal
+from shared.events.planning import WorkerUpdated
+from shared.messaging.outbox import UnitOfWork
 
 _PUBLIC = (
-    "worker_id, organization_id, team_id, display_name, languages, capacity_points, active, "
-    "version, created_at, updated_at"
+    "worker_id, organization_id, team_id, display_name, role, languages, capacity_points, "
+    "active, version, created_at, updated_at"
 )
-_FIELDS = ("team_id", "display_name", "languages", "capacity_points", "active")
+_FIELDS = ("team_id", "display_name", "role", "languages", "capacity_points", "active")
 
 
 class StaleVersion(Exception):
@@ -29,6 +35,20 @@ class StaleVersion(Exception):
 
 def _public(row: asyncpg.Record) -> WorkerPublic:
     return WorkerPublic.model_validate(dict(row))
+
+
+def worker_updated(worker: WorkerPublic) -> WorkerUpdated:
+    """The event of a directory change: staff data other services route by, never the name."""
+    return WorkerUpdated(
+        worker_id=worker.worker_id,
+        organization_id=worker.organization_id,
+        team_id=worker.team_id,
+        role=worker.role,
+        languages=worker.languages,
+        active=worker.active,
+        version=worker.version,
+        updated_at=worker.updated_at,
+    )
 
 
 def in_scope(
@@ -112,24 +132,27 @@ async def list_workers(
 
 
 async def create_worker(
-    connection: asyncpg.Connection, *, organization_id: str, worker_id: str, fields: WorkerFields
+    uow: UnitOfWork, *, organization_id: str, worker_id: str, fields: WorkerFields
 ) -> WorkerPublic:
-    row = await connection.fetchrow(
-        f"INSERT INTO workers (organization_id, worker_id, team_id, display_name, languages, "
-        f"capacity_points, active, created_at, updated_at) "
-        f"VALUES ($1, $2, $3, $4, $5, $6, $7, now(), now()) "
+    row = await uow.connection.fetchrow(
+        f"INSERT INTO workers (organization_id, worker_id, team_id, display_name, role, "
+        f"languages, capacity_points, active, created_at, updated_at) "
+        f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now(), now()) "
         f"ON CONFLICT (organization_id, worker_id) DO NOTHING RETURNING {_PUBLIC}",
         organization_id,
         worker_id,
         fields.team_id,
         fields.display_name,
+        fields.role,
         fields.languages,
         fields.capacity_points,
         fields.active,
     )
     if row is None:  # created meanwhile by someone else
         raise StaleVersion
-    return _public(row)
+    worker = _public(row)
+    uow.publish(worker_updated(worker))
+    return worker
 
 
 def same_fields(current: WorkerPublic, fields: WorkerFields) -> bool:
@@ -137,27 +160,30 @@ def same_fields(current: WorkerPublic, fields: WorkerFields) -> bool:
 
 
 async def replace_worker(
-    connection: asyncpg.Connection, *, current: WorkerPublic, fields: WorkerFields
+    uow: UnitOfWork, *, current: WorkerPublic, fields: WorkerFields
 ) -> WorkerPublic:
     """Write `fields` over `current` if nobody changed it meanwhile (optimistic lock)."""
     if same_fields(current, fields):
         return current
-    row = await connection.fetchrow(
-        f"UPDATE workers SET team_id = $4, display_name = $5, languages = $6, "
-        f"capacity_points = $7, active = $8, version = version + 1, updated_at = now() "
+    row = await uow.connection.fetchrow(
+        f"UPDATE workers SET team_id = $4, display_name = $5, role = $6, languages = $7, "
+        f"capacity_points = $8, active = $9, version = version + 1, updated_at = now() "
         f"WHERE organization_id = $1 AND worker_id = $2 AND version = $3 RETURNING {_PUBLIC}",
         current.organization_id,
         current.worker_id,
         current.version,
         fields.team_id,
         fields.display_name,
+        fields.role,
         fields.languages,
         fields.capacity_points,
         fields.active,
     )
     if row is None:
         raise StaleVersion
-    return _public(row)
+    worker = _public(row)
+    uow.publish(worker_updated(worker))
+    return worker
 
 
 @dataclass
@@ -169,12 +195,13 @@ class SyncOutcome:
 
 
 _UPSERT = f"""
-INSERT INTO workers AS w (organization_id, worker_id, team_id, display_name, languages,
+INSERT INTO workers AS w (organization_id, worker_id, team_id, display_name, role, languages,
                           capacity_points, active, created_at, updated_at)
-SELECT $1, i.worker_id, i.team_id, i.display_name, i.languages, i.capacity_points, i.active,
-       now(), now()
+SELECT $1, i.worker_id, i.team_id, i.display_name, i.role, i.languages, i.capacity_points,
+       i.active, now(), now()
 FROM jsonb_to_recordset($2::jsonb) AS i(worker_id text, team_id text, display_name text,
-                                        languages text[], capacity_points int, active boolean)
+                                        role text, languages text[], capacity_points int,
+                                        active boolean)
 ORDER BY i.worker_id
 ON CONFLICT (organization_id, worker_id) DO UPDATE SET
     {", ".join(f"{name} = EXCLUDED.{name}" for name in _FIELDS)},
@@ -182,23 +209,22 @@ ON CONFLICT (organization_id, worker_id) DO UPDATE SET
     updated_at = now()
 WHERE ({", ".join(f"w.{name}" for name in _FIELDS)})
       IS DISTINCT FROM ({", ".join(f"EXCLUDED.{name}" for name in _FIELDS)})
-RETURNING w.worker_id, (w.xmax = 0) AS created
+RETURNING {", ".join(f"w.{name}" for name in _PUBLIC.split(", "))}, (w.xmax = 0) AS created
 """
 
-_DEACTIVATE = """
+_DEACTIVATE = f"""
 UPDATE workers SET active = false, version = version + 1, updated_at = now()
 WHERE organization_id = $1 AND active AND NOT (worker_id = ANY($2::text[]))
   AND ($3::text IS NULL OR team_id = $3)
-RETURNING worker_id
+RETURNING {_PUBLIC}
 """
 
 
-async def sync_workers(
-    connection: asyncpg.Connection, *, organization_id: str, sync: WorkerSync
-) -> SyncOutcome:
+async def sync_workers(uow: UnitOfWork, *, organization_id: str, sync: WorkerSync) -> SyncOutcome:
     """Upsert the listed workers into the organisation; with `deactivate_missing`, deactivate
     (never delete) its active workers absent from the list (of `sync.team_id` only, if given).
-    The same list twice changes nothing the second time."""
+    The same list twice changes nothing (and publishes nothing) the second time."""
+    connection = uow.connection
     # One sync per organisation at a time: two would interleave their deactivations.
     await connection.execute(
         "SELECT pg_advisory_xact_lock(hashtextextended('planning.workers.sync:' || $1, 0))",
@@ -206,8 +232,10 @@ async def sync_workers(
     )
     listed = [worker.model_dump(mode="json") for worker in sync.workers]
     outcome = SyncOutcome()
+    changed: list[WorkerPublic] = []
     for row in await connection.fetch(_UPSERT, organization_id, listed) if listed else []:
         (outcome.created if row["created"] else outcome.updated).append(row["worker_id"])
+        changed.append(_public(row))  # the pydantic model ignores `created`
     outcome.unchanged = len(listed) - len(outcome.created) - len(outcome.updated)
     if sync.deactivate_missing:
         rows = await connection.fetch(
@@ -217,4 +245,6 @@ async def sync_workers(
             sync.team_id,
         )
         outcome.deactivated = [row["worker_id"] for row in rows]
+        changed += [_public(row) for row in rows]
+    uow.publish(*(worker_updated(worker) for worker in changed))
     return outcome

@@ -169,7 +169,7 @@ async def put_worker(
                 raise await guard.refuse(grant, stale("worker"), Outcome.PRECONDITION_FAILED)
             try:
                 worker = await service.create_worker(
-                    connection, organization_id=organization_id, worker_id=worker_id, fields=body
+                    uow, organization_id=organization_id, worker_id=worker_id, fields=body
                 )
             except service.StaleVersion:
                 raise await guard.refuse(
@@ -185,7 +185,7 @@ async def put_worker(
                 )
             if if_match is not None and not matches(if_match, etag(current)):
                 raise await guard.refuse(grant, stale("worker"), Outcome.PRECONDITION_FAILED)
-            worker = await service.replace_worker(connection, current=current, fields=body)
+            worker = await service.replace_worker(uow, current=current, fields=body)
         await guard.audit(uow, grant)
     response.headers["ETag"] = etag(worker)
     return worker
@@ -237,7 +237,7 @@ async def patch_worker(
         ):
             raise await guard.refuse(grant, not_found("worker"))
         try:
-            worker = await service.replace_worker(connection, current=current, fields=fields)
+            worker = await service.replace_worker(uow, current=current, fields=fields)
         except service.StaleVersion:
             raise await guard.refuse(grant, stale("worker"), Outcome.PRECONDITION_FAILED) from None
         await guard.audit(uow, grant)
@@ -270,7 +270,7 @@ async def sync_workers(
             await guard.audit(uow, grant)
             return stored.replay({})
         outcome = await service.sync_workers(
-            uow.connection, organization_id=principal.organization_id, sync=body
+            uow, organization_id=principal.organization_id, sync=body
         )
         result = WorkerSyncResult(
             created=len(outcome.created),
