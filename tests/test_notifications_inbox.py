@@ -17,6 +17,7 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
@@ -615,3 +616,44 @@ async def test_reviews_are_reminded_before_and_after_due_and_escalated_when_over
     held = str(reviews["held"])
     assert await items_about(stack, settings, ALICE, held, "review_overdue") == []
     assert await items_about(stack, settings, SAM, held) == []
+
+
+async def test_saving_preferences_schedules_the_daily_digest_and_turning_it_off_cancels_it(
+    stack: Stack, settings: Settings
+) -> None:
+    async def pending_digests() -> list[asyncpg.Record]:
+        connection = await asyncpg.connect(settings.database_url)
+        try:
+            return list(
+                await connection.fetch(
+                    "SELECT due_at, payload FROM notifications.timers WHERE kind = 'email.digest' "
+                    "AND key LIKE 'org-a:oscar:%' AND fired_at IS NULL"
+                )
+            )
+        finally:
+            await connection.close()
+
+    async def save(body: dict[str, object]) -> None:
+        current = await as_user(stack, settings, OSCAR, "GET", "/v1/preferences")
+        saved = await as_user(
+            stack, settings, OSCAR, "PUT", "/v1/preferences",
+            json=body, headers={"If-Match": current.headers["ETag"]},
+        )  # fmt: skip
+        assert saved.status_code == 200, saved.text
+        assert saved.json()["digest_hour"] == body.get("digest_hour", 7)
+
+    wanted = {
+        "daily_digest": True, "digest_hour": 6, "digest_time_zone": "Europe/Lisbon",
+        "email": "oscar@example.org", "language": "es",
+    }  # fmt: skip
+    await save(wanted)
+    [digest] = await pending_digests()
+    lisbon = digest["due_at"].astimezone(ZoneInfo("Europe/Lisbon"))
+    assert (lisbon.hour, lisbon.minute) == (6, 0) and digest["due_at"] > CLOCK.now()
+    payload = json.loads(digest["payload"])
+    assert payload["email"] == "oscar@example.org" and payload["language"] == "es"
+
+    await save({**wanted, "daily_digest": False})
+    assert await pending_digests() == []
+    await save({**wanted, "email": None})  # no address: nothing to send a digest to
+    assert await pending_digests() == []

@@ -16,7 +16,7 @@ from pydantic import (
     StringConstraints,
     model_validator,
 )
-from sqlalchemy import Boolean, Column, DateTime, Integer, MetaData, Table, Text, Time
+from sqlalchemy import Boolean, Column, DateTime, Integer, MetaData, Table, Text, Time, text
 from sqlalchemy import PrimaryKeyConstraint as Pk
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -71,7 +71,13 @@ class PreferencesUpdate(BaseModel):
         "rule's channels are narrowed to these (the inbox always keeps every notification).",
     )
     quiet_hours: QuietHours | None = None
-    daily_digest: bool = False
+    daily_digest: bool = Field(
+        default=False,
+        description="One e-mail a day (to `email`) counting your unread notifications, at "
+        "`digest_hour` in `digest_time_zone`; none when nothing is unread.",
+    )
+    digest_hour: int = Field(default=7, ge=0, le=23)
+    digest_time_zone: TimeZone = Field(default="UTC", examples=["Europe/Lisbon"])
     email: Email | None = None
     language: LanguageCode = Field(default="en", description="ISO 639 code for messages.")
 
@@ -91,6 +97,8 @@ def preferences_table(metadata: MetaData) -> Table:
         Column("quiet_end", Time),
         Column("quiet_time_zone", Text),
         Column("daily_digest", Boolean, nullable=False),
+        Column("digest_hour", Integer, nullable=False, server_default=text("7")),
+        Column("digest_time_zone", Text, nullable=False, server_default=text("'UTC'")),
         Column("email", Text),
         Column("language", Text, nullable=False),
         Column("version", Integer, nullable=False),

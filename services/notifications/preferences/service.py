@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 
+from services.notifications.email.digest import cancel_digest, schedule_digest
 from services.notifications.inbox.models import Draft, Recipient
 from services.notifications.preferences.models import (
     PreferencesPublic,
@@ -15,7 +16,8 @@ from services.notifications.preferences.models import (
 )
 
 _COLUMNS = (
-    "channels, quiet_start, quiet_end, quiet_time_zone, daily_digest, email, language, version"
+    "channels, quiet_start, quiet_end, quiet_time_zone, daily_digest, digest_hour, "
+    "digest_time_zone, email, language, version"
 )
 
 
@@ -29,6 +31,8 @@ def _public(row: asyncpg.Record) -> PreferencesPublic:
         channels=row["channels"],
         quiet_hours=quiet,
         daily_digest=row["daily_digest"],
+        digest_hour=row["digest_hour"],
+        digest_time_zone=row["digest_time_zone"],
         email=row["email"],
         language=row["language"],
         version=row["version"],
@@ -65,6 +69,8 @@ async def save(
         quiet.end if quiet else None,
         quiet.time_zone if quiet else None,
         update.daily_digest,
+        update.digest_hour,
+        update.digest_time_zone,
         update.email,
         update.language,
         version,
@@ -73,18 +79,47 @@ async def save(
     row = await connection.fetchrow(
         f"""
         INSERT INTO preferences (organization_id, user_id, {_COLUMNS}, updated_at)
-        VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9, $10, $11)
+        VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
         ON CONFLICT (organization_id, user_id) DO UPDATE SET
             channels = EXCLUDED.channels, quiet_start = EXCLUDED.quiet_start,
             quiet_end = EXCLUDED.quiet_end, quiet_time_zone = EXCLUDED.quiet_time_zone,
-            daily_digest = EXCLUDED.daily_digest, email = EXCLUDED.email,
+            daily_digest = EXCLUDED.daily_digest, digest_hour = EXCLUDED.digest_hour,
+            digest_time_zone = EXCLUDED.digest_time_zone, email = EXCLUDED.email,
             language = EXCLUDED.language, version = EXCLUDED.version,
             updated_at = EXCLUDED.updated_at
         RETURNING {_COLUMNS}
         """,
         *parameters,
     )
-    return _public(row)
+    saved = _public(row)
+    await _keep_digest(connection, organization_id=organization_id, user_id=user_id,
+                       preferences=saved, now=now)  # fmt: skip
+    return saved
+
+
+async def _keep_digest(
+    connection: asyncpg.Connection,
+    *,
+    organization_id: str,
+    user_id: str,
+    preferences: PreferencesPublic,
+    now: datetime,
+) -> None:
+    """The user's next digest follows what they just saved: (re)scheduled at their hour while
+    they want it and have an address, cancelled otherwise (same transaction)."""
+    if preferences.daily_digest and preferences.email:
+        await schedule_digest(
+            connection,
+            organization_id=organization_id,
+            user_id=user_id,
+            email=preferences.email,
+            language=preferences.language,
+            hour=preferences.digest_hour,
+            timezone=preferences.digest_time_zone,
+            now=now,
+        )
+    else:
+        await cancel_digest(connection, organization_id=organization_id, user_id=user_id)
 
 
 def recipient_of(
