@@ -28,6 +28,8 @@ class ServiceSpec:
     routers: Sequence[APIRouter] = ()
     # Event type -> handler. The worker subscribes to the topics these types travel on.
     handlers: Mapping[str, Handler] = field(default_factory=dict)
+    # Paths that take bulk uploads (up to settings.max_bulk_body_bytes, signed-in callers only).
+    bulk_upload_paths: Sequence[str] = ()
 
     @property
     def schema(self) -> str:
