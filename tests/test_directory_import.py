@@ -42,7 +42,8 @@ def api(directory_stack: Stack) -> httpx.AsyncClient:
 
 
 def counts(report: dict[str, Any], table: str) -> dict[str, int]:
-    return report["tables"][table]
+    table_counts: dict[str, int] = report["tables"][table]
+    return table_counts
 
 
 async def test_a_nested_service_lands_whole_and_reads_back_from_the_hsds_api(
@@ -194,7 +195,7 @@ def _package(org_id: str, service_ids: list[str], location_id: str) -> dict[str,
                     "",
                 ],
             ],
-        ),  # fmt: skip
+        ),
         "locations.csv": csv_file(
             ["id", "organization_id", "location_type", "name", "latitude", "longitude"],
             [[location_id, org_id, "physical", "Northgate Library", "53.48", "-2.24"]],
@@ -222,7 +223,7 @@ def _package(org_id: str, service_ids: list[str], location_id: str) -> dict[str,
                     "physical",
                 ]
             ],
-        ),  # fmt: skip
+        ),
         "service_at_location.csv": csv_file(
             ["id", "service_id", "location_id"],
             [[new_id(), service_ids[0], location_id], [new_id(), service_ids[1], location_id]],
@@ -234,7 +235,7 @@ def _package(org_id: str, service_ids: list[str], location_id: str) -> dict[str,
                 [new_id(), service_ids[1], "0161 000 0001", "twelve"],
                 [new_id(), service_ids[1]],
             ],
-        ),  # fmt: skip
+        ),
     }
 
 

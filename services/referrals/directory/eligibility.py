@@ -13,6 +13,7 @@ a missing fact is never held against the client.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from functools import lru_cache
 from typing import Any
@@ -21,6 +22,17 @@ import cel
 from pydantic import BaseModel, ConfigDict, Field
 
 MAX_EXPRESSION = 2000
+# CEL's standard functions (operators such as `_&&_` aside): anything else would fail when the
+# rule is evaluated, so it is refused when the rule is saved.
+FUNCTIONS = frozenset({
+    "size", "startsWith", "endsWith", "contains", "matches", "int", "uint", "double", "string",
+    "bool", "bytes", "dyn", "type", "has", "exists", "all", "exists_one", "map", "filter",
+    "timestamp", "duration",
+})  # fmt: skip
+_OPERATOR = re.compile(r"^@\w+$|.*[^A-Za-z0-9_.]")
+# The variable a macro binds (`need_categories.exists(n, n == 'food')`) is listed among an
+# expression's variables, but it is not a fact.
+_BOUND = re.compile(r"\.\s*(?:exists_one|exists|all|map|filter)\s*\(\s*([A-Za-z_]\w*)\s*,")
 
 
 class ClientFacts(BaseModel):
@@ -83,9 +95,16 @@ def compiled(expression: str) -> Any:
         program = cel.compile(expression)
     except (ValueError, RuntimeError, TypeError) as error:
         raise RuleError(str(error)) from None
-    unknown = sorted(set(program.variables()) - set(FACTS))
+    bound = set(_BOUND.findall(expression))
+    unknown = sorted(set(program.variables()) - set(FACTS) - bound)
     if unknown:
         raise RuleError(f"unknown fact {', '.join(unknown)}; rules may use: {', '.join(FACTS)}")
+    functions = sorted(
+        name for name in program.references()["functions"]
+        if not _OPERATOR.match(name) and name not in FUNCTIONS
+    )  # fmt: skip
+    if functions:
+        raise RuleError(f"unknown function {', '.join(functions)}")
     return program
 
 
@@ -104,7 +123,7 @@ def evaluate(
         program = compiled(expression)
     except RuleError as error:
         return result(Outcome.UNKNOWN, f"the rule does not compile: {error}")
-    missing = sorted(set(program.variables()) - set(context))
+    missing = sorted(set(program.variables()) & set(FACTS) - set(context))
     if missing:
         return result(Outcome.UNKNOWN, f"not known about the client: {', '.join(missing)}")
     try:

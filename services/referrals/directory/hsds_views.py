@@ -41,8 +41,8 @@ ModifiedAfter = Annotated[
     datetime | None, Query(description="Services modified on or after this date-time.")
 ]
 RecordId = Annotated[str, Path(max_length=100, description="The record's HSDS id.")]
-ERRORS = {code: PROBLEM_RESPONSES[code] for code in (404, 422)}
-HSDS_JSON = {"description": "HSDS 3.1 JSON", "content": {"application/json": {}}}
+ERRORS: dict[int | str, dict[str, Any]] = {code: PROBLEM_RESPONSES[code] for code in (404, 422)}
+HSDS_JSON: dict[str, Any] = {"description": "HSDS 3.1 JSON", "content": {"application/json": {}}}
 
 
 def _like(text: str) -> str:

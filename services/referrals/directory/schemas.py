@@ -25,7 +25,7 @@ HSDS_VERSION = "3.1"
 FORMATS = FormatChecker(formats=())
 
 
-@FORMATS.checks("uuid")
+@FORMATS.checks("uuid")  # type: ignore[untyped-decorator]
 def _is_uuid(value: object) -> bool:
     if not isinstance(value, str):
         return True
@@ -35,7 +35,7 @@ def _is_uuid(value: object) -> bool:
         return False
 
 
-@FORMATS.checks("date")
+@FORMATS.checks("date")  # type: ignore[untyped-decorator]
 def _is_date(value: object) -> bool:
     if not isinstance(value, str):
         return True
@@ -46,7 +46,7 @@ def _is_date(value: object) -> bool:
     return len(value) == 10
 
 
-@FORMATS.checks("date-time")
+@FORMATS.checks("date-time")  # type: ignore[untyped-decorator]
 def _is_date_time(value: object) -> bool:
     if not isinstance(value, str):
         return True
@@ -57,7 +57,7 @@ def _is_date_time(value: object) -> bool:
     return "T" in value.upper() and parsed.tzinfo is not None
 
 
-@FORMATS.checks("email")
+@FORMATS.checks("email")  # type: ignore[untyped-decorator]
 def _is_email(value: object) -> bool:
     if not isinstance(value, str):
         return True
@@ -65,7 +65,7 @@ def _is_email(value: object) -> bool:
     return bool(at and local and domain) and not any(c.isspace() for c in value)
 
 
-@FORMATS.checks("uri")
+@FORMATS.checks("uri")  # type: ignore[untyped-decorator]
 def _is_uri(value: object) -> bool:
     if not isinstance(value, str):
         return True
@@ -82,12 +82,12 @@ def _document(name: str) -> dict[str, Any]:
 
 
 @cache
-def _registry() -> Registry:  # type: ignore[type-arg]
+def _registry() -> Registry:
     resources = []
     for path in sorted(SCHEMA_DIR.glob("*.json")):
         document = json.loads(path.read_text("utf-8"))
         resources.append((document["$id"], Resource.from_contents(document)))
-    return Registry().with_resources(resources)  # type: ignore[no-any-return]
+    return Registry().with_resources(resources)
 
 
 @cache

@@ -212,7 +212,7 @@ async def set_capacity(
 async def set_casework_organization(
     connection: asyncpg.Connection, organization_id: str, casework_organization_id: str | None
 ) -> bool:
-    updated = await connection.execute(
+    updated: str = await connection.execute(
         "UPDATE organization SET casework_organization_id = $2, changed_at = now() WHERE id = $1",
         organization_id,
         casework_organization_id,

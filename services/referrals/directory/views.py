@@ -29,7 +29,9 @@ IMPORT_PATH = "/v1/directory/imports"
 ServiceId = Annotated[str, Path(max_length=100, description="The service's HSDS id.")]
 OrganizationId = Annotated[str, Path(max_length=100, description="The organization's HSDS id.")]
 ClientId = Annotated[UUID, Path(description="The client's id.")]
-WRITE_ERRORS = {code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)}
+WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)
+}
 
 
 def _settings(request: Request) -> Settings:
