@@ -95,7 +95,7 @@ async def test_services_page_without_a_token_in_the_hsds_shape(
     second = (
         await anonymous.get(
             "/hsds/services", params={"search": world["marker"], "per_page": 2, "page": 2}
-        )  # fmt: skip
+        )
     ).json()
     assert (second["size"], second["last_page"], second["first_page"]) == (1, True, False)
     beyond = (

@@ -148,6 +148,7 @@ def test_every_list_has_the_same_envelope() -> None:
     resources_with_lists = {
         ("intake", "/v1/reports/equity"),  # one report, its dimensions
         ("intake", "/v1/clients/{client_id}/links"),  # one client's identity group
+        ("referrals", "/v1/clients/{client_id}/suggested-services"),  # one client's ranking
     }
     for service, document in _documents().items():
         schemas = document["components"]["schemas"]
