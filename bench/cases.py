@@ -385,8 +385,15 @@ async def _search_phase(context: BenchContext, size: int, concurrency: int) -> N
     )
 
 
+def _directory_cases() -> dict[str, Case]:
+    from bench.directory import directory_import, directory_matching
+
+    return {"directory_import": directory_import, "directory_matching": directory_matching}
+
+
 CASES: dict[str, Case] = {
     "register_client": register_client,
     "event_latency": event_latency,
     "client_search": client_search,
+    **_directory_cases(),
 }

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from services.referrals.directory.schemas import document_errors
 from shared.settings import Settings
 from tests.directory_support import (
     FOOD_BANK_ORG,
@@ -31,6 +32,7 @@ from tests.directory_support import (
     unzipped,
     zipped,
 )
+from tests.hsds_examples.service_full import service_full
 from tests.support import Stack, admin_fetchval
 
 __all__ = ["directory_settings", "directory_stack"]
@@ -425,3 +427,41 @@ async def test_importing_needs_the_directory_role(
     response = await api.post("/v1/directory/imports", json=[])
     assert response.status_code == 403
     assert response.json()["detail"] == "Your roles do not allow directory.write."
+
+
+async def test_the_specifications_own_service_full_example_imports_and_reads_back(
+    api: httpx.AsyncClient, directory_settings: Settings
+) -> None:
+    example = service_full()
+
+    response = await import_json(api, directory_settings, OPERATOR, [example])
+
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert report["rejected"] == []
+    # The example repeats one phone under the service, its location, its contact and its
+    # organization: one row, its parents merged.
+    assert counts(report, "phone")["received"] == 10
+    assert counts(report, "phone")["inserted"] + counts(report, "phone")["unchanged"] == 1
+    assert await admin_fetchval(
+        directory_settings,
+        "SELECT array[service_id, location_id, organization_id, contact_id, "
+        "service_at_location_id] FROM referrals.phone WHERE id = $1",
+        example["phones"][0]["id"],
+    ) == [example["id"], example["service_at_locations"][0]["location"]["id"],
+          example["organization"]["id"], example["contacts"][0]["id"],
+          example["service_at_locations"][0]["id"]]  # fmt: skip
+    read = (await api.get(f"/hsds/services/{example['id']}")).json()
+    assert document_errors("service", read) == []
+    assert read["attributes"][0]["taxonomy_term"]["taxonomy_detail"]["version"] == "version"
+    assert read["metadata"][0]["replacement_value"] == "MyCity New Civic Center"
+    assert read["program"]["name"] == "Community Mental Health Support"
+    assert read["organization"]["organization_identifiers"][0]["identifier"] == "1234567"
+    assert read["cost_options"][0]["amount"] == 35
+    again = await import_json(api, directory_settings, OPERATOR, [example])
+    assert all(c["inserted"] == 0 and c["updated"] == 0 for c in again.json()["tables"].values())
+    exported_back = await import_json(api, directory_settings, OPERATOR, [read])
+    assert exported_back.json()["rejected"] == []
+    assert all(
+        c["inserted"] == 0 and c["updated"] == 0 for c in exported_back.json()["tables"].values()
+    )

@@ -104,16 +104,18 @@ class Graph:
     async def _load_links(
         self, child: str, field: str, entity_field: str, table: str, ids: set[str]
     ) -> None:
+        """Attributes (or metadata) of these rows of `table`."""
         key = (child, f"{entity_field}:{table}")
         missing = ids - self.asked[key]
         if not missing:
             return
         self.asked[key] |= missing
+        # By id alone: HSDS ids are unique across tables, and `link_entity` / `resource_type`
+        # are free text that publishers fill in loosely (the specification's own example
+        # says "link_entity").
         fetched = await self.connection.fetch(
-            f'SELECT * FROM "{child}" WHERE "{field}" = ANY($1::text[]) '
-            f'AND coalesce("{entity_field}", $2) = $2 ORDER BY id',
+            f'SELECT * FROM "{child}" WHERE "{field}" = ANY($1::text[]) ORDER BY id',
             list(missing),
-            table,
         )
         for row in fetched:
             self.links[key][row[field]].append(row["id"])
@@ -160,19 +162,3 @@ async def full(connection: asyncpg.Connection, table: str, ids: list[str]) -> li
         await graph.load_children("service", "organization_id", set(ids))
         await graph.load_children("location", "organization_id", set(ids))
     return [graph.render(table, record_id) for record_id in ids if record_id in graph.rows[table]]
-
-
-async def organization_full(connection: asyncpg.Connection, organization_id: str) -> Any | None:
-    graph = Graph(connection)
-    await graph.load("organization", {organization_id})
-    if organization_id not in graph.rows["organization"]:
-        return None
-    await graph.load_children("location", "organization_id", {organization_id})
-    await graph.load_children("service", "organization_id", {organization_id})
-    document = graph.render("organization", organization_id)
-    for key, field in (("locations", "organization_id"), ("services", "organization_id")):
-        child = "location" if key == "locations" else "service"
-        ids = graph.children[(child, field)].get(organization_id, [])
-        if ids:
-            document[key] = [graph.render(child, i, ("organization", field)) for i in ids]
-    return document

@@ -42,6 +42,9 @@ class Rejected(BaseModel):
 
 
 class TableCounts(BaseModel):
+    """Per table: `received` counts every record read (the nested form repeats a record under
+    each of its parents: each time counts); the rest count rows."""
+
     received: int = 0
     inserted: int = 0
     updated: int = 0

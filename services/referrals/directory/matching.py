@@ -184,7 +184,7 @@ async def match(
     details = await _details(connection, ids)
     context = facts.context()
     severities = facts.need_severities or {}
-    matches = []
+    scored: list[tuple[bool, int, str, str, Any]] = []
     for row in candidates:
         service_id = row["id"]
         rules = _age_rules(row, context) + [
@@ -212,34 +212,52 @@ async def match(
         elif opens.next_opens_at is not None and opens.next_opens_at - now <= timedelta(days=1):
             score += OPENS_SOON_POINTS
         unknown = any(rule.outcome is Outcome.UNKNOWN for rule in rules)
-        matches.append(
-            ServiceMatch(
-                service_id=service_id,
-                service_name=row["name"],
-                organization_id=row["organization_id"],
-                organization_name=row["organization_name"],
-                score=score,
-                eligible="ineligible" if failed else ("unknown" if unknown else "eligible"),
-                explanation=Explanation(
-                    needs_met=needs_met,
-                    eligibility=rules,
-                    language=LanguageFit(
-                        client_language=facts.language,
-                        service_languages=spoken_list,
-                        spoken=spoken,
-                    ),
-                    postal_area=PostalFit(
-                        client_postal_area=facts.postal_area,
-                        served=served,
-                        service_areas=[str(a.get("name") or a.get("extent") or "") for a in areas],
-                    ),
-                    capacity=capacity,
-                    opening=opens,
-                ),
-            )
-        )
-    matches.sort(key=lambda m: (m.eligible == "ineligible", -m.score, m.service_name, m.service_id))
-    return MatchResult(facts=facts, candidates=len(candidates), services=matches[:limit])
+        parts = (row, score, failed, unknown, needs_met, rules, spoken_list, spoken, areas,
+                 served, capacity, opens)  # fmt: skip
+        scored.append((failed, -score, row["name"], service_id, parts))
+    scored.sort(key=lambda entry: entry[:4])
+    matches = [_service_match(facts, *entry[4]) for entry in scored[:limit]]
+    return MatchResult(facts=facts, candidates=len(candidates), services=matches)
+
+
+def _service_match(
+    facts: ClientFacts,
+    row: asyncpg.Record,
+    score: int,
+    failed: bool,
+    unknown: bool,
+    needs_met: list[str],
+    rules: list[RuleResult],
+    spoken_list: list[str],
+    spoken: bool | None,
+    areas: list[dict[str, Any]],
+    served: bool | None,
+    capacity: CapacityFit,
+    opens: Opening,
+) -> ServiceMatch:
+    """Only the services shown are built into their full explanation."""
+    return ServiceMatch(
+        service_id=row["id"],
+        service_name=row["name"],
+        organization_id=row["organization_id"],
+        organization_name=row["organization_name"],
+        score=score,
+        eligible="ineligible" if failed else ("unknown" if unknown else "eligible"),
+        explanation=Explanation(
+            needs_met=needs_met,
+            eligibility=rules,
+            language=LanguageFit(
+                client_language=facts.language, service_languages=spoken_list, spoken=spoken
+            ),
+            postal_area=PostalFit(
+                client_postal_area=facts.postal_area,
+                served=served,
+                service_areas=[str(a.get("name") or a.get("extent") or "") for a in areas],
+            ),
+            capacity=capacity,
+            opening=opens,
+        ),
+    )
 
 
 async def _details(
