@@ -161,7 +161,8 @@ async def _latencies(url: str, raw: bytes, count: int) -> tuple[list[float], int
 async def directory_matching(context: BenchContext) -> None:
     await _ensure_directory(context)
     base = context.stack.api_url("referrals")
-    facts = {"need_categories": ["food_insecurity", "housing_instability"], "age": 34,
+    needs = ["food_insecurity", "housing_instability"]
+    facts = {"need_categories": needs, "age": 34,
              "household_size": 3, "language": "pt", "postal_area": "RV3"}  # fmt: skip
     body = json.dumps({"facts": facts, "limit": 20}).encode()
     match = build_request("POST", f"{base}/v1/matches", body, headers=context.options.headers)
@@ -177,7 +178,7 @@ async def directory_matching(context: BenchContext) -> None:
             "p99_ms": rounded(percentile(latencies, 99)), "response_bytes": size,
             "errors": errors,
         })  # fmt: skip
-    candidates = await _candidates(context, facts["need_categories"])
+    candidates = await _candidates(context, needs)
     context.emit({"case": "directory_matching_candidates", "candidates": candidates})
 
 
