@@ -18,15 +18,17 @@ import json
 import random
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from bench.cases import BenchContext, Figure
 from bench.load import HttpConnection, build_request, percentile, rounded
 from bench.people import ORGANIZATION
 from shared.auth.tokens import issue_dev_token
 from shared.events.protection import GENERAL_NEED_CATEGORIES
+
+if TYPE_CHECKING:  # bench.cases lists these cases: no import cycle at run time
+    from bench.cases import BenchContext, Figure
 
 SERVICES = 10_000
 PER_ORGANIZATION = 50

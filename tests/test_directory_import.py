@@ -465,3 +465,26 @@ async def test_the_specifications_own_service_full_example_imports_and_reads_bac
     assert all(
         c["inserted"] == 0 and c["updated"] == 0 for c in exported_back.json()["tables"].values()
     )
+
+
+async def test_hostile_values_are_rejected_rows_or_problems_never_a_crash(
+    api: httpx.AsyncClient, directory_settings: Settings
+) -> None:
+    org = organization()
+    nul, surrogate = service(org), service(org)
+    body = json.dumps([nul, surrogate])
+    body = body.replace(nul["name"], "Food\\u0000bank", 1)
+    body = body.replace(surrogate["name"], "Food \\ud800 bank", 1)
+    headers = {**as_user(directory_settings, OPERATOR), "Content-Type": "application/json"}
+
+    response = await api.post("/v1/directory/imports", content=body.encode(), headers=headers)
+
+    assert response.status_code == 200, response.text
+    reasons = {r["id"]: r["reasons"] for r in response.json()["rejected"]}
+    assert reasons[nul["id"]] == ["name: contains a NUL character"]
+    assert reasons[surrogate["id"]] == ["name: not valid Unicode text (a lone surrogate)"]
+    not_a_number = await api.post(
+        "/v1/directory/imports", content=b'[{"id": "x", "minimum_age": NaN}]', headers=headers
+    )
+    assert not_a_number.status_code == 422
+    assert "NaN is not a JSON number" in not_a_number.json()["detail"]

@@ -255,3 +255,10 @@ async def test_suggestions_follow_the_clients_latest_assessment(
         headers=as_user(directory_settings, stranger),
     )
     assert refused.status_code == 404
+
+
+async def test_facts_that_are_not_facts_are_422(stack: Stack) -> None:
+    for facts in ({"need_categories": ["food\x00"]}, {"age": -1}, {"income": "low"}):
+        response = await stack.api["referrals"].post("/v1/matches", json={"facts": facts})
+        assert response.status_code == 422, facts
+        assert response.headers["content-type"] == "application/problem+json"

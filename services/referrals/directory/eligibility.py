@@ -16,10 +16,10 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any
 
 import cel
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 MAX_EXPRESSION = 2000
 # CEL's standard functions (operators such as `_&&_` aside): anything else would fail when the
@@ -48,9 +48,9 @@ class ClientFacts(BaseModel):
         pattern=r"^[A-Za-z0-9 ]+$",
         description="The start of the postal code (intake sends its first three characters).",
     )
-    need_categories: list[str] | None = Field(
-        default=None, max_length=50, description="Need categories (intake's vocabulary)."
-    )
+    need_categories: (
+        list[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]] | None
+    ) = Field(default=None, max_length=50, description="Need categories (intake's vocabulary).")
     language: str | None = Field(default=None, max_length=35, description="ISO 639 code.")
     sex: str | None = Field(default=None, max_length=20)
     income_band: str | None = Field(default=None, max_length=40)
@@ -93,8 +93,8 @@ def compiled(expression: str) -> Any:
         raise RuleError(f"longer than {MAX_EXPRESSION} characters")
     try:
         program = cel.compile(expression)
-    except (ValueError, RuntimeError, TypeError) as error:
-        raise RuleError(str(error)) from None
+    except Exception as error:  # the parser's errors are ValueError; anything else alike
+        raise RuleError(str(error) or type(error).__name__) from None
     bound = set(_BOUND.findall(expression))
     unknown = sorted(set(program.variables()) - set(FACTS) - bound)
     if unknown:
@@ -128,7 +128,7 @@ def evaluate(
         return result(Outcome.UNKNOWN, f"not known about the client: {', '.join(missing)}")
     try:
         value = program.execute(context)
-    except (ValueError, RuntimeError, TypeError) as error:
+    except Exception as error:  # type mismatches, overflow, ...: the rule cannot say
         return result(Outcome.UNKNOWN, f"could not be evaluated: {error}")
     if value is True:
         return result(Outcome.PASSED)

@@ -10,7 +10,7 @@ rate-limited per source address like every other request (shared/http/middleware
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import asyncpg
@@ -92,6 +92,8 @@ def _service_filters(
     if organization_id:
         conditions.append(f"s.organization_id = {arg(organization_id)}")
     if modified_after:
+        if modified_after.tzinfo is None:  # no offset given: UTC
+            modified_after = modified_after.replace(tzinfo=UTC)
         conditions.append(f"coalesce(s.last_modified, s.changed_at) >= {arg(modified_after)}")
     if postcode:
         code = arg("".join(postcode.split()).upper().replace("-", ""))

@@ -78,7 +78,14 @@ class _Run:
 
     def reject(self, table: str, record_id: str | None, where: str, reasons: list[str]) -> None:
         self.counts[table].rejected += 1
-        self.rejected.append(Rejected(table=table, id=record_id, where=where, reasons=reasons))
+        self.rejected.append(
+            Rejected(
+                table=table,
+                id=None if record_id is None else printable(record_id),
+                where=printable(where),
+                reasons=[printable(reason) for reason in reasons],
+            )
+        )
 
 
 def _merge(parsed: Parsed, run: _Run) -> list[Row]:
@@ -131,10 +138,25 @@ def _convert(table: HsdsTable, values: dict[str, Any]) -> tuple[dict[str, Any], 
         else:
             if "\x00" in value:
                 problems.append(f"{name}: contains a NUL character")
+            elif not value.isascii() and not _encodes(value):
+                problems.append(f"{name}: not valid Unicode text (a lone surrogate)")
             elif len(value) > MAX_TEXT:
                 problems.append(f"{name}: longer than {MAX_TEXT} characters")
             converted[name] = value
     return converted, problems
+
+
+def printable(text: str) -> str:
+    """The text as it can be answered in JSON (lone surrogates and NULs escaped)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
+def _encodes(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 async def _existing_ids(connection: asyncpg.Connection, table: str, ids: set[str]) -> set[str]:
@@ -252,7 +274,7 @@ async def run_import(
         tables={name: counts for name, counts in sorted(run.counts.items())},
         rejected=run.rejected[:MAX_REPORTED],
         rejected_total=len(run.rejected),
-        warnings=sorted(parsed.warnings),
+        warnings=sorted(printable(warning) for warning in parsed.warnings),
     )
 
 

@@ -84,8 +84,9 @@ class RuleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rule_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    description: str = Field(min_length=1, max_length=500)
+    description: str = Field(min_length=1, max_length=500, pattern=r"^[^\x00]*$")
     expression: str = Field(
+        pattern=r"^[^\x00]*$",
         min_length=1,
         max_length=2000,
         description="A CEL expression over the client facts (see ClientFacts), giving true "
@@ -120,6 +121,7 @@ class CaseworkOrganization(BaseModel):
 
     casework_organization_id: str | None = Field(
         max_length=100,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$",
         description="The Casework organisation whose partner staff maintain this directory "
         "organisation and receive its referrals; null: outside the network.",
     )
