@@ -129,7 +129,7 @@ def main() -> int:
     server = EmbeddedPostgres(directory / "postgres", free_port(), superuser_password="bench")
     server.start()
     try:
-        settings = Settings(  # type: ignore[call-arg]
+        settings = Settings(
             _env_file=None,
             database_url=with_database(server.admin_url, f"bench_{secrets.token_hex(4)}"),
             service_db_password="bench",
