@@ -401,6 +401,13 @@ from bench.notifications import crisis_to_stream, inbox_first_page  # noqa: E402
 from bench.timers import timers_due_together  # noqa: E402  (they name BenchContext for types only)
 from bench.webhooks import webhook_deliveries  # noqa: E402  (the same)
 
+
+def _directory_cases() -> dict[str, Case]:
+    from bench.directory import directory_import, directory_matching
+
+    return {"directory_import": directory_import, "directory_matching": directory_matching}
+
+
 CASES: dict[str, Case] = {
     "register_client": register_client,
     "event_latency": event_latency,
@@ -414,4 +421,5 @@ CASES: dict[str, Case] = {
     "team_caseload": team_caseload,
     "planning_case_from_assessment": planning.planning_case_from_assessment,
     "planning_timeline": planning.planning_timeline,
+    **_directory_cases(),
 }

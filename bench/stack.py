@@ -25,6 +25,7 @@ from pathlib import Path
 import asyncpg
 
 from bench.baseline_app import SCHEMA as BASELINE_SCHEMA
+from bench.people import ORGANIZATION
 from services.devstack import DevStack
 from services.registry import SERVICES
 from shared.events.contracts import ClientRegistered
@@ -89,6 +90,8 @@ class BenchStack:
             "CASEWORK_RATE_LIMIT_PER_SOURCE": "",
             "CASEWORK_RATE_LIMIT_PER_PRINCIPAL": "",
             "CASEWORK_RATE_LIMIT_UNAUTHENTICATED": "",
+            # The bench's organisation runs the directory (bench/directory.py imports it).
+            "CASEWORK_DIRECTORY_OPERATOR_ORGANIZATION_ID": ORGANIZATION,
         }
         self._replaced_environment = {name: os.environ.get(name) for name in chosen}
         os.environ.update(chosen)

@@ -115,6 +115,9 @@ class Settings(BaseSettings):
     http_port_base: int = Field(default=8000, ge=0, le=65000)
     worker_port_base: int = Field(default=9000, ge=0, le=65000)
     max_request_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Bulk uploads (a service's `bulk_upload_paths`, e.g. a directory import), from callers
+    # with a bearer token only.
+    max_bulk_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     # The path prefix a reverse proxy serves this API under (compose: /intake, ...), so /docs
     # and the OpenAPI servers point at the right place. Empty when served at the root.
     http_root_path: str = Field(default="", pattern=r"^(/[A-Za-z0-9._~-]+)*$")
@@ -250,6 +253,12 @@ class Settings(BaseSettings):
     # there is requested, and the case closes when a supervisor of its team approves). As an
     # environment variable a JSON list, e.g. ["org-a"].
     planning_closure_approval_organizations: list[str] = Field(default_factory=list)
+    # The referrals directory. The Casework organisation that runs the network's directory:
+    # its administrators manage every record (unset: nobody's do; each organisation's staff
+    # manage their own records). Capacity confirmed longer ago than capacity_stale_days
+    # counts as unknown.
+    directory_operator_organization_id: str | None = None
+    directory_capacity_stale_days: int = Field(default=14, ge=1, le=365)
 
     log_level: str = "INFO"
     # `make run`: start the embedded PostgreSQL / broker on the ports of the URLs above, with

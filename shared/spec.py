@@ -54,6 +54,8 @@ class ServiceSpec:
     api_lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None
     # Name -> loop: the service's own background work in its worker.
     loops: Mapping[str, WorkerLoop] = field(default_factory=dict)
+    # Paths that take bulk uploads (up to settings.max_bulk_body_bytes, signed-in callers only).
+    bulk_upload_paths: Sequence[str] = ()
 
     @property
     def schema(self) -> str:

@@ -850,6 +850,33 @@ ROUTES: dict[tuple[str, str, str], Route] = {
                    "headers": {"If-Match": f'"{w.path_ids["referral_id"]}.1"'}},
         client_bound=True,
     ),
+    # The resource directory (referrals): records of organisations, never of clients. Writes
+    # are narrowed to the records the caller manages; the HSDS API is public.
+    ("referrals", "POST", "/v1/directory/imports"): Route("directory.write", lambda w: {"json": []}),
+    ("referrals", "GET", "/v1/directory/export"): Route("directory.read"),
+    ("referrals", "GET", "/v1/directory/services/{service_id}"): Route("directory.read"),
+    ("referrals", "PUT", "/v1/directory/services/{service_id}/need-categories"): Route(
+        "directory.write", lambda w: {"json": {"need_categories": ["food"]}}
+    ),
+    ("referrals", "PUT", "/v1/directory/services/{service_id}/eligibility-rules"): Route(
+        "directory.write",
+        lambda w: {"json": {"rules": [{"rule_id": "r", "description": "d",
+                                       "expression": "age > 1"}]}},
+    ),
+    ("referrals", "PUT", "/v1/directory/services/{service_id}/capacity"): Route(
+        "capacity.write", lambda w: {"json": {"status": "capacity"}}
+    ),
+    ("referrals", "PUT", "/v1/directory/organizations/{organization_id}/casework-organization"):
+        Route("directory.write", lambda w: {"json": {"casework_organization_id": "org-b"}}),
+    ("referrals", "POST", "/v1/matches"): Route(
+        "match.run", lambda w: {"json": {"client_id": w.client_id}}, client_bound=True
+    ),
+    ("referrals", "GET", "/v1/clients/{client_id}/suggested-services"): Route("match.read"),
+    **{("referrals", "GET", path): Route(None) for path in (
+        "/hsds/", "/hsds/services", "/hsds/services/{service_id}", "/hsds/organizations",
+        "/hsds/organizations/{organization_id}", "/hsds/service_at_locations",
+        "/hsds/service_at_locations/{service_at_location_id}",
+    )},
     ("planning", "POST", "/v1/workers/sync"): Route(
         "worker.sync",
         lambda w: {"json": {"workers": [{"worker_id": "mallory", "team_id": "team-x",
@@ -1030,6 +1057,8 @@ async def world(stack: Stack, settings: Settings) -> World:
             "case_id": case_id, "approval_id": approval_id, "review_id": review_id,
             "plan_id": plan_id, "goal_id": goal_id, "note_id": note_id,
             "transfer_id": transfer_id, "team_id": "team-a",
+            "organization_id": "no-such-organization",
+            "service_at_location_id": "no-such-service-at-location",
         },
         case_etag=case.headers["ETag"],
     )  # fmt: skip

@@ -151,6 +151,7 @@ def test_every_list_has_the_same_envelope() -> None:
         ("intake", "/v1/clients/{client_id}/shared-record"),  # one client, as shared
         ("notifications", "/v1/notification-rules"),  # one organisation's rule set
         ("notifications", "/v1/on-call"),  # one organisation's on-call list
+        ("referrals", "/v1/clients/{client_id}/suggested-services"),  # one client's ranking
     }
     # The envelope plus a count of the whole collection.
     counted = {("notifications", "/v1/inbox"): {"unread_count"}}

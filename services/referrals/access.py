@@ -1,4 +1,13 @@
-"""Who may do what in referrals. The one place; every endpoint asks the Guard, which reads this."""
+"""Who may do what in referrals. The one place; every endpoint asks the Guard, which reads this.
+
+The directory (HSDS records) is public: the HSDS API reads it without a token. Writing it is
+`directory.write`: administrators and partner organisations' staff hold it, and the service
+narrows it to the records they may change (the directory operator's administrators: all;
+anyone else: their own organisation's, see directory/importer.py). `capacity.write`: the
+same people, for the capacity of a service. Matching reads a client's facts: `match.read`
+(suggestions, a GET) and `match.run` (a match asked with POST, a write by kind, so break-glass
+never opens it) for the workers in whose scope the client is.
+"""
 
 from shared.auth.policy import ActionKind, Policy, Scope, merge_kinds, merge_permissions
 from shared.auth.principal import Role
@@ -32,7 +41,27 @@ REFERRAL_PERMISSIONS = {
     },
 }
 
+
+DIRECTORY_KINDS = {
+    "directory.read": READ,
+    "directory.write": WRITE,
+    "capacity.write": WRITE,
+    "match.read": READ,
+    "match.run": WRITE,
+}
+
+DIRECTORY_PERMISSIONS = {
+    Role.ADMIN: {"directory.read": Scope.ALL, "directory.write": Scope.ALL,
+                 "capacity.write": Scope.ALL},
+    Role.PARTNER: {"directory.read": Scope.ALL, "directory.write": Scope.ALL,
+                   "capacity.write": Scope.ALL},
+    Role.CASEWORKER: {"match.read": Scope.CASELOAD, "match.run": Scope.CASELOAD},
+    Role.SUPERVISOR: {"match.read": Scope.TEAM, "match.run": Scope.TEAM},
+}  # fmt: skip
+
 POLICY = Policy(
-    permissions=merge_permissions(CLIENT_REF_PERMISSIONS, REFERRAL_PERMISSIONS),
-    kinds=merge_kinds(CLIENT_REF_KINDS, REFERRAL_KINDS),
+    permissions=merge_permissions(
+        CLIENT_REF_PERMISSIONS, REFERRAL_PERMISSIONS, DIRECTORY_PERMISSIONS
+    ),
+    kinds=merge_kinds(CLIENT_REF_KINDS, REFERRAL_KINDS, DIRECTORY_KINDS),
 )

@@ -1,5 +1,6 @@
 """Everything referrals keeps in its own schema."""
 
+from services.referrals.directory.assessments import client_assessments_table
 from services.referrals.directory.tables import directory_tables
 from shared.client_refs import client_refs_table
 from shared.db.metadata import service_metadata
@@ -12,3 +13,4 @@ add_platform_tables(metadata)
 client_refs_table(metadata)
 directory_tables(metadata)
 add_timer_tables(metadata)
+client_assessments_table(metadata)

@@ -89,7 +89,12 @@ def create_app(
     install_problem_handlers(app)
     # The last added runs first: request id, then the per-source rate (before any work),
     # malformed requests, the audit of unaudited refusals, the body limit.
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=settings.max_request_body_bytes,
+        bulk_max_bytes=settings.max_bulk_body_bytes,
+        bulk_paths=tuple(spec.bulk_upload_paths),
+    )
     app.add_middleware(RefusalAuditMiddleware)
     app.add_middleware(MalformedRequestMiddleware)
     app.add_middleware(SourceRateLimitMiddleware)

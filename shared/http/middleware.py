@@ -115,19 +115,38 @@ class RequestContextMiddleware:
 
 
 class BodySizeLimitMiddleware:
-    """Refuses bodies over the limit with 413 problem details, before any handler reads them."""
+    """Refuses bodies over the limit with 413 problem details, before any handler reads them.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    `bulk_paths` (exact paths, e.g. a directory import) take bodies up to `bulk_max_bytes`,
+    and only from callers that present a bearer token (checked by the endpoint), so an
+    anonymous caller never makes the service hold more than `max_bytes`."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        bulk_max_bytes: int | None = None,
+        bulk_paths: tuple[str, ...] = (),
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.bulk_max_bytes = max(bulk_max_bytes or max_bytes, max_bytes)
+        self.bulk_paths = frozenset(bulk_paths)
+
+    def _limit(self, scope: Scope) -> int:
+        authorization = _header(scope, b"authorization") or ""
+        if scope.get("path") in self.bulk_paths and authorization.lower().startswith("bearer "):
+            return self.bulk_max_bytes
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self._limit(scope)
         declared = _header(scope, b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._refuse(scope, send, limit)
             return
         # Read the whole (small) body first, so an over-long chunked body is refused before
         # the application sees any of it; then replay it.
@@ -140,8 +159,8 @@ class BodySizeLimitMiddleware:
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_bytes:
-                await self._refuse(scope, send)
+            if size > limit:
+                await self._refuse(scope, send, limit)
                 return
             chunks.append(chunk)
             more_body = message.get("more_body", False)
@@ -156,13 +175,13 @@ class BodySizeLimitMiddleware:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, scope: Scope, send: Send) -> None:
+    async def _refuse(self, scope: Scope, send: Send, limit: int) -> None:
         await send_problem(
             send,
             status=413,
             slug="payload-too-large",
             title="Request body too large",
-            detail=f"Request bodies are limited to {self.max_bytes} bytes; nothing was changed.",
+            detail=f"Request bodies are limited to {limit} bytes; nothing was changed.",
             instance=scope.get("path"),
         )
 

@@ -1,8 +1,8 @@
 """Closed-loop referrals: the referrals, their status history, and the durable timers that
 expire them.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-11-29
 """
 
@@ -14,8 +14,8 @@ from services.referrals.lifecycle.tables import referral_history_table, referral
 from shared.db.metadata import create_tables
 from shared.timers import create_timers_v1, drop_timers_v1
 
-revision: str = "0008"
-down_revision: str | None = "0007"
+revision: str = "0009"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
