@@ -17,7 +17,7 @@ from shared.http.preconditions import IfMatch, matches, precondition_required, s
 from shared.http.problems import PROBLEM_RESPONSES, RESOURCE_HEADERS, ProblemError
 from shared.messaging.outbox import unit_of_work
 
-router = APIRouter(prefix="/v1/referrals", tags=["referrals", "fhir"])
+router = APIRouter(prefix="/v1/referrals", tags=["fhir"])
 
 FHIR_JSON = "application/fhir+json"
 _FHIR_SCHEMA = {"type": "object", "description": "A FHIR R4 resource (JSON)."}
