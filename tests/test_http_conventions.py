@@ -152,6 +152,11 @@ def test_every_list_has_the_same_envelope() -> None:
         ("notifications", "/v1/notification-rules"),  # one organisation's rule set
         ("notifications", "/v1/on-call"),  # one organisation's on-call list
         ("referrals", "/v1/clients/{client_id}/suggested-services"),  # one client's ranking
+        ("planning", "/v1/code-lists/closure-reasons"),  # one code list, like intake's
+        ("planning", "/v1/code-lists/destinations"),  # one code list, like intake's
+        ("planning", "/v1/workers/{worker_id}/caseload"),  # one worker's load, as of now
+        ("planning", "/v1/teams/{team_id}/caseload"),  # one team's loads, as of now
+        ("planning", "/v1/cases/{case_id}/assignment-suggestions"),  # one case's ranking
     }
     # The envelope plus a count of the whole collection.
     counted = {("notifications", "/v1/inbox"): {"unread_count"}}
