@@ -188,6 +188,10 @@ class ServicesThread:
                     lifespan="on",
                     log_config=None,
                     access_log=False,
+                    # Longer than any pause of the run: uvicorn's 5 s default closed idle
+                    # keep-alive connections as the next request went out on them
+                    # (ConnectionResetError in CI, on a busy machine).
+                    timeout_keep_alive=300,
                 )
             )
             self.servers[name] = server

@@ -4,6 +4,7 @@ with their consents known to referrals, and calls as each side."""
 from __future__ import annotations
 
 import secrets
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -33,19 +34,20 @@ class Directory:
 
 async def seed_directory(settings: Settings) -> Directory:
     """Three services in the directory, as an admin's import would leave them."""
-    suffix = secrets.token_hex(4)
-    partner, library = f"hsds-org-partner-{suffix}", f"hsds-org-library-{suffix}"
+    # HSDS identifiers are UUIDs: the rows must export and import back like any others.
+    partner, library = str(uuid.uuid4()), str(uuid.uuid4())
     directory = Directory(
-        in_network=f"svc-food-{suffix}",
-        default_deadline=f"svc-shelter-{suffix}",
-        outside=f"svc-jobs-{suffix}",
+        in_network=str(uuid.uuid4()),
+        default_deadline=str(uuid.uuid4()),
+        outside=str(uuid.uuid4()),
     )
     connection = await asyncpg.connect(settings.database_url)
     try:
         await connection.execute("SET search_path = referrals")
         await connection.execute(
-            "INSERT INTO organization (id, name, casework_organization_id) "
-            "VALUES ($1, 'Food Partners', $2), ($3, 'Public Library', NULL)",
+            "INSERT INTO organization (id, name, description, casework_organization_id) VALUES "
+            "($1, 'Food Partners', 'Food parcels and shelter', $2), "
+            "($3, 'Public Library', 'Job club and computers', NULL)",
             partner, PARTNER_ORG, library,
         )  # fmt: skip
         await connection.execute(

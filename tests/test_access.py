@@ -1065,23 +1065,25 @@ async def world(stack: Stack, settings: Settings) -> World:
 
 
 async def seed_directory_service(settings: Settings) -> str:
-    """A service of an organisation outside the network, in referrals' directory."""
-    suffix = uuid.uuid4().hex[:8]
+    """A service of an organisation outside the network, in referrals' directory (HSDS
+    identifiers are UUIDs: the rows export and import back like any others)."""
+    organization_id, service_id = str(uuid.uuid4()), str(uuid.uuid4())
     connection = await asyncpg.connect(settings.database_url)
     try:
         await connection.execute(
-            "INSERT INTO referrals.organization (id, name) VALUES ($1, 'Library')",
-            f"org-library-{suffix}",
+            "INSERT INTO referrals.organization (id, name, description) "
+            "VALUES ($1, 'Library', 'Job club and computers')",
+            organization_id,
         )
         await connection.execute(
             "INSERT INTO referrals.service (id, organization_id, name, status) "
             "VALUES ($1, $2, 'Job club', 'active')",
-            f"svc-jobs-{suffix}",
-            f"org-library-{suffix}",
+            service_id,
+            organization_id,
         )
     finally:
         await connection.close()
-    return f"svc-jobs-{suffix}"
+    return service_id
 
 
 async def planning_approval_and_review(settings: Settings, case_id: str) -> tuple[str, str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -28,10 +28,10 @@ async def connection(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
 async def test_a_service_in_the_network_names_its_casework_organisation(
     connection: asyncpg.Connection,
 ) -> None:
-    organization, service = secrets.token_hex(8), secrets.token_hex(8)
+    organization, service = str(uuid.uuid4()), str(uuid.uuid4())
     await connection.execute(
-        "INSERT INTO organization (id, name, casework_organization_id) VALUES ($1, 'Food Bank', "
-        "'org-b')",
+        "INSERT INTO organization (id, name, description, casework_organization_id) "
+        "VALUES ($1, 'Food Bank', 'Emergency parcels', 'org-b')",
         organization,
     )
     await connection.execute(
@@ -53,9 +53,10 @@ async def test_a_service_in_the_network_names_its_casework_organisation(
 async def test_a_service_outside_the_network_has_no_casework_organisation(
     connection: asyncpg.Connection,
 ) -> None:
-    organization, service = secrets.token_hex(8), secrets.token_hex(8)
+    organization, service = str(uuid.uuid4()), str(uuid.uuid4())
     await connection.execute(
-        "INSERT INTO organization (id, name) VALUES ($1, 'Library')", organization
+        "INSERT INTO organization (id, name, description) VALUES ($1, 'Library', 'Job club')",
+        organization,
     )
     await connection.execute(
         "INSERT INTO service (id, organization_id, name, status) VALUES ($1, $2, 'Job club', "
