@@ -161,7 +161,8 @@ class Settings(BaseSettings):
     relay_keepalive_count: int = Field(default=3, ge=1)
     relay_lock_check_seconds: float = Field(default=2.0, gt=0)
     # How often the relay checks that the declared topics exist and the broker epoch is the
-    # one it published under (a broker that lost its log is healed by replaying the outbox).
+    # one it published under (a broker that lost its log is healed by replaying the outbox);
+    # consumers check the epoch as often, and rewind their partitions when it changed.
     relay_broker_check_seconds: float = Field(default=5.0, gt=0)
 
     # /health/ready answers within this many seconds whatever its dependencies do.

@@ -10,6 +10,12 @@ the message is dead-lettered like any other. A message that cannot be decoded, o
 handler keeps failing, goes to the group's dead-letter topic with the error in its headers,
 and the partition moves on.
 
+A broker that lost its log (lost_log.py) numbers every partition from 0 again, and the relays
+replay their outboxes into it. A position this member held from before the loss could then
+skip replayed events (fetching at offset N once the new log has grown past N): so the runner
+watches the broker epoch too, and on a new one rewinds every partition it holds to the
+beginning; the inbox makes the re-reads harmless.
+
 Readiness: the runner is ready once its group has completed a rebalance (with partitions, or
 as a standby member when the group has more members than partitions) and not during one.
 """
@@ -34,7 +40,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from shared.db.database import Database
 from shared.events.contracts import dead_letter_topic
 from shared.events.envelope import Event, UndecodableEvent, UnknownEventType, decode
-from shared.messaging.kafka import client_options
+from shared.messaging.kafka import broker_epoch, client_options
 from shared.messaging.kafka import producer as make_producer
 from shared.metrics import (
     CONSUMER_LAG,
@@ -112,6 +118,7 @@ class ConsumerRunner:
         self.membership = _Membership()
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
+        self._epoch_changed = asyncio.Event()
 
     async def run(self) -> None:
         """Consume until cancelled. Cancellation mid-message rolls it back and leaves it uncommitted."""
@@ -127,10 +134,13 @@ class ConsumerRunner:
         )
         self._consumer.subscribe(self.topics, listener=self.membership)
         self._producer = make_producer(self.settings)
+        watcher = asyncio.create_task(self._watch_broker_epoch())
         try:
             # Inside the try: a stop while still connecting must close both clients too.
             await self._start_with_retry()
             while True:
+                if self._epoch_changed.is_set():
+                    await self._rewind()
                 batches = await self._consumer.getmany(timeout_ms=500, max_records=200)
                 if self._consumer.assignment():
                     self.assigned.set()
@@ -141,10 +151,38 @@ class ConsumerRunner:
                     await self._commit(partition, messages[-1].offset + 1)
                     await self._record_lag(partition)
         finally:
+            watcher.cancel()
             # Shielded: a second cancellation (the worker cancelling its loops again on the way
             # out) must not leave this member in the group, still heartbeating, holding up the
             # next rebalance, nor its producer open.
             await asyncio.shield(self._stop_clients(self._consumer, self._producer))
+
+    async def _watch_broker_epoch(self) -> None:
+        """Set `_epoch_changed` whenever the broker's epoch differs from the one seen before."""
+        known: str | None = None
+        while True:
+            try:
+                epoch = await asyncio.wait_for(
+                    broker_epoch(self.settings), self.settings.relay_broker_check_seconds * 2
+                )
+            except (KafkaError, OSError, TimeoutError):
+                epoch = None  # unreachable, or lost and not yet re-stamped: look again later
+            if epoch is not None:
+                if known is not None and epoch != known:
+                    self._epoch_changed.set()
+                known = epoch
+            await asyncio.sleep(self.settings.relay_broker_check_seconds)
+
+    async def _rewind(self) -> None:
+        assert self._consumer is not None
+        self._epoch_changed.clear()
+        partitions = self._consumer.assignment()
+        if partitions:
+            await self._consumer.seek_to_beginning(*partitions)
+        log.warning(
+            "the broker lost its log; reading every partition again from the beginning",
+            extra={"group": self.group, "partitions": len(partitions)},
+        )
 
     @staticmethod
     async def _stop_clients(consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
