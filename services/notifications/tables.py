@@ -1,6 +1,7 @@
 """Everything notifications keeps in its own schema."""
 
 from services.notifications.directory.models import add_directory_tables
+from services.notifications.email.models import email_deliveries_table
 from services.notifications.inbox.models import add_inbox_tables
 from services.notifications.inbox.stream import stream_tickets_table
 from services.notifications.preferences.models import preferences_table
@@ -20,3 +21,4 @@ add_directory_tables(metadata)
 preferences_table(metadata)
 rule_sets_table(metadata)
 stream_tickets_table(metadata)
+email_deliveries_table(metadata)

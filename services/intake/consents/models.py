@@ -205,8 +205,8 @@ class ConsentPublic(BaseModel):
 def consents_table(metadata: MetaData) -> Table:
     """Every consent ever recorded for a client; revocation fills in the revoked_* columns.
 
-    The checks hold the rules the API enforces first, whatever writes. They are literal SQL on
-    purpose: migration 0004 builds this table, so changing a check needs a migration of its own.
+    The checks hold the rules the API enforces first, whatever writes. Changing one (or any column)
+    needs a migration of its own: migration 0004 keeps its own frozen copy of this table.
     Vocabularies (purposes, classes, reasons) are left to the API, so they can grow.
     """
     return Table(

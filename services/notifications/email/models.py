@@ -19,8 +19,6 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
 
-from services.notifications import tables
-
 
 class EmailStatus(StrEnum):
     QUEUED = "queued"  # not attempted yet
@@ -55,6 +53,3 @@ def email_deliveries_table(metadata: MetaData) -> Table:
         ),
         Index("ix_email_deliveries_recipient_id_created_at", "recipient_id", "created_at"),
     )
-
-
-email_deliveries_table(tables.metadata)

@@ -60,7 +60,7 @@ def case_assignments_table(metadata: MetaData) -> Table:
 
 
 def case_assignment_case_id() -> Column[UUID]:
-    """The case an assignment is of (added by migration 0009; older rows have none)."""
+    """The case an assignment is of (added by migration 0010; older rows have none)."""
     return Column("case_id", PgUUID(as_uuid=True))
 
 

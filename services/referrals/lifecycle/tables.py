@@ -24,8 +24,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
 
-from services.referrals import tables
-
 
 def referrals_table(metadata: MetaData) -> Table:
     return Table(
@@ -108,8 +106,3 @@ def referral_history_table(metadata: MetaData) -> Table:
         CheckConstraint("set_by_side IN ('sending', 'receiving', 'system')", name="side"),
         Index("ix_referral_history_referral_id_seq", "referral_id", "seq"),
     )
-
-
-# Part of referrals' declared tables (what its migrations must produce).
-referrals_table(tables.metadata)
-referral_history_table(tables.metadata)

@@ -10,9 +10,11 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy import Column, DateTime, Index, Integer, MetaData, Table, Text
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import UUID as PgUUID
 
-from services.intake.clients.models import client_changes_table
 from shared.db.metadata import create_tables
 
 revision: str = "0003"
@@ -21,6 +23,23 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 SCHEMA = "intake"
+
+
+def client_changes_table_v1(target: MetaData) -> Table:
+    """Field-level history: who changed which field of a client from what to what, when."""
+    return Table(
+        "client_changes",
+        target,
+        Column("id", PgUUID(as_uuid=True), primary_key=True),
+        Column("client_id", PgUUID(as_uuid=True), nullable=False),
+        Column("version", Integer, nullable=False),
+        Column("changed_by", Text, nullable=False),
+        Column("changed_at", DateTime(timezone=True), nullable=False),
+        Column("changes", JSONB, nullable=False),
+        Index("ix_client_changes_client_id_version", "client_id", "version"),
+    )
+
+
 TEXT_ARRAY_DEFAULT = sa.text("'{}'::text[]")
 
 
@@ -67,7 +86,7 @@ def upgrade() -> None:
         ("ix_clients_created_at_id", ["created_at", "id"]),
     ):
         op.create_index(name, "clients", columns_, schema=SCHEMA)
-    create_tables(op.get_bind(), SCHEMA, client_changes_table)
+    create_tables(op.get_bind(), SCHEMA, client_changes_table_v1)
 
 
 def downgrade() -> None:

@@ -7,6 +7,7 @@ Create Date: 2026-11-29
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012"
@@ -18,12 +19,15 @@ SCHEMA = "notifications"
 
 
 def upgrade() -> None:
-    # 0008 builds `preferences` from the live model, which has these columns now: on a fresh
-    # database they exist already, on one migrated before they are added here.
-    op.execute(
-        f"ALTER TABLE {SCHEMA}.preferences "
-        "ADD COLUMN IF NOT EXISTS digest_hour integer NOT NULL DEFAULT 7, "
-        "ADD COLUMN IF NOT EXISTS digest_time_zone text NOT NULL DEFAULT 'UTC'"
+    op.add_column(
+        "preferences",
+        sa.Column("digest_hour", sa.Integer(), nullable=False, server_default=sa.text("7")),
+        schema=SCHEMA,
+    )
+    op.add_column(
+        "preferences",
+        sa.Column("digest_time_zone", sa.Text(), nullable=False, server_default=sa.text("'UTC'")),
+        schema=SCHEMA,
     )
 
 
