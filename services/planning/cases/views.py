@@ -28,7 +28,11 @@ from shared.events.planning import CaseStatus
 from shared.http.app import ClockDep, DatabaseDep
 from shared.http.pagination import Cursor, Limit, Page, decode_keyset, keyset_page
 from shared.http.preconditions import IfMatch, matches, precondition_required, stale
-from shared.http.problems import PROBLEM_RESPONSES, RESOURCE_HEADERS, ProblemError
+from shared.http.problems import (
+    RESOURCE_HEADERS,
+    ProblemError,
+    problem_responses,
+)
 from shared.messaging.outbox import UnitOfWork, unit_of_work
 from shared.settings import Settings
 
@@ -37,7 +41,7 @@ router = APIRouter(prefix="/v1/cases", tags=["cases"])
 CaseId = Annotated[UUID, Path()]
 WITH_ETAG: dict[int | str, dict[str, Any]] = {200: {"headers": {"ETag": RESOURCE_HEADERS["ETag"]}}}
 CHANGE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    **{code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 409, 412, 413, 422, 428)},
+    **problem_responses(400, 401, 403, 404, 409, 412, 413, 422, 428),
     **WITH_ETAG,
 }
 
@@ -64,7 +68,7 @@ async def _public(uow: UnitOfWork, guard: Guard, grant: Grant, case: Case) -> Ca
     response_model=CasePublic,
     status_code=201,
     responses={
-        **{code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 409, 413, 422)},
+        **problem_responses(400, 401, 403, 404, 409, 413, 422),
         201: {"headers": RESOURCE_HEADERS},
     },
     summary="Open a case for a client in your scope",
@@ -131,7 +135,7 @@ async def lifecycle_reload(uow: UnitOfWork, case_id: UUID) -> Case:
 @router.get(
     "",
     response_model=Page[CasePublic],
-    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 422)},
+    responses=problem_responses(400, 401, 403, 422),
     summary="The cases you may see, oldest first",
     description="Cases of your organisation whose client is in your scope (your caseload, "
     "your team's); filter by `client_id` and `status`.",
@@ -165,7 +169,7 @@ async def get_cases(
 @router.get(
     "/{case_id}",
     response_model=CasePublic,
-    responses={**{code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)}, **WITH_ETAG},
+    responses={**problem_responses(401, 403, 404, 422), **WITH_ETAG},
     summary="One case, with its needs",
     description="Needs of protected data classes are shown only to the case's own worker and "
     "its team's supervisors (never through break-glass).",
@@ -327,7 +331,7 @@ async def reopen_case(
 @router.put(
     "/{case_id}/assignment",
     response_model=AssignmentPublic,
-    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 409, 412, 413, 422)},
+    responses=problem_responses(400, 401, 403, 404, 409, 412, 413, 422),
     summary="Assign a case to a worker of your team",
     description="Supervisors assign within their own team, to an active worker of the staff "
     "directory (`/v1/workers`) of their own organisation and team; otherwise 422 with the "
@@ -385,7 +389,7 @@ def _not_assignable(refused: service.AssignmentRefused) -> ProblemError:
 @router.get(
     "/{case_id}/assignment",
     response_model=AssignmentPublic,
-    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)},
+    responses=problem_responses(401, 403, 404, 422),
     summary="Who a case is assigned to",
 )
 async def get_assignment(

@@ -28,17 +28,13 @@ from shared.http import idempotency
 from shared.http.app import ClockDep, DatabaseDep
 from shared.http.pagination import Cursor, Limit, Page, decode_keyset, keyset_page
 from shared.http.preconditions import IfMatch, matches, precondition_required, stale
-from shared.http.problems import PROBLEM_RESPONSES, not_found
+from shared.http.problems import not_found, problem_responses
 from shared.messaging.outbox import UnitOfWork, unit_of_work
 
 router = APIRouter(tags=["notes"])
 
 CaseId = Annotated[UUID, Path(description="The case's id.")]
 NoteId = Annotated[UUID, Path(description="The note's id.")]
-
-
-def _problems(*codes: int) -> dict[int | str, dict[str, object]]:
-    return {code: PROBLEM_RESPONSES[code] for code in codes}
 
 
 def etag(note: NotePublic) -> str:
@@ -103,7 +99,7 @@ async def _as_read(guard: Guard, grant: Grant, if_match: str | None, note: NoteP
     "/v1/cases/{case_id}/notes",
     status_code=201,
     response_model=NotePublic,
-    responses=_problems(400, 401, 403, 404, 409, 413, 422),
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 422),
     summary="Write a progress note on a case, as a draft",
     description="`details.kind` is the note's kind, with its own fields (contact: `mode`; "
     "service_provided: `minutes` or `units`; advocacy: with whom and on what; consultation: "
@@ -146,7 +142,7 @@ async def create_note(
 @router.get(
     "/v1/cases/{case_id}/notes",
     response_model=Page[NotePublic],
-    responses=_problems(400, 401, 403, 404, 422),
+    responses=problem_responses(400, 401, 403, 404, 422),
     summary="A case's notes the caller may see, newest first",
 )
 async def list_notes(
@@ -171,7 +167,7 @@ async def list_notes(
 @router.get(
     "/v1/notes/{note_id}",
     response_model=NotePublic,
-    responses=_problems(401, 403, 404, 422),
+    responses=problem_responses(401, 403, 404, 422),
     summary="Read a progress note",
 )
 async def get_note(
@@ -187,7 +183,7 @@ async def get_note(
 @router.patch(
     "/v1/notes/{note_id}",
     response_model=NotePublic,
-    responses=_problems(400, 401, 403, 404, 409, 412, 413, 422, 428),
+    responses=problem_responses(400, 401, 403, 404, 409, 412, 413, 422, 428),
     summary="Change your draft note (If-Match required)",
     description="Fields present replace the draft's. Only the author changes a draft; a signed "
     "note never changes (409): correct it with an addendum.",
@@ -218,7 +214,7 @@ async def update_note(
 @router.post(
     "/v1/notes/{note_id}/signature",
     response_model=NotePublic,
-    responses=_problems(401, 403, 404, 409, 412, 422, 428),
+    responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
     summary="Sign your draft note (If-Match required): from now on it never changes",
     description="Publishes `NoteSigned` (ids and kind, never text). A signed contact note "
     "moves the case's last contact to when it happened. Kinds listed as needing it await a "
@@ -250,7 +246,7 @@ async def sign_note(
     "/v1/notes/{note_id}/addenda",
     status_code=201,
     response_model=NotePublic,
-    responses=_problems(400, 401, 403, 404, 409, 413, 422),
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 422),
     summary="Correct a signed note: a draft addendum pointing at it, signed on its own",
 )
 async def add_addendum(
@@ -292,7 +288,7 @@ async def add_addendum(
 @router.post(
     "/v1/notes/{note_id}/cosignature",
     response_model=NotePublic,
-    responses=_problems(401, 403, 404, 409, 422),
+    responses=problem_responses(401, 403, 404, 409, 422),
     summary="Co-sign a signed note of a kind that needs it (a supervisor of the case's team)",
     description="Never the note's author (403 `self-cosignature`); only a supervisor of the "
     "case's own team (403 `not-case-supervisor`); once (409).",

@@ -31,7 +31,7 @@ from shared.http import idempotency
 from shared.http.app import ClockDep, DatabaseDep
 from shared.http.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor, invalid_cursor
 from shared.http.preconditions import IfMatch, matches, precondition_required, stale
-from shared.http.problems import PROBLEM_RESPONSES, not_found
+from shared.http.problems import not_found, problem_responses
 from shared.messaging.outbox import UnitOfWork, unit_of_work
 
 router = APIRouter(tags=["plans"])
@@ -39,10 +39,6 @@ router = APIRouter(tags=["plans"])
 CaseId = Annotated[UUID, Path(description="The case's id.")]
 PlanId = Annotated[UUID, Path(description="A plan version's id.")]
 GoalId = Annotated[UUID, Path(description="A goal's id (stable across versions).")]
-
-
-def _problems(*codes: int) -> dict[int | str, dict[str, object]]:
-    return {code: PROBLEM_RESPONSES[code] for code in codes}
 
 
 def etag(plan: service.Plan | PlanPublic) -> str:
@@ -98,7 +94,7 @@ async def _draft_as_read(
     "/v1/cases/{case_id}/plans",
     status_code=201,
     response_model=PlanPublic,
-    responses=_problems(400, 401, 403, 404, 409, 413, 422),
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 422),
     summary="Start a case's service plan: version 1, as a draft",
     description="Goals are tied to the case's needs (`need_category`), each with a measure, a "
     "target value and a target date not in the past; actions under goals name who carries "
@@ -143,7 +139,7 @@ async def create_plan(
 @router.get(
     "/v1/cases/{case_id}/plans",
     response_model=Page[PlanSummary],
-    responses=_problems(400, 401, 403, 404, 422),
+    responses=problem_responses(400, 401, 403, 404, 422),
     summary="The versions of a case's plan, newest first",
 )
 async def list_plans(
@@ -179,7 +175,7 @@ def _number_cursor(cursor: str) -> int:
 @router.get(
     "/v1/plans/{plan_id}",
     response_model=PlanPublic,
-    responses=_problems(401, 403, 404, 422),
+    responses=problem_responses(401, 403, 404, 422),
     summary="A plan version: goals (with current status and progress), actions, safety plan",
 )
 async def get_plan(
@@ -196,7 +192,7 @@ async def get_plan(
 @router.put(
     "/v1/plans/{plan_id}",
     response_model=PlanPublic,
-    responses=_problems(400, 401, 403, 404, 409, 412, 413, 422, 428),
+    responses=problem_responses(400, 401, 403, 404, 409, 412, 413, 422, 428),
     summary="Replace a draft's goals, actions and safety plan (If-Match required)",
     description="Only a draft changes (409 `plan-not-draft` otherwise: an approved version is "
     "never edited). Keep a goal's or action's `id` to keep it; omit it for a new one. A "
@@ -229,7 +225,7 @@ async def update_plan(
 @router.put(
     "/v1/plans/{plan_id}/agreement",
     response_model=PlanPublic,
-    responses=_problems(400, 401, 403, 404, 409, 412, 413, 422, 428),
+    responses=problem_responses(400, 401, 403, 404, 409, 412, 413, 422, 428),
     summary="Record the client's agreement to a draft: signed, verbal or declined (If-Match)",
     description="Required before approval is requested: the supervisor decides knowing where "
     "the client stands. A declined plan can still be approved (e.g. a safety plan the client "
@@ -269,7 +265,7 @@ async def record_agreement(
 @router.post(
     "/v1/plans/{plan_id}/approval-request",
     response_model=PlanPublic,
-    responses=_problems(401, 403, 404, 409, 412, 422, 428),
+    responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
     summary="Ask a supervisor of the case's team to approve a draft (If-Match required)",
     description="The draft needs a goal and the client's agreement (422 otherwise). It awaits "
     "approval (no longer editable) through the generic approvals (`/v1/approvals`): approved, "
@@ -318,7 +314,7 @@ async def request_plan_approval(
     "/v1/plans/{plan_id}/revision",
     status_code=201,
     response_model=PlanPublic,
-    responses=_problems(401, 403, 404, 409, 422),
+    responses=problem_responses(401, 403, 404, 409, 422),
     summary="Revise the approved version in force: a new draft with the same goals and ids",
     description="The new version copies goals (with their current status), actions and the "
     "safety plan, ids kept, so `/diff` shows what the revision changes. 409 when this is not "
@@ -350,7 +346,7 @@ async def revise_plan(
 @router.get(
     "/v1/plans/{plan_id}/diff",
     response_model=PlanDiff,
-    responses=_problems(401, 403, 404, 422),
+    responses=problem_responses(401, 403, 404, 422),
     summary="What changed from another version of the same case's plan to this one",
     description="Goals and actions added, removed and changed (each changed field before and "
     "after; goals as each version shows them, current status included); safety plan items "
@@ -376,7 +372,7 @@ async def diff_plans(
 @router.post(
     "/v1/plans/{plan_id}/goals/{goal_id}/status",
     response_model=PlanPublic,
-    responses=_problems(400, 401, 403, 404, 409, 413, 422),
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 422),
     summary="Change a goal's status on the approved version in force",
     description="Publishes `GoalStatusChanged` (ids and codes). A goal ends achieved, not "
     "achieved or cancelled; an ended goal stays so on its version (409), as does a change on "
@@ -415,7 +411,7 @@ async def change_goal_status(
     "/v1/plans/{plan_id}/goals/{goal_id}/progress",
     status_code=201,
     response_model=ProgressPublic,
-    responses=_problems(400, 401, 403, 404, 409, 413, 422),
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 422),
     summary="Record a measurement of a goal's progress on the approved version in force",
 )
 async def record_progress(

@@ -13,7 +13,7 @@ from services.planning.reviews.models import CompletionRequest, ReviewPublic
 from shared.audit.log import Outcome
 from shared.auth.guard import GuardDep
 from shared.http.app import ClockDep, DatabaseDep
-from shared.http.problems import PROBLEM_RESPONSES, ProblemError, not_found
+from shared.http.problems import ProblemError, not_found, problem_responses
 from shared.messaging.outbox import unit_of_work
 
 router = APIRouter(prefix="/v1/cases", tags=["reviews"])
@@ -22,7 +22,7 @@ router = APIRouter(prefix="/v1/cases", tags=["reviews"])
 @router.get(
     "/{case_id}/reviews",
     response_model=list[ReviewPublic],
-    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)},
+    responses=problem_responses(401, 403, 404, 422),
     summary="A case's reviews: scheduled, completed and superseded, in the order scheduled",
 )
 async def list_reviews(
@@ -38,7 +38,7 @@ async def list_reviews(
 @router.post(
     "/{case_id}/reviews/{review_id}/completion",
     response_model=ReviewPublic,
-    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 409, 413, 422)},
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 422),
     summary="Record a review as held: outcome and attendees",
     description="Only the case's scheduled review can be completed (409 "
     "`review-not-scheduled` otherwise; a closed case is 409 `case-closed`). Publishes "

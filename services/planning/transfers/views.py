@@ -30,7 +30,7 @@ from shared.auth.policy import Scope
 from shared.auth.principal import Principal
 from shared.http.app import ClockDep, DatabaseDep
 from shared.http.pagination import Cursor, Limit, Page, decode_keyset, keyset_page
-from shared.http.problems import PROBLEM_RESPONSES, ProblemError, not_found
+from shared.http.problems import ProblemError, not_found, problem_responses
 from shared.messaging.outbox import unit_of_work
 
 case_transfers_router = APIRouter(prefix="/v1/cases", tags=["transfers"])
@@ -104,7 +104,7 @@ async def _authorize(
     "/{case_id}/transfers",
     status_code=201,
     response_model=Transfer,
-    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 409, 413, 422)},
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 422),
     summary="Ask to transfer a case to another worker of your organisation",
     description="The case's worker, or a supervisor of the case's team (403 `not-case-owner` "
     "for anyone else who can see the case), asks an active worker of the organisation's staff "
@@ -138,7 +138,7 @@ async def request_transfer(
 @case_transfers_router.get(
     "/{case_id}/transfers",
     response_model=list[Transfer],
-    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)},
+    responses=problem_responses(401, 403, 404, 422),
     summary="A case's transfers, oldest first",
 )
 async def case_transfers(case_id: CaseId, guard: GuardDep, database: DatabaseDep) -> list[Transfer]:
@@ -152,7 +152,7 @@ async def case_transfers(case_id: CaseId, guard: GuardDep, database: DatabaseDep
 @router.get(
     "",
     response_model=Page[Transfer],
-    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 422)},
+    responses=problem_responses(400, 401, 403, 422),
     summary="Transfers to you (incoming) or that you asked for (outgoing), oldest first",
     description="`incoming`: transfers to you, or (supervisors) to a worker of your team. "
     "`outgoing`: transfers you asked for or of your cases, or (supervisors) of your team's "
@@ -184,7 +184,7 @@ async def list_transfers(
 @router.get(
     "/{transfer_id}",
     response_model=TransferDetail,
-    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)},
+    responses=problem_responses(401, 403, 404, 422),
     summary="A transfer, with what the receiving side needs to decide",
     description="Either side sees it. `case` is a minimal summary: status, risk level, "
     "preferred language, the next review and the general needs' categories; protected needs "
@@ -206,7 +206,7 @@ async def get_transfer(
 @router.post(
     "/{transfer_id}/acceptance",
     response_model=Transfer,
-    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 409, 413, 422)},
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 422),
     summary="Accept a transfer (the receiving worker, or a supervisor of their team)",
     description="The case becomes the receiving worker's, as an assignment would make it: "
     "their team (the directory's, now), the client's access in every service through "
@@ -234,7 +234,7 @@ async def accept_transfer(
 @router.post(
     "/{transfer_id}/declination",
     response_model=Transfer,
-    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 409, 413, 422)},
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 422),
     summary="Decline a transfer, with a reason code (the receiving side)",
     description="The case stays where it is. `TransferAnswered` (`declined`; the reason stays "
     "in planning). 409 `transfer-not-pending`. Anyone but the receiving side: 404.",
@@ -263,7 +263,7 @@ async def decline_transfer(
 @router.post(
     "/{transfer_id}/revocation",
     response_model=Transfer,
-    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 409, 413, 422)},
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 422),
     summary="Revoke a pending transfer (its requester, or a supervisor of the case's team)",
     description="Only while pending (409 `transfer-not-pending`). `TransferAnswered` "
     "(`revoked`). Anyone else: 404.",

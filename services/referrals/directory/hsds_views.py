@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from services.referrals.directory import hsds_read
 from services.referrals.directory.schemas import HSDS_VERSION
 from shared.http.app import DatabaseDep
-from shared.http.problems import PROBLEM_RESPONSES, not_found
+from shared.http.problems import not_found, problem_responses
 
 router = APIRouter(prefix="/hsds", tags=["HSDS API (public)"])
 
@@ -41,7 +41,7 @@ ModifiedAfter = Annotated[
     datetime | None, Query(description="Services modified on or after this date-time.")
 ]
 RecordId = Annotated[str, Path(max_length=100, description="The record's HSDS id.")]
-ERRORS: dict[int | str, dict[str, Any]] = {code: PROBLEM_RESPONSES[code] for code in (404, 422)}
+ERRORS: dict[int | str, dict[str, Any]] = problem_responses(404, 422)
 HSDS_JSON: dict[str, Any] = {"description": "HSDS 3.1 JSON", "content": {"application/json": {}}}
 
 

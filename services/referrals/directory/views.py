@@ -19,7 +19,7 @@ from services.referrals.directory.matching import MatchResult, client_facts, mat
 from shared.audit.log import Outcome
 from shared.auth.guard import Grant, Guard, GuardDep
 from shared.http.app import ClockDep, DatabaseDep
-from shared.http.problems import PROBLEM_RESPONSES, ProblemError
+from shared.http.problems import ProblemError, problem_responses
 from shared.messaging.outbox import UnitOfWork, unit_of_work
 from shared.settings import Settings
 
@@ -29,9 +29,7 @@ IMPORT_PATH = "/v1/directory/imports"
 ServiceId = Annotated[str, Path(max_length=100, description="The service's HSDS id.")]
 OrganizationId = Annotated[str, Path(max_length=100, description="The organization's HSDS id.")]
 ClientId = Annotated[UUID, Path(description="The client's id.")]
-WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)
-}
+WRITE_ERRORS = problem_responses(401, 403, 404, 422)
 
 
 def _settings(request: Request) -> Settings:
@@ -79,7 +77,7 @@ async def _parse_upload(request: Request) -> records.Parsed:
 @router.post(
     IMPORT_PATH,
     response_model=ImportReport,
-    responses={**WRITE_ERRORS, 413: PROBLEM_RESPONSES[413], 415: PROBLEM_RESPONSES[415]},
+    responses={**WRITE_ERRORS, **problem_responses(413, 415)},
     summary="Import HSDS 3.1 records (nested JSON or tabular data package)",
     description="The body is the nested JSON form (a list of services, or an object with "
     "`services` and/or `organizations` lists) or the tabular data package (a zip, or "
@@ -116,7 +114,7 @@ async def import_directory(
             "description": "`json`: the services, nested; `datapackage`: a zip of every table",
             "content": {"application/json": {}, "application/zip": {}},
         },
-        **{code: PROBLEM_RESPONSES[code] for code in (401, 403, 422)},
+        **problem_responses(401, 403, 422),
     },
     summary="Export the directory in HSDS 3.1",
 )
@@ -147,7 +145,7 @@ async def export_directory(
 @router.get(
     "/v1/directory/services/{service_id}",
     response_model=service.ServiceSettings,
-    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)},
+    responses=problem_responses(401, 403, 404, 422),
     summary="A directory service's Casework settings: need categories, rules, capacity",
 )
 async def get_service_settings(
@@ -336,7 +334,7 @@ async def _run_match(
 @router.post(
     "/v1/matches",
     response_model=MatchResult,
-    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)},
+    responses=problem_responses(401, 403, 404, 422),
     summary="Rank the directory's services for a client, each with why",
     description="Services meeting one of the client's needs, ranked by a score (see "
     "`services/referrals/directory/matching.py` and the README), each with its explanation: "
@@ -367,7 +365,7 @@ async def post_match(
 @router.get(
     "/v1/clients/{client_id}/suggested-services",
     response_model=MatchResult,
-    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)},
+    responses=problem_responses(401, 403, 404, 422),
     summary="The services suggested for a client, from its latest assessment",
 )
 async def get_suggested_services(
