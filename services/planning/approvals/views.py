@@ -16,28 +16,20 @@ from services.planning.approvals.models import (
     DecisionRequest,
     WithdrawalRequest,
 )
-from services.planning.approvals.service import ApprovalRefused, load_approval
+from services.planning.approvals.service import load_approval
 from services.planning.cases.lookup import Case, authorize_case
+from services.planning.refusals import refusals_audited
 from shared.audit.log import Outcome
 from shared.auth.guard import Grant, Guard, GuardDep
 from shared.auth.principal import Role
 from shared.http.app import ClockDep, DatabaseDep
 from shared.http.pagination import Cursor, Limit, Page, decode_keyset, keyset_page
-from shared.http.problems import ProblemError, not_found, problem_responses
+from shared.http.problems import not_found, problem_responses
 from shared.messaging.outbox import unit_of_work
 
 router = APIRouter(prefix="/v1/approvals", tags=["approvals"])
 
 ApprovalId = Annotated[UUID, Path()]
-
-
-def refusal_problem(refused: ApprovalRefused) -> ProblemError:
-    return ProblemError(
-        refused.status,
-        refused.code,
-        "The approval cannot be changed" if refused.status == 409 else "Not allowed",
-        detail=f"{refused.message} Nothing was changed.",
-    )
 
 
 async def _authorize(
@@ -148,7 +140,7 @@ async def decide(
         grant, approval, case = await _authorize(
             guard, uow.connection, "approval.decide", approval_id, lock=True
         )
-        try:
+        async with refusals_audited(guard, grant):
             decided = await decisions.decide(
                 uow,
                 approval,
@@ -158,8 +150,6 @@ async def decide(
                 comment=body.comment,
                 now=clock.now(),
             )
-        except ApprovalRefused as refused:
-            raise await guard.refuse(grant, refusal_problem(refused)) from None
         await guard.audit(uow, grant)
     return decided
 
@@ -184,11 +174,9 @@ async def withdraw(
         grant, approval, case = await _authorize(
             guard, uow.connection, "approval.withdraw", approval_id, lock=True
         )
-        try:
+        async with refusals_audited(guard, grant):
             withdrawn = await decisions.withdraw(
                 uow, approval, case, by=guard.principal, comment=body.comment, now=clock.now()
             )
-        except ApprovalRefused as refused:
-            raise await guard.refuse(grant, refusal_problem(refused)) from None
         await guard.audit(uow, grant)
     return withdrawn

@@ -21,6 +21,7 @@ from services.planning.cases.models import (
     ReopenRequest,
 )
 from services.planning.cases.opening import open_case, open_case_of
+from services.planning.refusals import refusals_audited
 from shared.audit.log import Outcome
 from shared.auth.facts import load_facts
 from shared.auth.guard import Grant, Guard, GuardDep
@@ -44,17 +45,6 @@ CHANGE_RESPONSES: dict[int | str, dict[str, Any]] = {
     **problem_responses(400, 401, 403, 404, 409, 412, 413, 422, 428),
     **WITH_ETAG,
 }
-
-
-def refused_problem(refused: lifecycle.CaseRefused) -> ProblemError:
-    problem = ProblemError(
-        refused.status,
-        refused.code,
-        "The case cannot change this way",
-        detail=f"{refused.message} Nothing was changed.",
-    )
-    problem.extra = {k: v for k, v in refused.extra.items() if v is not None}
-    return problem
 
 
 async def _public(uow: UnitOfWork, guard: Guard, grant: Grant, case: Case) -> CasePublic:
@@ -214,10 +204,8 @@ async def hold_case(
 ) -> CasePublic:
     async with unit_of_work(database) as uow:
         grant, case = await _changing(guard, uow, case_id, if_match, "case.update")
-        try:
+        async with refusals_audited(guard, grant):
             held = await lifecycle.hold(uow, case, now=clock.now())
-        except lifecycle.CaseRefused as refused:
-            raise await guard.refuse(grant, refused_problem(refused)) from None
         result = await _public(uow, guard, grant, held)
         await guard.audit(uow, grant)
     response.headers["ETag"] = held.etag
@@ -240,10 +228,8 @@ async def resume_case(
 ) -> CasePublic:
     async with unit_of_work(database) as uow:
         grant, case = await _changing(guard, uow, case_id, if_match, "case.update")
-        try:
+        async with refusals_audited(guard, grant):
             resumed = await lifecycle.resume(uow, case, now=clock.now())
-        except lifecycle.CaseRefused as refused:
-            raise await guard.refuse(grant, refused_problem(refused)) from None
         result = await _public(uow, guard, grant, resumed)
         await guard.audit(uow, grant)
     response.headers["ETag"] = resumed.etag
@@ -277,7 +263,7 @@ async def close_case(
     async with unit_of_work(database) as uow:
         grant, case = await _changing(guard, uow, case_id, if_match, "case.update")
         needs_approval = case.organization_id in settings.planning_closure_approval_organizations
-        try:
+        async with refusals_audited(guard, grant):
             after, closure, approval = await lifecycle.request_closure(
                 uow,
                 case,
@@ -286,8 +272,6 @@ async def close_case(
                 needs_approval=needs_approval,
                 now=clock.now(),
             )
-        except lifecycle.CaseRefused as refused:
-            raise await guard.refuse(grant, refused_problem(refused)) from None
         result = ClosureResult(case=await _public(uow, guard, grant, after), closure=closure)
         await guard.audit(uow, grant)
     response.headers["ETag"] = after.etag
@@ -316,12 +300,10 @@ async def reopen_case(
 ) -> CasePublic:
     async with unit_of_work(database) as uow:
         grant, case = await _changing(guard, uow, case_id, if_match, "case.update")
-        try:
+        async with refusals_audited(guard, grant):
             reopened = await lifecycle.reopen(
                 uow, case, reason=body.reason, by=guard.principal.subject, now=clock.now()
             )
-        except lifecycle.CaseRefused as refused:
-            raise await guard.refuse(grant, refused_problem(refused)) from None
         result = await _public(uow, guard, grant, reopened)
         await guard.audit(uow, grant)
     response.headers["ETag"] = reopened.etag
@@ -364,26 +346,13 @@ async def assign_case(
             )  # fmt: skip
         facts = await load_facts(connection, case.client_id)
         assert facts is not None
-        try:
+        async with refusals_audited(guard, grant):
             assignment = await service.assign_case(
                 uow, case=case, facts=facts, worker_id=body.worker_id,
                 assigned_by=guard.principal, now=clock.now(),
             )  # fmt: skip
-        except service.AssignmentRefused as refused:
-            raise await guard.refuse(grant, _not_assignable(refused)) from None
         await guard.audit(uow, grant)
     return assignment
-
-
-def _not_assignable(refused: service.AssignmentRefused) -> ProblemError:
-    return ProblemError(
-        422,
-        refused.code,
-        "This worker cannot be assigned the case",
-        detail=f"{refused.message} Assign an active worker of your team from the staff "
-        "directory; nothing was changed.",
-        errors=[{"field": "body.worker_id", "message": refused.message, "code": refused.code}],
-    )
 
 
 @router.get(

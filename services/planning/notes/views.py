@@ -21,7 +21,7 @@ from services.planning.notes.models import (
     NoteStatus,
     NoteUpdate,
 )
-from services.planning.refusals import Refusal
+from services.planning.refusals import Refusal, audited, refusals_audited
 from shared.audit.log import Outcome
 from shared.auth.guard import Grant, Guard, GuardDep
 from shared.http import idempotency
@@ -47,11 +47,6 @@ def _location(note: NotePublic) -> str:
 
 def _headers(note: NotePublic) -> dict[str, str]:
     return {"Location": _location(note), "ETag": etag(note)}
-
-
-async def _refused(guard: Guard, grant: Grant, refusal: Refusal) -> Exception:
-    outcome = Outcome.NOT_FOUND if refusal.status == 404 else Outcome.DENIED
-    return await guard.refuse(grant, refusal.problem(), outcome)
 
 
 async def _note(
@@ -86,7 +81,7 @@ async def _as_read(guard: Guard, grant: Grant, if_match: str | None, note: NoteP
     if if_match is None:
         raise await guard.refuse(grant, precondition_required("note"), Outcome.PRECONDITION_FAILED)
     if note.status is NoteStatus.SIGNED:
-        raise await _refused(
+        raise await audited(
             guard,
             grant,
             Refusal(409, "note-already-signed", "A signed note never changes; add an addendum."),
@@ -127,12 +122,10 @@ async def create_note(
                 uow, replace(grant, resource_type="note", resource_id=str(replayed.id))
             )
             return stored.replay(_headers(replayed))
-        try:
+        async with refusals_audited(guard, grant):
             note = await service.create_note(
                 uow, case=case, data=body, by=guard.principal.subject, now=clock.now()
             )
-        except Refusal as refusal:
-            raise await _refused(guard, grant, refusal) from None
         await idempotent.remember(uow.connection, note)
         await guard.audit(uow, replace(grant, resource_type="note", resource_id=str(note.id)))
     response.headers.update(_headers(note))
@@ -200,12 +193,10 @@ async def update_note(
     async with unit_of_work(database) as uow:
         grant, case, note = await _note(guard, uow, "note.write", note_id, lock=True)
         await _as_read(guard, grant, if_match, note)
-        try:
+        async with refusals_audited(guard, grant):
             updated = await service.update_note(
                 uow, case=case, note=note, data=body, by=guard.principal.subject, now=clock.now()
             )
-        except Refusal as refusal:
-            raise await _refused(guard, grant, refusal) from None
         await guard.audit(uow, grant)
     response.headers["ETag"] = etag(updated)
     return updated
@@ -231,12 +222,10 @@ async def sign_note(
     async with unit_of_work(database) as uow:
         grant, case, note = await _note(guard, uow, "note.write", note_id, lock_case=True)
         await _as_read(guard, grant, if_match, note)
-        try:
+        async with refusals_audited(guard, grant):
             signed = await service.sign(
                 uow, case=case, note=note, by=guard.principal.subject, now=clock.now()
             )
-        except Refusal as refusal:
-            raise await _refused(guard, grant, refusal) from None
         await guard.audit(uow, grant)
     response.headers["ETag"] = etag(signed)
     return signed
@@ -268,7 +257,7 @@ async def add_addendum(
             replayed = NotePublic.model_validate(stored.body)
             await guard.audit(uow, grant, replace(grant, resource_id=str(replayed.id)))
             return stored.replay(_headers(replayed))
-        try:
+        async with refusals_audited(guard, grant):
             addendum = await service.add_addendum(
                 uow,
                 case=case,
@@ -277,8 +266,6 @@ async def add_addendum(
                 by=guard.principal.subject,
                 now=clock.now(),
             )
-        except Refusal as refusal:
-            raise await _refused(guard, grant, refusal) from None
         await idempotent.remember(uow.connection, addendum)
         await guard.audit(uow, grant, replace(grant, resource_id=str(addendum.id)))
     response.headers.update(_headers(addendum))
@@ -302,12 +289,10 @@ async def cosign_note(
 ) -> NotePublic:
     async with unit_of_work(database) as uow:
         grant, case, note = await _note(guard, uow, "note.cosign", note_id, lock=True)
-        try:
+        async with refusals_audited(guard, grant):
             cosigned = await service.cosign(
                 uow, case=case, note=note, principal=guard.principal, now=clock.now()
             )
-        except Refusal as refusal:
-            raise await _refused(guard, grant, refusal) from None
         await guard.audit(uow, grant)
     response.headers["ETag"] = etag(cosigned)
     return cosigned

@@ -23,7 +23,7 @@ from services.planning.plans.models import (
     ProgressCreate,
     ProgressPublic,
 )
-from services.planning.refusals import Refusal
+from services.planning.refusals import Refusal, audited, refusals_audited
 from shared.audit.log import Outcome
 from shared.auth.guard import Grant, Guard, GuardDep
 from shared.events.planning import ApprovalSubject
@@ -72,11 +72,6 @@ async def _plan(
     return replace(grant, resource_type="plan", resource_id=str(plan_id)), case, plan
 
 
-async def _refused(guard: Guard, grant: Grant, refusal: Refusal) -> Exception:
-    outcome = Outcome.NOT_FOUND if refusal.status == 404 else Outcome.DENIED
-    return await guard.refuse(grant, refusal.problem(), outcome)
-
-
 async def _draft_as_read(
     guard: Guard, grant: Grant, if_match: str | None, plan: service.Plan
 ) -> None:
@@ -85,7 +80,7 @@ async def _draft_as_read(
     if if_match is None:
         raise await guard.refuse(grant, precondition_required("plan"), Outcome.PRECONDITION_FAILED)
     if plan.status is not PlanStatus.DRAFT:
-        raise await _refused(guard, grant, service.not_draft(plan))
+        raise await audited(guard, grant, service.not_draft(plan))
     if not matches(if_match, etag(plan)):
         raise await guard.refuse(grant, stale("plan"), Outcome.PRECONDITION_FAILED)
 
@@ -122,12 +117,10 @@ async def create_plan(
                 uow, grant.about(resource_id=str(replayed.id), client_id=case.client_id)
             )
             return stored.replay({"Location": _location(replayed.id), "ETag": etag(replayed)})
-        try:
+        async with refusals_audited(guard, grant):
             plan = await service.create_first_draft(
                 uow, case=case, data=body, by=guard.principal.subject, now=clock.now()
             )
-        except Refusal as refusal:
-            raise await _refused(guard, grant, refusal) from None
         shown = await service.public(uow.connection, plan)
         await idempotent.remember(uow.connection, shown)
         await guard.audit(uow, replace(grant, resource_type="plan", resource_id=str(plan.id)))
@@ -210,12 +203,10 @@ async def update_plan(
     async with unit_of_work(database) as uow:
         grant, case, plan = await _plan(guard, uow, "plan.write", plan_id, lock=True)
         await _draft_as_read(guard, grant, if_match, plan)
-        try:
+        async with refusals_audited(guard, grant):
             updated = await service.update_draft(
                 uow, case=case, plan=plan, data=body, by=guard.principal.subject, now=clock.now()
             )
-        except Refusal as refusal:
-            raise await _refused(guard, grant, refusal) from None
         shown = await service.public(uow.connection, updated)
         await guard.audit(uow, grant)
     response.headers["ETag"] = etag(updated)
@@ -244,7 +235,7 @@ async def record_agreement(
     async with unit_of_work(database) as uow:
         grant, case, plan = await _plan(guard, uow, "plan.write", plan_id, lock=True)
         await _draft_as_read(guard, grant, if_match, plan)
-        try:
+        async with refusals_audited(guard, grant):
             updated = await service.record_agreement(
                 uow,
                 case=case,
@@ -254,8 +245,6 @@ async def record_agreement(
                 by=guard.principal.subject,
                 now=clock.now(),
             )
-        except Refusal as refusal:
-            raise await _refused(guard, grant, refusal) from None
         shown = await service.public(uow.connection, updated)
         await guard.audit(uow, grant)
     response.headers["ETag"] = etag(updated)
@@ -285,20 +274,20 @@ async def request_plan_approval(
         await _draft_as_read(guard, grant, if_match, plan)
         refusal = service.approval_refusal(case, plan)
         if refusal is not None:
-            raise await _refused(guard, grant, refusal)
+            raise await audited(guard, grant, refusal)
         now = clock.now()
-        try:
-            approval = await request_approval(
-                uow,
-                case=case,
-                subject=ApprovalSubject.PLAN,
-                subject_id=plan.id,
-                requested_by=guard.principal,
-                now=now,
-            )
-        except ApprovalRefused as refused:
-            pending = Refusal(refused.status, refused.code, refused.message)
-            raise await _refused(guard, grant, pending) from None
+        async with refusals_audited(guard, grant):
+            try:
+                approval = await request_approval(
+                    uow,
+                    case=case,
+                    subject=ApprovalSubject.PLAN,
+                    subject_id=plan.id,
+                    requested_by=guard.principal,
+                    now=now,
+                )
+            except ApprovalRefused as refused:  # answered with a plan's titles, not an approval's
+                raise Refusal(refused.status, refused.code, refused.message) from None
         await service.mark_awaiting(
             uow, plan=plan, approval_id=approval.id, by=guard.principal.subject, now=now
         )
@@ -330,12 +319,10 @@ async def revise_plan(
 ) -> PlanPublic:
     async with unit_of_work(database) as uow:
         grant, case, plan = await _plan(guard, uow, "plan.write", plan_id, lock=True)
-        try:
+        async with refusals_audited(guard, grant):
             draft = await service.revise(
                 uow, case=case, plan=plan, by=guard.principal.subject, now=clock.now()
             )
-        except Refusal as refusal:
-            raise await _refused(guard, grant, refusal) from None
         shown = await service.public(uow.connection, draft)
         await guard.audit(uow, grant, replace(grant, resource_id=str(draft.id)))
     response.headers["Location"] = _location(draft.id)
@@ -389,7 +376,7 @@ async def change_goal_status(
 ) -> PlanPublic:
     async with unit_of_work(database) as uow:
         grant, case, plan = await _plan(guard, uow, "plan.write", plan_id, lock=True)
-        try:
+        async with refusals_audited(guard, grant):
             await service.change_goal_status(
                 uow,
                 case=case,
@@ -399,8 +386,6 @@ async def change_goal_status(
                 by=guard.principal.subject,
                 now=clock.now(),
             )
-        except Refusal as refusal:
-            raise await _refused(guard, grant, refusal) from None
         shown = await service.public(uow.connection, plan)
         await guard.audit(uow, grant)
     response.headers["ETag"] = etag(plan)
@@ -424,7 +409,7 @@ async def record_progress(
 ) -> ProgressPublic:
     async with unit_of_work(database) as uow:
         grant, case, plan = await _plan(guard, uow, "plan.write", plan_id, lock=True)
-        try:
+        async with refusals_audited(guard, grant):
             progress = await service.record_progress(
                 uow,
                 case=case,
@@ -434,7 +419,5 @@ async def record_progress(
                 by=guard.principal.subject,
                 now=clock.now(),
             )
-        except Refusal as refusal:
-            raise await _refused(guard, grant, refusal) from None
         await guard.audit(uow, grant)
     return progress

@@ -8,12 +8,13 @@ from uuid import UUID
 from fastapi import APIRouter, Path
 
 from services.planning.cases.lookup import authorize_case
+from services.planning.refusals import refusals_audited
 from services.planning.reviews import service
 from services.planning.reviews.models import CompletionRequest, ReviewPublic
 from shared.audit.log import Outcome
 from shared.auth.guard import GuardDep
 from shared.http.app import ClockDep, DatabaseDep
-from shared.http.problems import ProblemError, not_found, problem_responses
+from shared.http.problems import not_found, problem_responses
 from shared.messaging.outbox import unit_of_work
 
 router = APIRouter(prefix="/v1/cases", tags=["reviews"])
@@ -60,7 +61,7 @@ async def complete_review(
         review = await service.load_review(uow.connection, case.id, review_id, lock=True)
         if review is None:
             raise await guard.refuse(grant, not_found("review"), Outcome.NOT_FOUND)
-        try:
+        async with refusals_audited(guard, grant):
             completed = await service.complete_review(
                 uow,
                 case,
@@ -70,15 +71,5 @@ async def complete_review(
                 by=guard.principal.subject,
                 now=clock.now(),
             )
-        except service.ReviewRefused as refused:
-            raise await guard.refuse(
-                grant,
-                ProblemError(
-                    refused.status,
-                    refused.code,
-                    "The review cannot be completed",
-                    detail=f"{refused.message} Nothing was changed.",
-                ),
-            ) from None
         await guard.audit(uow, grant)
     return completed

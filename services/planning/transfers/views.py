@@ -15,6 +15,7 @@ import asyncpg
 from fastapi import APIRouter, Path, Query, Response
 
 from services.planning.cases.lookup import Case, authorize_case, load_case
+from services.planning.refusals import refusals_audited
 from services.planning.transfers import service
 from services.planning.transfers.models import (
     DeclinationRequest,
@@ -23,14 +24,14 @@ from services.planning.transfers.models import (
     TransferRequest,
     TransferStatus,
 )
-from services.planning.transfers.service import TransferRefused, TransferRow
+from services.planning.transfers.service import TransferRow
 from shared.audit.log import Outcome
 from shared.auth.guard import Grant, Guard, GuardDep
 from shared.auth.policy import Scope
 from shared.auth.principal import Principal
 from shared.http.app import ClockDep, DatabaseDep
 from shared.http.pagination import Cursor, Limit, Page, decode_keyset, keyset_page
-from shared.http.problems import ProblemError, not_found, problem_responses
+from shared.http.problems import not_found, problem_responses
 from shared.messaging.outbox import unit_of_work
 
 case_transfers_router = APIRouter(prefix="/v1/cases", tags=["transfers"])
@@ -45,22 +46,6 @@ REQUEST, READ, ANSWER, REVOKE = (
 CaseId = Annotated[UUID, Path()]
 TransferId = Annotated[UUID, Path()]
 Side = Callable[[set[Scope], Principal, Transfer], bool]
-
-_TITLES = {403: "Not allowed", 409: "The transfer cannot be changed", 422: "Not a valid transfer"}
-
-
-def refusal_problem(refused: TransferRefused) -> ProblemError:
-    problem = ProblemError(
-        refused.status,
-        refused.code,
-        _TITLES.get(refused.status, "Refused"),
-        detail=f"{refused.message} Nothing was changed.",
-    )
-    if refused.status == 422:  # the named worker is what is wrong with the request
-        problem.extra["errors"] = [
-            {"field": "body.to_worker_id", "message": refused.message, "code": refused.code}
-        ]
-    return problem
 
 
 def _either_side(scopes: set[Scope], principal: Principal, transfer: Transfer) -> bool:
@@ -124,12 +109,10 @@ async def request_transfer(
 ) -> Transfer:
     async with unit_of_work(database) as uow:
         grant, case = await authorize_case(guard, uow.connection, REQUEST, case_id, lock=True)
-        try:
+        async with refusals_audited(guard, grant):
             transfer = await service.request_transfer(
                 uow, case, to_worker_id=body.to_worker_id, by=guard.principal, now=clock.now()
             )
-        except TransferRefused as refused:
-            raise await guard.refuse(grant, refusal_problem(refused)) from None
         await guard.audit(uow, grant)
     response.headers["Location"] = f"/v1/transfers/{transfer.id}"
     return transfer
@@ -221,12 +204,10 @@ async def accept_transfer(
         grant, transfer, case = await _authorize(
             guard, uow.connection, ANSWER, transfer_id, service.receiving_side, lock=True
         )
-        try:
+        async with refusals_audited(guard, grant):
             accepted = await service.accept(
                 uow, transfer, case, by=guard.principal, now=clock.now()
             )
-        except TransferRefused as refused:
-            raise await guard.refuse(grant, refusal_problem(refused)) from None
         await guard.audit(uow, grant)
     return accepted
 
@@ -250,12 +231,10 @@ async def decline_transfer(
         grant, transfer, _case = await _authorize(
             guard, uow.connection, ANSWER, transfer_id, service.receiving_side, lock=True
         )
-        try:
+        async with refusals_audited(guard, grant):
             declined = await service.decline(
                 uow, transfer, reason=body.reason, by=guard.principal, now=clock.now()
             )
-        except TransferRefused as refused:
-            raise await guard.refuse(grant, refusal_problem(refused)) from None
         await guard.audit(uow, grant)
     return declined
 
@@ -275,9 +254,7 @@ async def revoke_transfer(
         grant, transfer, _case = await _authorize(
             guard, uow.connection, REVOKE, transfer_id, _requester_side, lock=True
         )
-        try:
+        async with refusals_audited(guard, grant):
             revoked = await service.revoke(uow, transfer, by=guard.principal, now=clock.now())
-        except TransferRefused as refused:
-            raise await guard.refuse(grant, refusal_problem(refused)) from None
         await guard.audit(uow, grant)
     return revoked
