@@ -3,6 +3,8 @@ service.py, importer.py and matching.py, permissions in access.py."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -18,6 +20,7 @@ from services.referrals.directory.importer import ImportReport, run_import
 from services.referrals.directory.matching import MatchResult, client_facts, match
 from shared.audit.log import Outcome
 from shared.auth.guard import Grant, Guard, GuardDep
+from shared.db.database import Database
 from shared.http.app import ClockDep, DatabaseDep
 from shared.http.problems import ProblemError, problem_responses
 from shared.messaging.outbox import UnitOfWork, unit_of_work
@@ -37,13 +40,22 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
-async def _managed(
-    guard: Guard, uow: UnitOfWork, grant: Grant, settings: Settings, service_id: str
-) -> None:
-    try:
-        await service.managed_service(uow.connection, guard.principal, settings, service_id)
-    except ProblemError as error:
-        raise await guard.refuse(grant, error, Outcome.NOT_FOUND) from None
+@asynccontextmanager
+async def _managing(
+    guard: Guard, database: Database, request: Request, action: str, service_id: str
+) -> AsyncIterator[tuple[UnitOfWork, Grant]]:
+    """A change to a service the caller manages (404, audited, otherwise; the service is locked
+    until commit): its unit of work and grant, audited when the change is done."""
+    grant = await guard.require(action, resource_type="directory_service", resource_id=service_id)
+    async with unit_of_work(database) as uow:
+        try:
+            await service.managed_service(
+                uow.connection, guard.principal, _settings(request), service_id
+            )
+        except ProblemError as error:
+            raise await guard.refuse(grant, error, Outcome.NOT_FOUND) from None
+        yield uow, grant
+        await guard.audit(uow, grant)
 
 
 # --- Import and export ------------------------------------------------------------------------
@@ -176,14 +188,9 @@ async def put_need_categories(
     guard: GuardDep,
     database: DatabaseDep,
 ) -> service.ServiceSettings:
-    grant = await guard.require(
-        "directory.write", resource_type="directory_service", resource_id=service_id
-    )
-    async with unit_of_work(database) as uow:
-        await _managed(guard, uow, grant, _settings(request), service_id)
+    async with _managing(guard, database, request, "directory.write", service_id) as (uow, _):
         await service.set_need_categories(uow.connection, service_id, body.need_categories)
         settings = await service.service_settings(uow.connection, service_id)
-        await guard.audit(uow, grant)
     return settings
 
 
@@ -205,17 +212,12 @@ async def put_eligibility_rules(
     guard: GuardDep,
     database: DatabaseDep,
 ) -> service.ServiceSettings:
-    grant = await guard.require(
-        "directory.write", resource_type="directory_service", resource_id=service_id
-    )
-    async with unit_of_work(database) as uow:
-        await _managed(guard, uow, grant, _settings(request), service_id)
+    async with _managing(guard, database, request, "directory.write", service_id) as (uow, grant):
         try:
             await service.set_rules(uow.connection, service_id, body.rules)
         except ProblemError as error:
             raise await guard.refuse(grant, error, Outcome.INVALID) from None
         settings = await service.service_settings(uow.connection, service_id)
-        await guard.audit(uow, grant)
     return settings
 
 
@@ -233,11 +235,7 @@ async def put_capacity(
     database: DatabaseDep,
     clock: ClockDep,
 ) -> service.CapacityOut:
-    grant = await guard.require(
-        "capacity.write", resource_type="directory_service", resource_id=service_id
-    )
-    async with unit_of_work(database) as uow:
-        await _managed(guard, uow, grant, _settings(request), service_id)
+    async with _managing(guard, database, request, "capacity.write", service_id) as (uow, _):
         capacity = await service.set_capacity(
             uow.connection,
             service_id,
@@ -245,7 +243,6 @@ async def put_capacity(
             now=clock.now(),
             subject=guard.principal.subject,
         )
-        await guard.audit(uow, grant)
     return capacity
 
 
