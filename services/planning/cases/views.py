@@ -3,6 +3,7 @@ permissions in access.py."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -25,6 +26,7 @@ from services.planning.refusals import refusals_audited
 from shared.audit.log import Outcome
 from shared.auth.facts import load_facts
 from shared.auth.guard import Grant, Guard, GuardDep
+from shared.db.database import Database
 from shared.events.planning import CaseStatus
 from shared.http.app import ClockDep, DatabaseDep
 from shared.http.pagination import Cursor, Limit, Page, decode_keyset, keyset_page
@@ -187,6 +189,25 @@ async def _changing(
     return grant, case
 
 
+async def _change_state(
+    guard: Guard,
+    database: Database,
+    case_id: UUID,
+    if_match: str | None,
+    response: Response,
+    change: Callable[[UnitOfWork, Case], Awaitable[Case]],
+) -> CasePublic:
+    """Hold, resume or reopen (If-Match), refusals audited: the case after, with its ETag."""
+    async with unit_of_work(database) as uow:
+        grant, case = await _changing(guard, uow, case_id, if_match, "case.update")
+        async with refusals_audited(guard, grant):
+            changed = await change(uow, case)
+        result = await _public(uow, guard, grant, changed)
+        await guard.audit(uow, grant)
+    response.headers["ETag"] = changed.etag
+    return result
+
+
 @router.post(
     "/{case_id}/hold",
     response_model=CasePublic,
@@ -202,14 +223,10 @@ async def hold_case(
     response: Response,
     if_match: IfMatch = None,
 ) -> CasePublic:
-    async with unit_of_work(database) as uow:
-        grant, case = await _changing(guard, uow, case_id, if_match, "case.update")
-        async with refusals_audited(guard, grant):
-            held = await lifecycle.hold(uow, case, now=clock.now())
-        result = await _public(uow, guard, grant, held)
-        await guard.audit(uow, grant)
-    response.headers["ETag"] = held.etag
-    return result
+    return await _change_state(
+        guard, database, case_id, if_match, response,
+        lambda uow, case: lifecycle.hold(uow, case, now=clock.now()),
+    )  # fmt: skip
 
 
 @router.post(
@@ -226,14 +243,10 @@ async def resume_case(
     response: Response,
     if_match: IfMatch = None,
 ) -> CasePublic:
-    async with unit_of_work(database) as uow:
-        grant, case = await _changing(guard, uow, case_id, if_match, "case.update")
-        async with refusals_audited(guard, grant):
-            resumed = await lifecycle.resume(uow, case, now=clock.now())
-        result = await _public(uow, guard, grant, resumed)
-        await guard.audit(uow, grant)
-    response.headers["ETag"] = resumed.etag
-    return result
+    return await _change_state(
+        guard, database, case_id, if_match, response,
+        lambda uow, case: lifecycle.resume(uow, case, now=clock.now()),
+    )  # fmt: skip
 
 
 @router.post(
@@ -298,16 +311,12 @@ async def reopen_case(
     response: Response,
     if_match: IfMatch = None,
 ) -> CasePublic:
-    async with unit_of_work(database) as uow:
-        grant, case = await _changing(guard, uow, case_id, if_match, "case.update")
-        async with refusals_audited(guard, grant):
-            reopened = await lifecycle.reopen(
-                uow, case, reason=body.reason, by=guard.principal.subject, now=clock.now()
-            )
-        result = await _public(uow, guard, grant, reopened)
-        await guard.audit(uow, grant)
-    response.headers["ETag"] = reopened.etag
-    return result
+    return await _change_state(
+        guard, database, case_id, if_match, response,
+        lambda uow, case: lifecycle.reopen(
+            uow, case, reason=body.reason, by=guard.principal.subject, now=clock.now()
+        ),
+    )  # fmt: skip
 
 
 @router.put(

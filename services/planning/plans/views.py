@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Annotated
 from uuid import UUID
@@ -26,6 +27,7 @@ from services.planning.plans.models import (
 from services.planning.refusals import Refusal, audited, refusals_audited
 from shared.audit.log import Outcome
 from shared.auth.guard import Grant, Guard, GuardDep
+from shared.db.database import Database
 from shared.events.planning import ApprovalSubject
 from shared.http import idempotency
 from shared.http.app import ClockDep, DatabaseDep
@@ -70,6 +72,27 @@ async def _plan(
         assert locked is not None  # versions are never deleted
         plan = locked
     return replace(grant, resource_type="plan", resource_id=str(plan_id)), case, plan
+
+
+async def _change_draft(
+    guard: Guard,
+    database: Database,
+    plan_id: UUID,
+    if_match: str | None,
+    response: Response,
+    change: Callable[[UnitOfWork, Case, service.Plan], Awaitable[service.Plan]],
+) -> PlanPublic:
+    """A change of a draft the caller read (If-Match), refusals audited: the draft after, with
+    its ETag."""
+    async with unit_of_work(database) as uow:
+        grant, case, plan = await _plan(guard, uow, "plan.write", plan_id, lock=True)
+        await _draft_as_read(guard, grant, if_match, plan)
+        async with refusals_audited(guard, grant):
+            updated = await change(uow, case, plan)
+        shown = await service.public(uow.connection, updated)
+        await guard.audit(uow, grant)
+    response.headers["ETag"] = etag(updated)
+    return shown
 
 
 async def _draft_as_read(
@@ -200,17 +223,12 @@ async def update_plan(
     response: Response,
     if_match: IfMatch = None,
 ) -> PlanPublic:
-    async with unit_of_work(database) as uow:
-        grant, case, plan = await _plan(guard, uow, "plan.write", plan_id, lock=True)
-        await _draft_as_read(guard, grant, if_match, plan)
-        async with refusals_audited(guard, grant):
-            updated = await service.update_draft(
-                uow, case=case, plan=plan, data=body, by=guard.principal.subject, now=clock.now()
-            )
-        shown = await service.public(uow.connection, updated)
-        await guard.audit(uow, grant)
-    response.headers["ETag"] = etag(updated)
-    return shown
+    return await _change_draft(
+        guard, database, plan_id, if_match, response,
+        lambda uow, case, plan: service.update_draft(
+            uow, case=case, plan=plan, data=body, by=guard.principal.subject, now=clock.now()
+        ),
+    )  # fmt: skip
 
 
 @router.put(
@@ -232,23 +250,13 @@ async def record_agreement(
     response: Response,
     if_match: IfMatch = None,
 ) -> PlanPublic:
-    async with unit_of_work(database) as uow:
-        grant, case, plan = await _plan(guard, uow, "plan.write", plan_id, lock=True)
-        await _draft_as_read(guard, grant, if_match, plan)
-        async with refusals_audited(guard, grant):
-            updated = await service.record_agreement(
-                uow,
-                case=case,
-                plan=plan,
-                how=body.how,
-                at=body.at,
-                by=guard.principal.subject,
-                now=clock.now(),
-            )
-        shown = await service.public(uow.connection, updated)
-        await guard.audit(uow, grant)
-    response.headers["ETag"] = etag(updated)
-    return shown
+    return await _change_draft(
+        guard, database, plan_id, if_match, response,
+        lambda uow, case, plan: service.record_agreement(
+            uow, case=case, plan=plan, how=body.how, at=body.at, by=guard.principal.subject,
+            now=clock.now(),
+        ),
+    )  # fmt: skip
 
 
 @router.post(
