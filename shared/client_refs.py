@@ -29,7 +29,7 @@ from shared.events.contracts import CaseAssigned, ClientRegistered, ClientUpdate
 from shared.events.envelope import Event
 from shared.events.identity import ClientLinked, ClientUnlinked
 from shared.http.app import DatabaseDep
-from shared.http.problems import PROBLEM_RESPONSES, not_found
+from shared.http.problems import not_found, problem_responses
 from shared.messaging.consumer import Handler
 from shared.messaging.outbox import unit_of_work
 
@@ -238,7 +238,7 @@ def client_refs_router() -> APIRouter:
     @router.get(
         "/{client_id}",
         response_model=ClientRefPublic,
-        responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)},
+        responses=problem_responses(401, 403, 404, 422),
         summary="This service's reference to a client registered at intake",
     )
     async def get_client_ref(

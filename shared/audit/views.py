@@ -23,7 +23,7 @@ from shared.http.pagination import (
     encode_cursor,
     invalid_cursor,
 )
-from shared.http.problems import PROBLEM_RESPONSES, ProblemError
+from shared.http.problems import ProblemError, problem_responses
 from shared.messaging.outbox import unit_of_work
 
 ACTION = "audit.read"
@@ -84,7 +84,7 @@ def audit_router() -> APIRouter:
     @router.get(
         "",
         response_model=Page[AuditRecordPublic],
-        responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 422)},
+        responses=problem_responses(400, 401, 403, 404, 422),
         summary="The audit trail of this service, newest first",
         description="Auditors may list their organisation's trail, platform auditors every "
         "organisation's; supervisors must name a client in their scope. Every record is "

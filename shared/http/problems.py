@@ -266,3 +266,8 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: _documented("Validation error"),
     500: _documented("Internal error"),
 }
+
+
+def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """For `responses=`: the documented problem bodies of these status codes."""
+    return {code: PROBLEM_RESPONSES[code] for code in codes}

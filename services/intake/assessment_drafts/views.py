@@ -19,17 +19,13 @@ from shared.auth.guard import Grant, Guard, GuardDep
 from shared.http import idempotency
 from shared.http.app import DatabaseDep
 from shared.http.preconditions import IfMatch, matches, precondition_required, stale
-from shared.http.problems import PROBLEM_RESPONSES
+from shared.http.problems import problem_responses
 from shared.messaging.outbox import UnitOfWork, unit_of_work
 
 router = APIRouter(prefix="/v1/clients/{client_id}/assessment-drafts", tags=["assessments"])
 
 ClientId = Annotated[UUID, Path()]
 DraftId = Annotated[UUID, Path()]
-
-
-def _problems(*codes: int) -> dict[int | str, dict[str, object]]:
-    return {code: PROBLEM_RESPONSES[code] for code in codes}
 
 
 def etag(draft: DraftPublic) -> str:
@@ -52,7 +48,7 @@ def _flag_grants(grant: Grant, flag_ids: set[UUID]) -> list[Grant]:
     "",
     status_code=201,
     response_model=DraftPublic,
-    responses=_problems(400, 401, 403, 404, 413, 422),
+    responses=problem_responses(400, 401, 403, 404, 413, 422),
     summary="Start an assessment as a draft: answers so far; crisis answers act at once",
     description="Saves the answers given so far (any subset). A crisis answer raises its "
     "crisis flag and publishes `FlagRaised` in the same transaction, before the form is "
@@ -103,7 +99,7 @@ async def create_draft(
 @router.get(
     "/{draft_id}",
     response_model=DraftPublic,
-    responses=_problems(401, 403, 404, 422),
+    responses=problem_responses(401, 403, 404, 422),
     summary="Read a draft: its answers, what is still unanswered, the flags it raised",
 )
 async def get_draft(
@@ -157,7 +153,7 @@ async def _locked_draft(
 @router.patch(
     "/{draft_id}",
     response_model=DraftPublic,
-    responses=_problems(400, 401, 403, 404, 412, 413, 422, 428),
+    responses=problem_responses(400, 401, 403, 404, 412, 413, 422, 428),
     summary="Add or change a draft's answers (If-Match required); crisis answers act at once",
     description="Answers present are set, `null` takes one back. A new crisis answer raises "
     "its flag at once; taking a crisis answer back leaves the flag for someone to resolve.",
@@ -190,7 +186,7 @@ async def update_draft(
     "/{draft_id}/completion",
     status_code=201,
     response_model=AssessmentPublic,
-    responses=_problems(401, 403, 404, 412, 422, 428),
+    responses=problem_responses(401, 403, 404, 412, 422, 428),
     summary="Complete a draft: score it as an assessment (same id) and publish it",
     description="Every required question must be answered (422 lists the missing ones). The "
     "assessment is stored and `ClientAssessed` published as for a direct assessment; the "

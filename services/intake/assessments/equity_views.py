@@ -12,7 +12,7 @@ from services.intake.assessments.definitions import INSTRUMENTS
 from services.intake.assessments.problems import instrument_or_422, invalid
 from shared.auth.guard import GuardDep
 from shared.http.app import DatabaseDep
-from shared.http.problems import PROBLEM_RESPONSES, FieldError
+from shared.http.problems import FieldError, problem_responses
 from shared.messaging.outbox import unit_of_work
 from shared.text import FreeText
 
@@ -22,7 +22,7 @@ router = APIRouter(tags=["reports"])
 @router.get(
     "/v1/reports/equity",
     response_model=equity.EquityReport,
-    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 422)},
+    responses=problem_responses(401, 403, 422),
     summary="Computed risk levels and overrides by sex, race/ethnicity and language",
     description="Over the clients you may report on, each with their latest assessment on the "
     f"instrument. Counts below {equity.MIN_CELL} are null with `suppressed: true`, and a second "

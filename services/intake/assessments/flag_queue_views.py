@@ -11,7 +11,7 @@ from services.intake.assessments.models import FlagPublic
 from shared.auth.guard import GuardDep
 from shared.http.app import DatabaseDep
 from shared.http.pagination import Cursor, Limit, Page, decode_keyset, keyset_page
-from shared.http.problems import PROBLEM_RESPONSES
+from shared.http.problems import problem_responses
 from shared.messaging.outbox import unit_of_work
 
 router = APIRouter(prefix="/v1/flags", tags=["flags"])
@@ -20,7 +20,7 @@ router = APIRouter(prefix="/v1/flags", tags=["flags"])
 @router.get(
     "",
     response_model=Page[FlagPublic],
-    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 422)},
+    responses=problem_responses(400, 401, 403, 422),
     summary="The flag queue: active flags of every client you may see, oldest first",
     description="For a supervisor, the team's clients; for a worker, their caseload. "
     "`unacknowledged` (default) lists what nobody has acknowledged yet; `active` adds the "

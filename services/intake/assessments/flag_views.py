@@ -15,7 +15,7 @@ from shared.auth.guard import Grant, Guard, GuardDep
 from shared.http import idempotency
 from shared.http.app import DatabaseDep
 from shared.http.pagination import Cursor, Limit, Page, decode_keyset, keyset_page
-from shared.http.problems import PROBLEM_RESPONSES, ProblemError
+from shared.http.problems import ProblemError, problem_responses
 from shared.messaging.outbox import UnitOfWork, unit_of_work
 
 router = APIRouter(prefix="/v1/clients/{client_id}/flags", tags=["flags"])
@@ -28,10 +28,6 @@ Include = Annotated[
 ]
 
 
-def _problems(*codes: int) -> dict[int | str, dict[str, object]]:
-    return {code: PROBLEM_RESPONSES[code] for code in codes}
-
-
 def _location(flag: FlagPublic) -> str:
     return f"/v1/clients/{flag.client_id}/flags/{flag.id}"
 
@@ -39,7 +35,7 @@ def _location(flag: FlagPublic) -> str:
 @router.get(
     "",
     response_model=Page[FlagPublic],
-    responses=_problems(400, 401, 403, 404, 422),
+    responses=problem_responses(400, 401, 403, 404, 422),
     summary="List a client's flags, newest first",
 )
 async def list_flags(
@@ -72,7 +68,7 @@ async def list_flags(
     "",
     status_code=201,
     response_model=FlagPublic,
-    responses=_problems(400, 401, 403, 404, 413, 422),
+    responses=problem_responses(400, 401, 403, 404, 413, 422),
     summary="Raise a flag on a client",
     description="Publishes `FlagRaised` (type and severity; never the note), or "
     "`ProtectedFlagRaised` on the protected topic for a crisis or a protected type.",
@@ -110,7 +106,7 @@ async def raise_flag(
 @router.get(
     "/{flag_id}",
     response_model=FlagPublic,
-    responses=_problems(401, 403, 404, 422),
+    responses=problem_responses(401, 403, 404, 422),
     summary="Read a flag",
 )
 async def get_flag(
@@ -145,7 +141,7 @@ async def _locked_flag(
 @router.post(
     "/{flag_id}/acknowledgement",
     response_model=FlagPublic,
-    responses=_problems(401, 403, 404, 409, 422),
+    responses=problem_responses(401, 403, 404, 409, 422),
     summary="Acknowledge a flag: someone has seen it and is acting",
     description="Records who and when, and publishes `FlagAcknowledged` (protected topic; notifications stops escalating the flag). 409 when it is already acknowledged or resolved.",
 )
@@ -174,7 +170,7 @@ async def acknowledge_flag(
 @router.post(
     "/{flag_id}/resolution",
     response_model=FlagPublic,
-    responses=_problems(400, 401, 403, 404, 409, 413, 422),
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 422),
     summary="Resolve a flag, with a note on how",
     description="Records who, when and the note (never published). 409 when already resolved.",
 )

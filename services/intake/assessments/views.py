@@ -27,7 +27,7 @@ from shared.auth.guard import CurrentPrincipal, GuardDep
 from shared.http import idempotency
 from shared.http.app import DatabaseDep
 from shared.http.pagination import Cursor, Limit, Page, decode_keyset, keyset_page
-from shared.http.problems import PROBLEM_RESPONSES, ProblemError
+from shared.http.problems import ProblemError, problem_responses
 from shared.messaging.outbox import unit_of_work
 
 router = APIRouter(tags=["assessments"])
@@ -37,10 +37,6 @@ ClientId = Annotated[UUID, Path()]
 AssessmentId = Annotated[UUID, Path()]
 InstrumentIdPath = Annotated[str, Path(max_length=63)]
 VersionPath = Annotated[str, Path(max_length=20)]
-
-
-def _problems(*codes: int) -> dict[int | str, dict[str, object]]:
-    return {code: PROBLEM_RESPONSES[code] for code in codes}
 
 
 def _location(assessment: AssessmentPublic) -> str:
@@ -53,7 +49,7 @@ def _location(assessment: AssessmentPublic) -> str:
 @instruments_router.get(
     "/v1/instruments",
     response_model=Page[InstrumentSummary],
-    responses=_problems(401),
+    responses=problem_responses(401),
     summary="List the assessment instruments and their versions",
 )
 async def list_instruments(principal: CurrentPrincipal) -> Page[InstrumentSummary]:
@@ -70,7 +66,7 @@ async def list_instruments(principal: CurrentPrincipal) -> Page[InstrumentSummar
 @instruments_router.get(
     "/v1/instruments/{instrument_id}/versions/{version}",
     response_model=Instrument,
-    responses=_problems(401, 404, 422),
+    responses=problem_responses(401, 404, 422),
     summary="Read one version of an instrument: questions, answer options and scoring rules",
 )
 async def get_instrument(
@@ -89,7 +85,7 @@ async def get_instrument(
     "/v1/clients/{client_id}/assessments",
     status_code=201,
     response_model=AssessmentPublic,
-    responses=_problems(400, 401, 403, 404, 413, 422),
+    responses=problem_responses(400, 401, 403, 404, 413, 422),
     summary="Assess a client with an instrument",
     description="Checks the answers against the instrument version (422 naming the field: an "
     "unknown question, an answer that is not one of the options, a required question left out; "
@@ -148,7 +144,7 @@ async def create_assessment(
 @router.get(
     "/v1/clients/{client_id}/assessments",
     response_model=Page[AssessmentPublic],
-    responses=_problems(400, 401, 403, 404, 422),
+    responses=problem_responses(400, 401, 403, 404, 422),
     summary="List a client's assessments, newest first",
 )
 async def list_assessments(
@@ -175,7 +171,7 @@ async def list_assessments(
 @router.get(
     "/v1/clients/{client_id}/assessments/{assessment_id}",
     response_model=AssessmentPublic,
-    responses=_problems(401, 403, 404, 422),
+    responses=problem_responses(401, 403, 404, 422),
     summary="Read an assessment: answers, result, explanation and overrides",
 )
 async def get_assessment(
@@ -202,7 +198,7 @@ async def get_assessment(
 @router.post(
     "/v1/clients/{client_id}/assessments/{assessment_id}/override",
     response_model=AssessmentPublic,
-    responses=_problems(400, 401, 403, 404, 409, 413, 422),
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 422),
     summary="Override an assessment's risk level, with a reason",
     description="The computed level stays beside the one in force; who, when and why are kept "
     "for every override. Publishes `ClientAssessed` again. 409 when the level asked for is "

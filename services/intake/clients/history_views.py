@@ -11,7 +11,7 @@ from services.intake.clients.history import ClientChange, list_changes
 from shared.auth.guard import GuardDep
 from shared.http.app import DatabaseDep
 from shared.http.pagination import Cursor, Limit, Page, decode_keyset, keyset_page
-from shared.http.problems import PROBLEM_RESPONSES
+from shared.http.problems import problem_responses
 from shared.messaging.outbox import unit_of_work
 
 router = APIRouter(prefix="/v1/clients", tags=["clients"])
@@ -20,7 +20,7 @@ router = APIRouter(prefix="/v1/clients", tags=["clients"])
 @router.get(
     "/{client_id}/history",
     response_model=Page[ClientChange],
-    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 422)},
+    responses=problem_responses(400, 401, 403, 404, 422),
     summary="A client's change history, newest first: who changed which field from what to what",
     description="Every accepted change of the record (`PATCH /v1/clients/{id}`), one entry per "
     "version. Shows the record's values, so it needs the same access as reading the client; "

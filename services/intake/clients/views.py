@@ -51,12 +51,12 @@ from shared.http.pagination import (
 )
 from shared.http.preconditions import IfMatch, matches, precondition_required, stale
 from shared.http.problems import (
-    PROBLEM_RESPONSES,
     RESOURCE_HEADERS,
     FieldError,
     Problem,
     ProblemError,
     documented_problem,
+    problem_responses,
 )
 from shared.messaging.outbox import unit_of_work
 from shared.text import ShortText
@@ -116,7 +116,7 @@ def _as_seen_by(
 @router.get(
     "/search",
     response_model=SearchResult,
-    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 422)},
+    responses=problem_responses(401, 403, 422),
     summary="Search before you register: ranked candidates with the reasons for their score",
     description="Needs a name, an exact phone number or an exact identifier (both "
     "`identifier_type` and `identifier_value`; types that single out a person: "
@@ -191,7 +191,7 @@ def _identifier_probe(kind: str | None, value: str | None) -> IdentifierProbe | 
     status_code=201,
     response_model=ClientPublic,
     responses={
-        **{code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 413, 422)},
+        **problem_responses(400, 401, 403, 413, 422),
         409: documented_problem(LikelyDuplicateProblem, "This person may already be registered"),
         201: {"headers": RESOURCE_HEADERS},
     },
@@ -269,7 +269,7 @@ async def _refuse_duplicate(guard: Guard, grant: Grant, check: DuplicateCheck) -
 @router.get(
     "",
     response_model=Page[ClientPublic],
-    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 422)},
+    responses=problem_responses(400, 401, 403, 422),
     summary="List the clients you may see, newest first",
 )
 async def list_clients(
@@ -295,7 +295,7 @@ async def list_clients(
     "/{client_id}",
     response_model=ClientPublic,
     responses={
-        **{code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)},
+        **problem_responses(401, 403, 404, 422),
         200: {"headers": {"ETag": RESOURCE_HEADERS["ETag"]}},
     },
     summary="Read a client",
@@ -318,7 +318,7 @@ async def get_client(
     "/{client_id}",
     response_model=ClientPublic,
     responses={
-        **{code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 412, 413, 422, 428)},
+        **problem_responses(400, 401, 403, 404, 412, 413, 422, 428),
         200: {"headers": {"ETag": RESOURCE_HEADERS["ETag"]}},
     },
     summary="Change a client's record (JSON merge patch; If-Match required)",

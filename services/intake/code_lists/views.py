@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path
 
 from services.intake.code_lists.catalogue import CodeList, catalogue
 from shared.auth.guard import GuardDep
-from shared.http.problems import PROBLEM_RESPONSES, ProblemError
+from shared.http.problems import ProblemError, problem_responses
 
 router = APIRouter(prefix="/v1/code-lists", tags=["code lists"])
 
@@ -16,7 +16,7 @@ router = APIRouter(prefix="/v1/code-lists", tags=["code lists"])
 @router.get(
     "",
     response_model=list[CodeList],
-    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403)},
+    responses=problem_responses(401, 403),
     summary="Every code list, with the version in force",
 )
 async def list_code_lists(guard: GuardDep) -> list[CodeList]:
@@ -31,7 +31,7 @@ async def list_code_lists(guard: GuardDep) -> list[CodeList]:
 @router.get(
     "/{name}",
     response_model=CodeList,
-    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 404)},
+    responses=problem_responses(401, 403, 404),
     summary="One code list",
 )
 async def get_code_list(name: Annotated[str, Path(max_length=64)], guard: GuardDep) -> CodeList:

@@ -25,7 +25,7 @@ from shared.http.pagination import (
     decode_keyset,
     keyset_page,
 )
-from shared.http.problems import PROBLEM_RESPONSES, ProblemError
+from shared.http.problems import ProblemError, problem_responses
 from shared.messaging.outbox import UnitOfWork, unit_of_work
 
 router = APIRouter(prefix="/v1/clients", tags=["consents"])
@@ -56,7 +56,7 @@ async def _authorize_write(
     "/{client_id}/consents",
     status_code=201,
     response_model=ConsentPublic,
-    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 413, 422)},
+    responses=problem_responses(400, 401, 403, 404, 413, 422),
     summary="Record a client's consent",
     description="Stores the consent and publishes `ConsentGranted` (ids and codes only). A "
     "consent names its recipient organisations or the whole network (`network: true`); a "
@@ -95,7 +95,7 @@ async def grant_consent(
 @router.get(
     "/{client_id}/consents",
     response_model=Page[ConsentPublic],
-    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 422)},
+    responses=problem_responses(400, 401, 403, 404, 422),
     summary="List a client's consents, newest first",
 )
 async def list_consents(
@@ -126,7 +126,7 @@ async def list_consents(
 @router.get(
     "/{client_id}/consents/{consent_id}",
     response_model=ConsentPublic,
-    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)},
+    responses=problem_responses(401, 403, 404, 422),
     summary="Read a consent",
 )
 async def get_consent(
@@ -156,7 +156,7 @@ async def get_consent(
 @router.post(
     "/{client_id}/consents/{consent_id}/revocation",
     response_model=ConsentPublic,
-    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 409, 413, 422)},
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 422),
     summary="Revoke a consent",
     description="From now on the consent covers nothing; publishes `ConsentRevoked` (the reason "
     "code, never the note). A consent is revoked once: a second revocation is 409.",

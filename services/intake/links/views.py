@@ -27,7 +27,7 @@ from shared.audit.log import Outcome
 from shared.auth.guard import Grant, Guard, GuardDep
 from shared.http import idempotency
 from shared.http.app import DatabaseDep
-from shared.http.problems import PROBLEM_RESPONSES, ProblemError
+from shared.http.problems import ProblemError, problem_responses
 from shared.messaging.outbox import UnitOfWork, unit_of_work
 
 router = APIRouter(prefix="/v1/clients", tags=["identity links"])
@@ -69,7 +69,7 @@ async def _refuse(guard: Guard, grants: list[Grant], refused: service.LinkRefuse
     "/{client_id}/links",
     status_code=201,
     response_model=LinkCreated,
-    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 409, 413, 422)},
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 422),
     summary="Link another record of the same person to this client",
     description="Records are linked, never merged: each keeps its data and its access, and "
     "the link can be undone. The group's canonical record is its oldest registration; every "
@@ -120,7 +120,7 @@ async def link_client(
 @router.delete(
     "/{client_id}/links/{other_client_id}",
     response_model=Unlinked,
-    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 413, 422)},
+    responses=problem_responses(400, 401, 403, 404, 413, 422),
     summary="Undo the link between two records (they are not the same person)",
     description="The link is kept as history (who undid it, when, why) and the pair is "
     "recorded as split: automatic linking never joins them again, and linking them by hand "
@@ -175,7 +175,7 @@ async def unlink_client(
 @router.get(
     "/{client_id}/links",
     response_model=ClientLinks,
-    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)},
+    responses=problem_responses(401, 403, 404, 422),
     summary="A client's linked records, canonical id and link history",
     description="Ids only: reading a linked record needs access to that record.",
 )

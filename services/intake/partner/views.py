@@ -13,7 +13,7 @@ from services.intake.partner import service
 from services.intake.partner.models import SharedClientRecord
 from shared.auth.guard import GuardDep
 from shared.http.app import DatabaseDep
-from shared.http.problems import PROBLEM_RESPONSES
+from shared.http.problems import problem_responses
 from shared.messaging.outbox import unit_of_work
 
 router = APIRouter(prefix="/v1/clients", tags=["shared records"])
@@ -22,7 +22,7 @@ router = APIRouter(prefix="/v1/clients", tags=["shared records"])
 @router.get(
     "/{client_id}/shared-record",
     response_model=SharedClientRecord,
-    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)},
+    responses=problem_responses(401, 403, 404, 422),
     summary="Read what a client's consent lets your organisation see (partners)",
     description="For staff of an organisation a client was referred to (`partner`): while a "
     "referral sent to your organisation is open (requested, accepted, in progress or on hold) "

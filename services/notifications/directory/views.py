@@ -6,7 +6,6 @@ crisis escalation, and referrals addressed to the organisation (rules decide).""
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
 from fastapi import APIRouter, Response
 
@@ -17,14 +16,10 @@ from shared.audit.log import Outcome
 from shared.auth.guard import GuardDep
 from shared.http.app import ClockDep, DatabaseDep
 from shared.http.preconditions import IfMatch, matches, precondition_required, stale
-from shared.http.problems import PROBLEM_RESPONSES
+from shared.http.problems import problem_responses
 from shared.messaging.outbox import unit_of_work
 
 router = APIRouter(prefix="/v1/on-call", tags=["on-call"])
-
-
-def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {code: PROBLEM_RESPONSES[code] for code in codes}
 
 
 def etag(on_call: OnCallPublic) -> str:
@@ -35,7 +30,7 @@ def etag(on_call: OnCallPublic) -> str:
 @router.get(
     "",
     response_model=OnCallPublic,
-    responses=_problems(401, 403),
+    responses=problem_responses(401, 403),
     summary="Who is on call in your organisation",
 )
 async def get_on_call(guard: GuardDep, database: DatabaseDep, response: Response) -> OnCallPublic:
@@ -55,7 +50,7 @@ async def get_on_call(guard: GuardDep, database: DatabaseDep, response: Response
 @router.put(
     "",
     response_model=OnCallPublic,
-    responses=_problems(400, 401, 403, 412, 413, 422, 428),
+    responses=problem_responses(400, 401, 403, 412, 413, 422, 428),
     summary="Replace your organisation's on-call list",
     description="Send the ETag you read in `If-Match` (428 without, 412 when stale).",
 )

@@ -37,16 +37,12 @@ from shared.auth.guard import Guard, GuardDep, authenticate, bearer_scheme, get_
 from shared.auth.principal import Principal
 from shared.http.app import ClockDep, DatabaseDep
 from shared.http.pagination import Cursor, Limit, decode_cursor, encode_cursor, invalid_cursor
-from shared.http.problems import PROBLEM_RESPONSES, ProblemError, not_found
+from shared.http.problems import ProblemError, not_found, problem_responses
 from shared.messaging.outbox import unit_of_work
 
 router = APIRouter(prefix="/v1/inbox", tags=["inbox"])
 
 REPLAY_BATCH = 200
-
-
-def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {code: PROBLEM_RESPONSES[code] for code in codes}
 
 
 class Reader:
@@ -95,7 +91,7 @@ def _before(cursor: str | None) -> int | None:
 @router.get(
     "",
     response_model=InboxPage,
-    responses=_problems(400, 401, 403, 422),
+    responses=problem_responses(400, 401, 403, 422),
     summary="Your notifications, newest first",
     description="Keyset pages (`next_cursor`); `unread=true` lists only unread ones. "
     "`unread_count` counts your whole inbox.",
@@ -148,7 +144,7 @@ class ReadResult(BaseModel):
 @router.post(
     "/read",
     response_model=ReadResult,
-    responses=_problems(400, 401, 403, 404, 413, 422),
+    responses=problem_responses(400, 401, 403, 404, 413, 422),
     summary="Mark your notifications read up to one of them (included)",
 )
 async def mark_all_read(
@@ -184,7 +180,7 @@ async def mark_all_read(
 @router.post(
     "/{notification_id}/read",
     response_model=InboxItem,
-    responses=_problems(400, 401, 403, 404, 422),
+    responses=problem_responses(400, 401, 403, 404, 422),
     summary="Mark one of your notifications read",
     description="Marking it again changes nothing. Another user's notification is a 404.",
 )
@@ -227,7 +223,7 @@ class StreamTicket(BaseModel):
     "/stream-tickets",
     response_model=StreamTicket,
     status_code=201,
-    responses=_problems(400, 401, 403),
+    responses=problem_responses(400, 401, 403),
     summary="A short-lived ticket to open your live stream from a browser",
     description=f"Good for {TICKET_SECONDS} seconds, for your own stream only (also for the "
     "browser's automatic reconnects within that time). `EventSource` cannot send headers: "
@@ -312,7 +308,7 @@ async def _stream_owner(
     "/stream",
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"},
-        **_problems(400, 401, 403, 422),
+        **problem_responses(400, 401, 403, 422),
     },
     summary="Your notifications, live (Server-Sent Events)",
     description="Each frame's `id` is the notification's `seq`; after a reconnect "

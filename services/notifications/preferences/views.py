@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
 from fastapi import APIRouter, Response
 
@@ -16,14 +15,10 @@ from shared.auth.guard import GuardDep
 from shared.auth.principal import Principal
 from shared.http.app import ClockDep, DatabaseDep
 from shared.http.preconditions import IfMatch, matches, precondition_required, stale
-from shared.http.problems import PROBLEM_RESPONSES, ProblemError
+from shared.http.problems import ProblemError, problem_responses
 from shared.messaging.outbox import unit_of_work
 
 router = APIRouter(prefix="/v1/preferences", tags=["preferences"])
-
-
-def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {code: PROBLEM_RESPONSES[code] for code in codes}
 
 
 def etag(principal: Principal, version: int) -> str:
@@ -34,7 +29,7 @@ def etag(principal: Principal, version: int) -> str:
 @router.get(
     "",
     response_model=PreferencesPublic,
-    responses=_problems(401, 403),
+    responses=problem_responses(401, 403),
     summary="Your notification preferences (defaults until you save yours)",
 )
 async def get_preferences(
@@ -57,7 +52,7 @@ async def get_preferences(
 @router.put(
     "",
     response_model=PreferencesPublic,
-    responses=_problems(400, 401, 403, 412, 413, 422, 428),
+    responses=problem_responses(400, 401, 403, 412, 413, 422, 428),
     summary="Replace your notification preferences",
     description="Send the ETag you read in `If-Match` (428 without, 412 when stale). Quiet "
     "hours delay notifications that are neither `crisis` nor `high` until they end.",

@@ -8,7 +8,6 @@ does not offer) is refused with 422 and every problem listed; nothing is saved.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
 from fastapi import APIRouter, Response
 
@@ -19,14 +18,10 @@ from shared.audit.log import Outcome
 from shared.auth.guard import GuardDep
 from shared.http.app import ClockDep, DatabaseDep
 from shared.http.preconditions import IfMatch, matches, precondition_required, stale
-from shared.http.problems import PROBLEM_RESPONSES, ProblemError
+from shared.http.problems import ProblemError, problem_responses
 from shared.messaging.outbox import unit_of_work
 
 router = APIRouter(prefix="/v1/notification-rules", tags=["notification rules"])
-
-
-def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {code: PROBLEM_RESPONSES[code] for code in codes}
 
 
 def etag(rules: RuleSetPublic) -> str:
@@ -37,7 +32,7 @@ def etag(rules: RuleSetPublic) -> str:
 @router.get(
     "",
     response_model=RuleSetPublic,
-    responses=_problems(401, 403),
+    responses=problem_responses(401, 403),
     summary="The notification rules in force for your organisation",
     description="`source` says whether they are the shipped defaults or your organisation's.",
 )
@@ -56,7 +51,7 @@ async def get_rules(guard: GuardDep, database: DatabaseDep, response: Response) 
 @router.put(
     "",
     response_model=RuleSetPublic,
-    responses=_problems(400, 401, 403, 412, 413, 422, 428),
+    responses=problem_responses(400, 401, 403, 412, 413, 422, 428),
     summary="Replace your organisation's notification rules",
     description="Send the ETag you read in `If-Match` (428 without, 412 when stale). The whole "
     "set is validated first: an unknown event type, channel or condition field, or a message "

@@ -31,7 +31,7 @@ from shared.http import idempotency
 from shared.http.app import ClockDep, DatabaseDep, SettingsDep
 from shared.http.pagination import Cursor, Limit, Page, decode_keyset, keyset_page
 from shared.http.preconditions import IfMatch, matches, precondition_required, stale
-from shared.http.problems import PROBLEM_RESPONSES, ProblemError, not_found
+from shared.http.problems import ProblemError, not_found, problem_responses
 from shared.messaging.outbox import UnitOfWork, unit_of_work
 from shared.settings import Settings
 
@@ -110,7 +110,7 @@ async def _found(
 @router.get(
     "/event-types",
     response_model=list[EventTypeInfo],
-    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403)},
+    responses=problem_responses(401, 403),
     summary="The event types a webhook may subscribe to",
     description="The general topics' events (ids and codes only). Protected-topic events and "
     "the audit stream are never delivered by webhook.",
@@ -126,7 +126,7 @@ async def list_event_types(guard: GuardDep) -> list[EventTypeInfo]:
     "",
     status_code=201,
     response_model=WebhookWithSecret,
-    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 413, 422)},
+    responses=problem_responses(400, 401, 403, 413, 422),
     summary="Subscribe a URL to event types",
     description="The answer carries the subscription's signing `secret`, shown this once. The "
     "URL must be https and resolve to public addresses only (422 otherwise: "
@@ -172,7 +172,7 @@ async def create_webhook(
 @router.get(
     "",
     response_model=Page[WebhookPublic],
-    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 422)},
+    responses=problem_responses(400, 401, 403, 422),
     summary="Your organisation's webhook subscriptions, oldest first",
 )
 async def list_webhooks(
@@ -196,7 +196,7 @@ async def list_webhooks(
 @router.get(
     "/{webhook_id}",
     response_model=WebhookPublic,
-    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)},
+    responses=problem_responses(401, 403, 404, 422),
     summary="Read a subscription (never its secret)",
 )
 async def get_webhook(
@@ -213,7 +213,7 @@ async def get_webhook(
 @router.patch(
     "/{webhook_id}",
     response_model=WebhookPublic,
-    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 412, 413, 422, 428)},
+    responses=problem_responses(400, 401, 403, 404, 412, 413, 422, 428),
     summary="Change a subscription (If-Match required)",
     description="Only the fields present change. `state: disabled` stops deliveries (those "
     "waiting fail); `state: active` resumes a disabled one. A new URL or event types are "
@@ -250,7 +250,7 @@ async def patch_webhook(
 @router.delete(
     "/{webhook_id}",
     status_code=204,
-    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)},
+    responses=problem_responses(401, 403, 404, 422),
     summary="Delete a subscription",
     description="No more deliveries; those waiting fail. Its delivery log is kept as the "
     "record of what was sent, but no longer served.",
@@ -269,7 +269,7 @@ async def delete_webhook(
 @router.post(
     "/{webhook_id}/secret-rotation",
     response_model=WebhookWithSecret,
-    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 413, 422)},
+    responses=problem_responses(400, 401, 403, 404, 413, 422),
     summary="Rotate the signing secret",
     description="Answers the new secret, shown this once. For `previous_valid_hours` (default "
     "24) deliveries are signed with both secrets (two signatures in `webhook-signature`).",
@@ -300,7 +300,7 @@ async def rotate_secret(
 @router.get(
     "/{webhook_id}/deliveries",
     response_model=Page[DeliveryPublic],
-    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 422)},
+    responses=problem_responses(400, 401, 403, 404, 422),
     summary="The subscription's delivery log, newest first",
     description="Each delivery with its state (pending, retrying, delivered, failed) and its "
     "attempts: when, the subscriber's status code, the error, how long it took.",
@@ -327,7 +327,7 @@ async def list_deliveries(
 @router.get(
     "/{webhook_id}/deliveries/{delivery_id}",
     response_model=DeliveryPublic,
-    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)},
+    responses=problem_responses(401, 403, 404, 422),
     summary="One delivery and its attempts",
 )
 async def get_delivery(
@@ -348,7 +348,7 @@ async def get_delivery(
     "/{webhook_id}/deliveries/{delivery_id}/redelivery",
     status_code=202,
     response_model=DeliveryPublic,
-    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 409, 422)},
+    responses=problem_responses(401, 403, 404, 409, 422),
     summary="Send a delivery again",
     description="The delivery is due again at once, with a new retry window; its attempt log "
     "goes on. The subscription must be active (409 otherwise); consent is checked again "

@@ -14,21 +14,19 @@ import asyncpg
 
 from services.planning.approvals.models import APPROVAL_COLUMNS, Approval, ApprovalStatus
 from services.planning.cases.lookup import Case
+from services.planning.refusals import Refusal
 from services.planning.timeline.service import record_timeline
 from shared.auth.principal import Principal, Role
 from shared.events.planning import ApprovalDecided, ApprovalRequested, ApprovalSubject
 from shared.messaging.outbox import UnitOfWork
 
 
-class ApprovalRefused(Exception):
+class ApprovalRefused(Refusal):
     """The approval cannot be requested, decided or withdrawn (nothing was written).
     `status` is the HTTP status the refusal answers with."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
+    def title(self) -> str:
+        return "The approval cannot be changed" if self.status == 409 else "Not allowed"
 
 
 async def load_approval(

@@ -16,28 +16,20 @@ from services.planning.approvals.models import (
     DecisionRequest,
     WithdrawalRequest,
 )
-from services.planning.approvals.service import ApprovalRefused, load_approval
+from services.planning.approvals.service import load_approval
 from services.planning.cases.lookup import Case, authorize_case
+from services.planning.refusals import refusals_audited
 from shared.audit.log import Outcome
 from shared.auth.guard import Grant, Guard, GuardDep
 from shared.auth.principal import Role
 from shared.http.app import ClockDep, DatabaseDep
 from shared.http.pagination import Cursor, Limit, Page, decode_keyset, keyset_page
-from shared.http.problems import PROBLEM_RESPONSES, ProblemError, not_found
+from shared.http.problems import not_found, problem_responses
 from shared.messaging.outbox import unit_of_work
 
 router = APIRouter(prefix="/v1/approvals", tags=["approvals"])
 
 ApprovalId = Annotated[UUID, Path()]
-
-
-def refusal_problem(refused: ApprovalRefused) -> ProblemError:
-    return ProblemError(
-        refused.status,
-        refused.code,
-        "The approval cannot be changed" if refused.status == 409 else "Not allowed",
-        detail=f"{refused.message} Nothing was changed.",
-    )
 
 
 async def _authorize(
@@ -62,7 +54,7 @@ async def _authorize(
 @router.get(
     "",
     response_model=Page[Approval],
-    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 422)},
+    responses=problem_responses(400, 401, 403, 422),
     summary="Approvals: a supervisor's team's, or a worker's own requests",
     description="Supervisors see their team's approvals (the case's team when requested); "
     "caseworkers the approvals they requested. Oldest first; filter by `status` (e.g. "
@@ -113,7 +105,7 @@ async def list_approvals(
 @router.get(
     "/{approval_id}",
     response_model=Approval,
-    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)},
+    responses=problem_responses(401, 403, 404, 422),
     summary="One approval",
 )
 async def get_approval(approval_id: ApprovalId, guard: GuardDep, database: DatabaseDep) -> Approval:
@@ -128,7 +120,7 @@ async def get_approval(approval_id: ApprovalId, guard: GuardDep, database: Datab
 @router.post(
     "/{approval_id}/decision",
     response_model=Approval,
-    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 409, 413, 422)},
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 422),
     summary="Approve or reject (a supervisor of the case's team, never the requester)",
     description="Only a supervisor of the case's own organisation and team decides: another "
     "team's supervisor gets 404 (the case is outside their scope) or 403 "
@@ -148,7 +140,7 @@ async def decide(
         grant, approval, case = await _authorize(
             guard, uow.connection, "approval.decide", approval_id, lock=True
         )
-        try:
+        async with refusals_audited(guard, grant):
             decided = await decisions.decide(
                 uow,
                 approval,
@@ -158,8 +150,6 @@ async def decide(
                 comment=body.comment,
                 now=clock.now(),
             )
-        except ApprovalRefused as refused:
-            raise await guard.refuse(grant, refusal_problem(refused)) from None
         await guard.audit(uow, grant)
     return decided
 
@@ -167,7 +157,7 @@ async def decide(
 @router.post(
     "/{approval_id}/withdrawal",
     response_model=Approval,
-    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 409, 413, 422)},
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 422),
     summary="Withdraw your own approval request",
     description="Only the requester withdraws (403 `not-requester` otherwise), and only while "
     "it is `requested` (409 `approval-not-pending`). Publishes `ApprovalDecided` "
@@ -184,11 +174,9 @@ async def withdraw(
         grant, approval, case = await _authorize(
             guard, uow.connection, "approval.withdraw", approval_id, lock=True
         )
-        try:
+        async with refusals_audited(guard, grant):
             withdrawn = await decisions.withdraw(
                 uow, approval, case, by=guard.principal, comment=body.comment, now=clock.now()
             )
-        except ApprovalRefused as refused:
-            raise await guard.refuse(grant, refusal_problem(refused)) from None
         await guard.audit(uow, grant)
     return withdrawn

@@ -25,7 +25,7 @@ from shared.auth.facts import load_facts
 from shared.auth.guard import GuardDep
 from shared.auth.policy import Scope
 from shared.http.app import ClockDep, DatabaseDep
-from shared.http.problems import PROBLEM_RESPONSES, not_found
+from shared.http.problems import not_found, problem_responses
 from shared.messaging.outbox import unit_of_work
 
 router = APIRouter(tags=["caseloads"])
@@ -39,7 +39,7 @@ TeamId = Annotated[
 @router.get(
     "/v1/workers/{worker_id}/caseload",
     response_model=WorkerCaseload,
-    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)},
+    responses=problem_responses(401, 403, 404, 422),
     summary="A worker's open cases, highest risk first, with their load against capacity",
     description="The worker themself, or a supervisor of the worker's team (in the staff "
     "directory); anyone else: 404. Each case: status, risk level, the next review due (and "
@@ -96,7 +96,7 @@ async def worker_caseload(
 @router.get(
     "/v1/teams/{team_id}/caseload",
     response_model=TeamCaseload,
-    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)},
+    responses=problem_responses(401, 403, 404, 422),
     summary="Your team's load: each active worker's weighted caseload against capacity",
     description="Supervisors of the team (of their own organisation; anyone else: 404). For "
     "each active worker of the team in the staff directory: open cases, weighted caseload "
@@ -134,7 +134,7 @@ async def team_caseload(
 @router.get(
     "/v1/cases/{case_id}/assignment-suggestions",
     response_model=AssignmentSuggestions,
-    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)},
+    responses=problem_responses(401, 403, 404, 422),
     summary="Who of the case's team could take it, ranked, with reasons",
     description="Supervisors of the case's team. The team's active workers but the case's "
     "own worker: those who speak the client's preferred language first, then by remaining "

@@ -15,6 +15,7 @@ from services.planning.approvals.models import Approval
 from services.planning.approvals.service import request_approval
 from services.planning.cases.lookup import CASE_COLUMNS, Case
 from services.planning.cases.models import ClosurePublic, ClosureRequest
+from services.planning.refusals import Refusal
 from services.planning.reviews.service import schedule_review, supersede_scheduled
 from services.planning.timeline.service import record_timeline
 from shared.auth.principal import Principal
@@ -24,6 +25,7 @@ from shared.events.planning import (
     CaseReopened,
     CaseStatus,
 )
+from shared.http.problems import ProblemError
 from shared.messaging.outbox import UnitOfWork
 
 CLOSURE_COLUMNS = (
@@ -32,15 +34,16 @@ CLOSURE_COLUMNS = (
 )
 
 
-class CaseRefused(Exception):
+class CaseRefused(Refusal):
     """The change is not possible in the case's state; nothing was written."""
 
-    def __init__(self, status: int, code: str, message: str, **extra: object) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.extra = extra
+    def title(self) -> str:
+        return "The case cannot change this way"
+
+    def problem(self) -> ProblemError:
+        problem = super().problem()
+        problem.extra = {k: v for k, v in self.extra.items() if v is not None}
+        return problem
 
 
 def _closed() -> CaseRefused:

@@ -14,22 +14,32 @@ import asyncpg
 
 from services.planning.cases.lookup import Case
 from services.planning.cases.models import AssignmentPublic
+from services.planning.refusals import Refusal
 from services.planning.timeline.service import record_timeline
 from services.planning.workers.models import WorkerPublic
 from services.planning.workers.service import get_worker
 from shared.auth.facts import ClientFacts, record_assignment
 from shared.auth.principal import Principal
 from shared.events.contracts import CaseAssigned
+from shared.http.problems import ProblemError
 from shared.messaging.outbox import UnitOfWork
 
 
-class AssignmentRefused(Exception):
+class AssignmentRefused(Refusal):
     """The named worker cannot take the case; nothing was written."""
 
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        super().__init__(422, code, message)
+
+    def problem(self) -> ProblemError:
+        return ProblemError(
+            422,
+            self.code,
+            "This worker cannot be assigned the case",
+            detail=f"{self.message} Assign an active worker of your team from the staff "
+            "directory; nothing was changed.",
+            errors=[{"field": "body.worker_id", "message": self.message, "code": self.code}],
+        )
 
 
 def refusal(

@@ -3,6 +3,7 @@ permissions in access.py."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -21,14 +22,20 @@ from services.planning.cases.models import (
     ReopenRequest,
 )
 from services.planning.cases.opening import open_case, open_case_of
+from services.planning.refusals import refusals_audited
 from shared.audit.log import Outcome
 from shared.auth.facts import load_facts
 from shared.auth.guard import Grant, Guard, GuardDep
+from shared.db.database import Database
 from shared.events.planning import CaseStatus
 from shared.http.app import ClockDep, DatabaseDep
 from shared.http.pagination import Cursor, Limit, Page, decode_keyset, keyset_page
 from shared.http.preconditions import IfMatch, matches, precondition_required, stale
-from shared.http.problems import PROBLEM_RESPONSES, RESOURCE_HEADERS, ProblemError
+from shared.http.problems import (
+    RESOURCE_HEADERS,
+    ProblemError,
+    problem_responses,
+)
 from shared.messaging.outbox import UnitOfWork, unit_of_work
 from shared.settings import Settings
 
@@ -37,20 +44,9 @@ router = APIRouter(prefix="/v1/cases", tags=["cases"])
 CaseId = Annotated[UUID, Path()]
 WITH_ETAG: dict[int | str, dict[str, Any]] = {200: {"headers": {"ETag": RESOURCE_HEADERS["ETag"]}}}
 CHANGE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    **{code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 409, 412, 413, 422, 428)},
+    **problem_responses(400, 401, 403, 404, 409, 412, 413, 422, 428),
     **WITH_ETAG,
 }
-
-
-def refused_problem(refused: lifecycle.CaseRefused) -> ProblemError:
-    problem = ProblemError(
-        refused.status,
-        refused.code,
-        "The case cannot change this way",
-        detail=f"{refused.message} Nothing was changed.",
-    )
-    problem.extra = {k: v for k, v in refused.extra.items() if v is not None}
-    return problem
 
 
 async def _public(uow: UnitOfWork, guard: Guard, grant: Grant, case: Case) -> CasePublic:
@@ -64,7 +60,7 @@ async def _public(uow: UnitOfWork, guard: Guard, grant: Grant, case: Case) -> Ca
     response_model=CasePublic,
     status_code=201,
     responses={
-        **{code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 409, 413, 422)},
+        **problem_responses(400, 401, 403, 404, 409, 413, 422),
         201: {"headers": RESOURCE_HEADERS},
     },
     summary="Open a case for a client in your scope",
@@ -131,7 +127,7 @@ async def lifecycle_reload(uow: UnitOfWork, case_id: UUID) -> Case:
 @router.get(
     "",
     response_model=Page[CasePublic],
-    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 422)},
+    responses=problem_responses(400, 401, 403, 422),
     summary="The cases you may see, oldest first",
     description="Cases of your organisation whose client is in your scope (your caseload, "
     "your team's); filter by `client_id` and `status`.",
@@ -165,7 +161,7 @@ async def get_cases(
 @router.get(
     "/{case_id}",
     response_model=CasePublic,
-    responses={**{code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)}, **WITH_ETAG},
+    responses={**problem_responses(401, 403, 404, 422), **WITH_ETAG},
     summary="One case, with its needs",
     description="Needs of protected data classes are shown only to the case's own worker and "
     "its team's supervisors (never through break-glass).",
@@ -193,6 +189,25 @@ async def _changing(
     return grant, case
 
 
+async def _change_state(
+    guard: Guard,
+    database: Database,
+    case_id: UUID,
+    if_match: str | None,
+    response: Response,
+    change: Callable[[UnitOfWork, Case], Awaitable[Case]],
+) -> CasePublic:
+    """Hold, resume or reopen (If-Match), refusals audited: the case after, with its ETag."""
+    async with unit_of_work(database) as uow:
+        grant, case = await _changing(guard, uow, case_id, if_match, "case.update")
+        async with refusals_audited(guard, grant):
+            changed = await change(uow, case)
+        result = await _public(uow, guard, grant, changed)
+        await guard.audit(uow, grant)
+    response.headers["ETag"] = changed.etag
+    return result
+
+
 @router.post(
     "/{case_id}/hold",
     response_model=CasePublic,
@@ -208,16 +223,10 @@ async def hold_case(
     response: Response,
     if_match: IfMatch = None,
 ) -> CasePublic:
-    async with unit_of_work(database) as uow:
-        grant, case = await _changing(guard, uow, case_id, if_match, "case.update")
-        try:
-            held = await lifecycle.hold(uow, case, now=clock.now())
-        except lifecycle.CaseRefused as refused:
-            raise await guard.refuse(grant, refused_problem(refused)) from None
-        result = await _public(uow, guard, grant, held)
-        await guard.audit(uow, grant)
-    response.headers["ETag"] = held.etag
-    return result
+    return await _change_state(
+        guard, database, case_id, if_match, response,
+        lambda uow, case: lifecycle.hold(uow, case, now=clock.now()),
+    )  # fmt: skip
 
 
 @router.post(
@@ -234,16 +243,10 @@ async def resume_case(
     response: Response,
     if_match: IfMatch = None,
 ) -> CasePublic:
-    async with unit_of_work(database) as uow:
-        grant, case = await _changing(guard, uow, case_id, if_match, "case.update")
-        try:
-            resumed = await lifecycle.resume(uow, case, now=clock.now())
-        except lifecycle.CaseRefused as refused:
-            raise await guard.refuse(grant, refused_problem(refused)) from None
-        result = await _public(uow, guard, grant, resumed)
-        await guard.audit(uow, grant)
-    response.headers["ETag"] = resumed.etag
-    return result
+    return await _change_state(
+        guard, database, case_id, if_match, response,
+        lambda uow, case: lifecycle.resume(uow, case, now=clock.now()),
+    )  # fmt: skip
 
 
 @router.post(
@@ -273,7 +276,7 @@ async def close_case(
     async with unit_of_work(database) as uow:
         grant, case = await _changing(guard, uow, case_id, if_match, "case.update")
         needs_approval = case.organization_id in settings.planning_closure_approval_organizations
-        try:
+        async with refusals_audited(guard, grant):
             after, closure, approval = await lifecycle.request_closure(
                 uow,
                 case,
@@ -282,8 +285,6 @@ async def close_case(
                 needs_approval=needs_approval,
                 now=clock.now(),
             )
-        except lifecycle.CaseRefused as refused:
-            raise await guard.refuse(grant, refused_problem(refused)) from None
         result = ClosureResult(case=await _public(uow, guard, grant, after), closure=closure)
         await guard.audit(uow, grant)
     response.headers["ETag"] = after.etag
@@ -310,24 +311,18 @@ async def reopen_case(
     response: Response,
     if_match: IfMatch = None,
 ) -> CasePublic:
-    async with unit_of_work(database) as uow:
-        grant, case = await _changing(guard, uow, case_id, if_match, "case.update")
-        try:
-            reopened = await lifecycle.reopen(
-                uow, case, reason=body.reason, by=guard.principal.subject, now=clock.now()
-            )
-        except lifecycle.CaseRefused as refused:
-            raise await guard.refuse(grant, refused_problem(refused)) from None
-        result = await _public(uow, guard, grant, reopened)
-        await guard.audit(uow, grant)
-    response.headers["ETag"] = reopened.etag
-    return result
+    return await _change_state(
+        guard, database, case_id, if_match, response,
+        lambda uow, case: lifecycle.reopen(
+            uow, case, reason=body.reason, by=guard.principal.subject, now=clock.now()
+        ),
+    )  # fmt: skip
 
 
 @router.put(
     "/{case_id}/assignment",
     response_model=AssignmentPublic,
-    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 409, 412, 413, 422)},
+    responses=problem_responses(400, 401, 403, 404, 409, 412, 413, 422),
     summary="Assign a case to a worker of your team",
     description="Supervisors assign within their own team, to an active worker of the staff "
     "directory (`/v1/workers`) of their own organisation and team; otherwise 422 with the "
@@ -360,32 +355,19 @@ async def assign_case(
             )  # fmt: skip
         facts = await load_facts(connection, case.client_id)
         assert facts is not None
-        try:
+        async with refusals_audited(guard, grant):
             assignment = await service.assign_case(
                 uow, case=case, facts=facts, worker_id=body.worker_id,
                 assigned_by=guard.principal, now=clock.now(),
             )  # fmt: skip
-        except service.AssignmentRefused as refused:
-            raise await guard.refuse(grant, _not_assignable(refused)) from None
         await guard.audit(uow, grant)
     return assignment
-
-
-def _not_assignable(refused: service.AssignmentRefused) -> ProblemError:
-    return ProblemError(
-        422,
-        refused.code,
-        "This worker cannot be assigned the case",
-        detail=f"{refused.message} Assign an active worker of your team from the staff "
-        "directory; nothing was changed.",
-        errors=[{"field": "body.worker_id", "message": refused.message, "code": refused.code}],
-    )
 
 
 @router.get(
     "/{case_id}/assignment",
     response_model=AssignmentPublic,
-    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)},
+    responses=problem_responses(401, 403, 404, 422),
     summary="Who a case is assigned to",
 )
 async def get_assignment(

@@ -12,7 +12,7 @@ from services.planning.code_lists.catalogue import (
     catalogue,
 )
 from shared.auth.guard import GuardDep
-from shared.http.problems import PROBLEM_RESPONSES
+from shared.http.problems import problem_responses
 
 router = APIRouter(prefix="/v1/code-lists", tags=["code lists"])
 
@@ -20,7 +20,7 @@ router = APIRouter(prefix="/v1/code-lists", tags=["code lists"])
 @router.get(
     "/closure-reasons",
     response_model=CodeList,
-    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403)},
+    responses=problem_responses(401, 403),
     summary="Why a case can be closed",
 )
 async def closure_reasons(guard: GuardDep) -> CodeList:
@@ -31,7 +31,7 @@ async def closure_reasons(guard: GuardDep) -> CodeList:
 @router.get(
     "/destinations",
     response_model=CodeList,
-    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403)},
+    responses=problem_responses(401, 403),
     summary="Where a client went when their case closed (HMIS 3.12 Destination)",
 )
 async def destinations(guard: GuardDep) -> CodeList:

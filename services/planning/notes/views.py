@@ -21,24 +21,20 @@ from services.planning.notes.models import (
     NoteStatus,
     NoteUpdate,
 )
-from services.planning.refusals import Refusal
+from services.planning.refusals import Refusal, audited, refusals_audited
 from shared.audit.log import Outcome
 from shared.auth.guard import Grant, Guard, GuardDep
 from shared.http import idempotency
 from shared.http.app import ClockDep, DatabaseDep
 from shared.http.pagination import Cursor, Limit, Page, decode_keyset, keyset_page
 from shared.http.preconditions import IfMatch, matches, precondition_required, stale
-from shared.http.problems import PROBLEM_RESPONSES, not_found
+from shared.http.problems import not_found, problem_responses
 from shared.messaging.outbox import UnitOfWork, unit_of_work
 
 router = APIRouter(tags=["notes"])
 
 CaseId = Annotated[UUID, Path(description="The case's id.")]
 NoteId = Annotated[UUID, Path(description="The note's id.")]
-
-
-def _problems(*codes: int) -> dict[int | str, dict[str, object]]:
-    return {code: PROBLEM_RESPONSES[code] for code in codes}
 
 
 def etag(note: NotePublic) -> str:
@@ -51,11 +47,6 @@ def _location(note: NotePublic) -> str:
 
 def _headers(note: NotePublic) -> dict[str, str]:
     return {"Location": _location(note), "ETag": etag(note)}
-
-
-async def _refused(guard: Guard, grant: Grant, refusal: Refusal) -> Exception:
-    outcome = Outcome.NOT_FOUND if refusal.status == 404 else Outcome.DENIED
-    return await guard.refuse(grant, refusal.problem(), outcome)
 
 
 async def _note(
@@ -90,7 +81,7 @@ async def _as_read(guard: Guard, grant: Grant, if_match: str | None, note: NoteP
     if if_match is None:
         raise await guard.refuse(grant, precondition_required("note"), Outcome.PRECONDITION_FAILED)
     if note.status is NoteStatus.SIGNED:
-        raise await _refused(
+        raise await audited(
             guard,
             grant,
             Refusal(409, "note-already-signed", "A signed note never changes; add an addendum."),
@@ -103,7 +94,7 @@ async def _as_read(guard: Guard, grant: Grant, if_match: str | None, note: NoteP
     "/v1/cases/{case_id}/notes",
     status_code=201,
     response_model=NotePublic,
-    responses=_problems(400, 401, 403, 404, 409, 413, 422),
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 422),
     summary="Write a progress note on a case, as a draft",
     description="`details.kind` is the note's kind, with its own fields (contact: `mode`; "
     "service_provided: `minutes` or `units`; advocacy: with whom and on what; consultation: "
@@ -131,12 +122,10 @@ async def create_note(
                 uow, replace(grant, resource_type="note", resource_id=str(replayed.id))
             )
             return stored.replay(_headers(replayed))
-        try:
+        async with refusals_audited(guard, grant):
             note = await service.create_note(
                 uow, case=case, data=body, by=guard.principal.subject, now=clock.now()
             )
-        except Refusal as refusal:
-            raise await _refused(guard, grant, refusal) from None
         await idempotent.remember(uow.connection, note)
         await guard.audit(uow, replace(grant, resource_type="note", resource_id=str(note.id)))
     response.headers.update(_headers(note))
@@ -146,7 +135,7 @@ async def create_note(
 @router.get(
     "/v1/cases/{case_id}/notes",
     response_model=Page[NotePublic],
-    responses=_problems(400, 401, 403, 404, 422),
+    responses=problem_responses(400, 401, 403, 404, 422),
     summary="A case's notes the caller may see, newest first",
 )
 async def list_notes(
@@ -171,7 +160,7 @@ async def list_notes(
 @router.get(
     "/v1/notes/{note_id}",
     response_model=NotePublic,
-    responses=_problems(401, 403, 404, 422),
+    responses=problem_responses(401, 403, 404, 422),
     summary="Read a progress note",
 )
 async def get_note(
@@ -187,7 +176,7 @@ async def get_note(
 @router.patch(
     "/v1/notes/{note_id}",
     response_model=NotePublic,
-    responses=_problems(400, 401, 403, 404, 409, 412, 413, 422, 428),
+    responses=problem_responses(400, 401, 403, 404, 409, 412, 413, 422, 428),
     summary="Change your draft note (If-Match required)",
     description="Fields present replace the draft's. Only the author changes a draft; a signed "
     "note never changes (409): correct it with an addendum.",
@@ -204,12 +193,10 @@ async def update_note(
     async with unit_of_work(database) as uow:
         grant, case, note = await _note(guard, uow, "note.write", note_id, lock=True)
         await _as_read(guard, grant, if_match, note)
-        try:
+        async with refusals_audited(guard, grant):
             updated = await service.update_note(
                 uow, case=case, note=note, data=body, by=guard.principal.subject, now=clock.now()
             )
-        except Refusal as refusal:
-            raise await _refused(guard, grant, refusal) from None
         await guard.audit(uow, grant)
     response.headers["ETag"] = etag(updated)
     return updated
@@ -218,7 +205,7 @@ async def update_note(
 @router.post(
     "/v1/notes/{note_id}/signature",
     response_model=NotePublic,
-    responses=_problems(401, 403, 404, 409, 412, 422, 428),
+    responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
     summary="Sign your draft note (If-Match required): from now on it never changes",
     description="Publishes `NoteSigned` (ids and kind, never text). A signed contact note "
     "moves the case's last contact to when it happened. Kinds listed as needing it await a "
@@ -235,12 +222,10 @@ async def sign_note(
     async with unit_of_work(database) as uow:
         grant, case, note = await _note(guard, uow, "note.write", note_id, lock_case=True)
         await _as_read(guard, grant, if_match, note)
-        try:
+        async with refusals_audited(guard, grant):
             signed = await service.sign(
                 uow, case=case, note=note, by=guard.principal.subject, now=clock.now()
             )
-        except Refusal as refusal:
-            raise await _refused(guard, grant, refusal) from None
         await guard.audit(uow, grant)
     response.headers["ETag"] = etag(signed)
     return signed
@@ -250,7 +235,7 @@ async def sign_note(
     "/v1/notes/{note_id}/addenda",
     status_code=201,
     response_model=NotePublic,
-    responses=_problems(400, 401, 403, 404, 409, 413, 422),
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 422),
     summary="Correct a signed note: a draft addendum pointing at it, signed on its own",
 )
 async def add_addendum(
@@ -272,7 +257,7 @@ async def add_addendum(
             replayed = NotePublic.model_validate(stored.body)
             await guard.audit(uow, grant, replace(grant, resource_id=str(replayed.id)))
             return stored.replay(_headers(replayed))
-        try:
+        async with refusals_audited(guard, grant):
             addendum = await service.add_addendum(
                 uow,
                 case=case,
@@ -281,8 +266,6 @@ async def add_addendum(
                 by=guard.principal.subject,
                 now=clock.now(),
             )
-        except Refusal as refusal:
-            raise await _refused(guard, grant, refusal) from None
         await idempotent.remember(uow.connection, addendum)
         await guard.audit(uow, grant, replace(grant, resource_id=str(addendum.id)))
     response.headers.update(_headers(addendum))
@@ -292,7 +275,7 @@ async def add_addendum(
 @router.post(
     "/v1/notes/{note_id}/cosignature",
     response_model=NotePublic,
-    responses=_problems(401, 403, 404, 409, 422),
+    responses=problem_responses(401, 403, 404, 409, 422),
     summary="Co-sign a signed note of a kind that needs it (a supervisor of the case's team)",
     description="Never the note's author (403 `self-cosignature`); only a supervisor of the "
     "case's own team (403 `not-case-supervisor`); once (409).",
@@ -306,12 +289,10 @@ async def cosign_note(
 ) -> NotePublic:
     async with unit_of_work(database) as uow:
         grant, case, note = await _note(guard, uow, "note.cosign", note_id, lock=True)
-        try:
+        async with refusals_audited(guard, grant):
             cosigned = await service.cosign(
                 uow, case=case, note=note, principal=guard.principal, now=clock.now()
             )
-        except Refusal as refusal:
-            raise await _refused(guard, grant, refusal) from None
         await guard.audit(uow, grant)
     response.headers["ETag"] = etag(cosigned)
     return cosigned

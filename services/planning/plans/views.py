@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Annotated
 from uuid import UUID
@@ -23,15 +24,16 @@ from services.planning.plans.models import (
     ProgressCreate,
     ProgressPublic,
 )
-from services.planning.refusals import Refusal
+from services.planning.refusals import Refusal, audited, refusals_audited
 from shared.audit.log import Outcome
 from shared.auth.guard import Grant, Guard, GuardDep
+from shared.db.database import Database
 from shared.events.planning import ApprovalSubject
 from shared.http import idempotency
 from shared.http.app import ClockDep, DatabaseDep
 from shared.http.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor, invalid_cursor
 from shared.http.preconditions import IfMatch, matches, precondition_required, stale
-from shared.http.problems import PROBLEM_RESPONSES, not_found
+from shared.http.problems import not_found, problem_responses
 from shared.messaging.outbox import UnitOfWork, unit_of_work
 
 router = APIRouter(tags=["plans"])
@@ -39,10 +41,6 @@ router = APIRouter(tags=["plans"])
 CaseId = Annotated[UUID, Path(description="The case's id.")]
 PlanId = Annotated[UUID, Path(description="A plan version's id.")]
 GoalId = Annotated[UUID, Path(description="A goal's id (stable across versions).")]
-
-
-def _problems(*codes: int) -> dict[int | str, dict[str, object]]:
-    return {code: PROBLEM_RESPONSES[code] for code in codes}
 
 
 def etag(plan: service.Plan | PlanPublic) -> str:
@@ -76,9 +74,25 @@ async def _plan(
     return replace(grant, resource_type="plan", resource_id=str(plan_id)), case, plan
 
 
-async def _refused(guard: Guard, grant: Grant, refusal: Refusal) -> Exception:
-    outcome = Outcome.NOT_FOUND if refusal.status == 404 else Outcome.DENIED
-    return await guard.refuse(grant, refusal.problem(), outcome)
+async def _change_draft(
+    guard: Guard,
+    database: Database,
+    plan_id: UUID,
+    if_match: str | None,
+    response: Response,
+    change: Callable[[UnitOfWork, Case, service.Plan], Awaitable[service.Plan]],
+) -> PlanPublic:
+    """A change of a draft the caller read (If-Match), refusals audited: the draft after, with
+    its ETag."""
+    async with unit_of_work(database) as uow:
+        grant, case, plan = await _plan(guard, uow, "plan.write", plan_id, lock=True)
+        await _draft_as_read(guard, grant, if_match, plan)
+        async with refusals_audited(guard, grant):
+            updated = await change(uow, case, plan)
+        shown = await service.public(uow.connection, updated)
+        await guard.audit(uow, grant)
+    response.headers["ETag"] = etag(updated)
+    return shown
 
 
 async def _draft_as_read(
@@ -89,7 +103,7 @@ async def _draft_as_read(
     if if_match is None:
         raise await guard.refuse(grant, precondition_required("plan"), Outcome.PRECONDITION_FAILED)
     if plan.status is not PlanStatus.DRAFT:
-        raise await _refused(guard, grant, service.not_draft(plan))
+        raise await audited(guard, grant, service.not_draft(plan))
     if not matches(if_match, etag(plan)):
         raise await guard.refuse(grant, stale("plan"), Outcome.PRECONDITION_FAILED)
 
@@ -98,7 +112,7 @@ async def _draft_as_read(
     "/v1/cases/{case_id}/plans",
     status_code=201,
     response_model=PlanPublic,
-    responses=_problems(400, 401, 403, 404, 409, 413, 422),
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 422),
     summary="Start a case's service plan: version 1, as a draft",
     description="Goals are tied to the case's needs (`need_category`), each with a measure, a "
     "target value and a target date not in the past; actions under goals name who carries "
@@ -126,12 +140,10 @@ async def create_plan(
                 uow, grant.about(resource_id=str(replayed.id), client_id=case.client_id)
             )
             return stored.replay({"Location": _location(replayed.id), "ETag": etag(replayed)})
-        try:
+        async with refusals_audited(guard, grant):
             plan = await service.create_first_draft(
                 uow, case=case, data=body, by=guard.principal.subject, now=clock.now()
             )
-        except Refusal as refusal:
-            raise await _refused(guard, grant, refusal) from None
         shown = await service.public(uow.connection, plan)
         await idempotent.remember(uow.connection, shown)
         await guard.audit(uow, replace(grant, resource_type="plan", resource_id=str(plan.id)))
@@ -143,7 +155,7 @@ async def create_plan(
 @router.get(
     "/v1/cases/{case_id}/plans",
     response_model=Page[PlanSummary],
-    responses=_problems(400, 401, 403, 404, 422),
+    responses=problem_responses(400, 401, 403, 404, 422),
     summary="The versions of a case's plan, newest first",
 )
 async def list_plans(
@@ -179,7 +191,7 @@ def _number_cursor(cursor: str) -> int:
 @router.get(
     "/v1/plans/{plan_id}",
     response_model=PlanPublic,
-    responses=_problems(401, 403, 404, 422),
+    responses=problem_responses(401, 403, 404, 422),
     summary="A plan version: goals (with current status and progress), actions, safety plan",
 )
 async def get_plan(
@@ -196,7 +208,7 @@ async def get_plan(
 @router.put(
     "/v1/plans/{plan_id}",
     response_model=PlanPublic,
-    responses=_problems(400, 401, 403, 404, 409, 412, 413, 422, 428),
+    responses=problem_responses(400, 401, 403, 404, 409, 412, 413, 422, 428),
     summary="Replace a draft's goals, actions and safety plan (If-Match required)",
     description="Only a draft changes (409 `plan-not-draft` otherwise: an approved version is "
     "never edited). Keep a goal's or action's `id` to keep it; omit it for a new one. A "
@@ -211,25 +223,18 @@ async def update_plan(
     response: Response,
     if_match: IfMatch = None,
 ) -> PlanPublic:
-    async with unit_of_work(database) as uow:
-        grant, case, plan = await _plan(guard, uow, "plan.write", plan_id, lock=True)
-        await _draft_as_read(guard, grant, if_match, plan)
-        try:
-            updated = await service.update_draft(
-                uow, case=case, plan=plan, data=body, by=guard.principal.subject, now=clock.now()
-            )
-        except Refusal as refusal:
-            raise await _refused(guard, grant, refusal) from None
-        shown = await service.public(uow.connection, updated)
-        await guard.audit(uow, grant)
-    response.headers["ETag"] = etag(updated)
-    return shown
+    return await _change_draft(
+        guard, database, plan_id, if_match, response,
+        lambda uow, case, plan: service.update_draft(
+            uow, case=case, plan=plan, data=body, by=guard.principal.subject, now=clock.now()
+        ),
+    )  # fmt: skip
 
 
 @router.put(
     "/v1/plans/{plan_id}/agreement",
     response_model=PlanPublic,
-    responses=_problems(400, 401, 403, 404, 409, 412, 413, 422, 428),
+    responses=problem_responses(400, 401, 403, 404, 409, 412, 413, 422, 428),
     summary="Record the client's agreement to a draft: signed, verbal or declined (If-Match)",
     description="Required before approval is requested: the supervisor decides knowing where "
     "the client stands. A declined plan can still be approved (e.g. a safety plan the client "
@@ -245,31 +250,19 @@ async def record_agreement(
     response: Response,
     if_match: IfMatch = None,
 ) -> PlanPublic:
-    async with unit_of_work(database) as uow:
-        grant, case, plan = await _plan(guard, uow, "plan.write", plan_id, lock=True)
-        await _draft_as_read(guard, grant, if_match, plan)
-        try:
-            updated = await service.record_agreement(
-                uow,
-                case=case,
-                plan=plan,
-                how=body.how,
-                at=body.at,
-                by=guard.principal.subject,
-                now=clock.now(),
-            )
-        except Refusal as refusal:
-            raise await _refused(guard, grant, refusal) from None
-        shown = await service.public(uow.connection, updated)
-        await guard.audit(uow, grant)
-    response.headers["ETag"] = etag(updated)
-    return shown
+    return await _change_draft(
+        guard, database, plan_id, if_match, response,
+        lambda uow, case, plan: service.record_agreement(
+            uow, case=case, plan=plan, how=body.how, at=body.at, by=guard.principal.subject,
+            now=clock.now(),
+        ),
+    )  # fmt: skip
 
 
 @router.post(
     "/v1/plans/{plan_id}/approval-request",
     response_model=PlanPublic,
-    responses=_problems(401, 403, 404, 409, 412, 422, 428),
+    responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
     summary="Ask a supervisor of the case's team to approve a draft (If-Match required)",
     description="The draft needs a goal and the client's agreement (422 otherwise). It awaits "
     "approval (no longer editable) through the generic approvals (`/v1/approvals`): approved, "
@@ -289,20 +282,20 @@ async def request_plan_approval(
         await _draft_as_read(guard, grant, if_match, plan)
         refusal = service.approval_refusal(case, plan)
         if refusal is not None:
-            raise await _refused(guard, grant, refusal)
+            raise await audited(guard, grant, refusal)
         now = clock.now()
-        try:
-            approval = await request_approval(
-                uow,
-                case=case,
-                subject=ApprovalSubject.PLAN,
-                subject_id=plan.id,
-                requested_by=guard.principal,
-                now=now,
-            )
-        except ApprovalRefused as refused:
-            pending = Refusal(refused.status, refused.code, refused.message)
-            raise await _refused(guard, grant, pending) from None
+        async with refusals_audited(guard, grant):
+            try:
+                approval = await request_approval(
+                    uow,
+                    case=case,
+                    subject=ApprovalSubject.PLAN,
+                    subject_id=plan.id,
+                    requested_by=guard.principal,
+                    now=now,
+                )
+            except ApprovalRefused as refused:  # answered with a plan's titles, not an approval's
+                raise Refusal(refused.status, refused.code, refused.message) from None
         await service.mark_awaiting(
             uow, plan=plan, approval_id=approval.id, by=guard.principal.subject, now=now
         )
@@ -318,7 +311,7 @@ async def request_plan_approval(
     "/v1/plans/{plan_id}/revision",
     status_code=201,
     response_model=PlanPublic,
-    responses=_problems(401, 403, 404, 409, 422),
+    responses=problem_responses(401, 403, 404, 409, 422),
     summary="Revise the approved version in force: a new draft with the same goals and ids",
     description="The new version copies goals (with their current status), actions and the "
     "safety plan, ids kept, so `/diff` shows what the revision changes. 409 when this is not "
@@ -334,12 +327,10 @@ async def revise_plan(
 ) -> PlanPublic:
     async with unit_of_work(database) as uow:
         grant, case, plan = await _plan(guard, uow, "plan.write", plan_id, lock=True)
-        try:
+        async with refusals_audited(guard, grant):
             draft = await service.revise(
                 uow, case=case, plan=plan, by=guard.principal.subject, now=clock.now()
             )
-        except Refusal as refusal:
-            raise await _refused(guard, grant, refusal) from None
         shown = await service.public(uow.connection, draft)
         await guard.audit(uow, grant, replace(grant, resource_id=str(draft.id)))
     response.headers["Location"] = _location(draft.id)
@@ -350,7 +341,7 @@ async def revise_plan(
 @router.get(
     "/v1/plans/{plan_id}/diff",
     response_model=PlanDiff,
-    responses=_problems(401, 403, 404, 422),
+    responses=problem_responses(401, 403, 404, 422),
     summary="What changed from another version of the same case's plan to this one",
     description="Goals and actions added, removed and changed (each changed field before and "
     "after; goals as each version shows them, current status included); safety plan items "
@@ -376,7 +367,7 @@ async def diff_plans(
 @router.post(
     "/v1/plans/{plan_id}/goals/{goal_id}/status",
     response_model=PlanPublic,
-    responses=_problems(400, 401, 403, 404, 409, 413, 422),
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 422),
     summary="Change a goal's status on the approved version in force",
     description="Publishes `GoalStatusChanged` (ids and codes). A goal ends achieved, not "
     "achieved or cancelled; an ended goal stays so on its version (409), as does a change on "
@@ -393,7 +384,7 @@ async def change_goal_status(
 ) -> PlanPublic:
     async with unit_of_work(database) as uow:
         grant, case, plan = await _plan(guard, uow, "plan.write", plan_id, lock=True)
-        try:
+        async with refusals_audited(guard, grant):
             await service.change_goal_status(
                 uow,
                 case=case,
@@ -403,8 +394,6 @@ async def change_goal_status(
                 by=guard.principal.subject,
                 now=clock.now(),
             )
-        except Refusal as refusal:
-            raise await _refused(guard, grant, refusal) from None
         shown = await service.public(uow.connection, plan)
         await guard.audit(uow, grant)
     response.headers["ETag"] = etag(plan)
@@ -415,7 +404,7 @@ async def change_goal_status(
     "/v1/plans/{plan_id}/goals/{goal_id}/progress",
     status_code=201,
     response_model=ProgressPublic,
-    responses=_problems(400, 401, 403, 404, 409, 413, 422),
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 422),
     summary="Record a measurement of a goal's progress on the approved version in force",
 )
 async def record_progress(
@@ -428,7 +417,7 @@ async def record_progress(
 ) -> ProgressPublic:
     async with unit_of_work(database) as uow:
         grant, case, plan = await _plan(guard, uow, "plan.write", plan_id, lock=True)
-        try:
+        async with refusals_audited(guard, grant):
             progress = await service.record_progress(
                 uow,
                 case=case,
@@ -438,7 +427,5 @@ async def record_progress(
                 by=guard.principal.subject,
                 now=clock.now(),
             )
-        except Refusal as refusal:
-            raise await _refused(guard, grant, refusal) from None
         await guard.audit(uow, grant)
     return progress

@@ -13,6 +13,7 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from services.planning.cases.lookup import Case
+from services.planning.refusals import Refusal
 from services.planning.reviews.cadence import next_review_due
 from services.planning.reviews.models import (
     REVIEW_COLUMNS,
@@ -27,12 +28,9 @@ from shared.events.planning import ReviewCompleted, ReviewOutcome, ReviewSchedul
 from shared.messaging.outbox import UnitOfWork
 
 
-class ReviewRefused(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
+class ReviewRefused(Refusal):
+    def title(self) -> str:
+        return "The review cannot be completed"
 
 
 def _risk(case: Case) -> RiskLevel | None:

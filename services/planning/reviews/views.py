@@ -8,12 +8,13 @@ from uuid import UUID
 from fastapi import APIRouter, Path
 
 from services.planning.cases.lookup import authorize_case
+from services.planning.refusals import refusals_audited
 from services.planning.reviews import service
 from services.planning.reviews.models import CompletionRequest, ReviewPublic
 from shared.audit.log import Outcome
 from shared.auth.guard import GuardDep
 from shared.http.app import ClockDep, DatabaseDep
-from shared.http.problems import PROBLEM_RESPONSES, ProblemError, not_found
+from shared.http.problems import not_found, problem_responses
 from shared.messaging.outbox import unit_of_work
 
 router = APIRouter(prefix="/v1/cases", tags=["reviews"])
@@ -22,7 +23,7 @@ router = APIRouter(prefix="/v1/cases", tags=["reviews"])
 @router.get(
     "/{case_id}/reviews",
     response_model=list[ReviewPublic],
-    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)},
+    responses=problem_responses(401, 403, 404, 422),
     summary="A case's reviews: scheduled, completed and superseded, in the order scheduled",
 )
 async def list_reviews(
@@ -38,7 +39,7 @@ async def list_reviews(
 @router.post(
     "/{case_id}/reviews/{review_id}/completion",
     response_model=ReviewPublic,
-    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 409, 413, 422)},
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 422),
     summary="Record a review as held: outcome and attendees",
     description="Only the case's scheduled review can be completed (409 "
     "`review-not-scheduled` otherwise; a closed case is 409 `case-closed`). Publishes "
@@ -60,7 +61,7 @@ async def complete_review(
         review = await service.load_review(uow.connection, case.id, review_id, lock=True)
         if review is None:
             raise await guard.refuse(grant, not_found("review"), Outcome.NOT_FOUND)
-        try:
+        async with refusals_audited(guard, grant):
             completed = await service.complete_review(
                 uow,
                 case,
@@ -70,15 +71,5 @@ async def complete_review(
                 by=guard.principal.subject,
                 now=clock.now(),
             )
-        except service.ReviewRefused as refused:
-            raise await guard.refuse(
-                grant,
-                ProblemError(
-                    refused.status,
-                    refused.code,
-                    "The review cannot be completed",
-                    detail=f"{refused.message} Nothing was changed.",
-                ),
-            ) from None
         await guard.audit(uow, grant)
     return completed

@@ -3,8 +3,10 @@ to the client's open case (or their latest); a client without a case has no time
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -15,101 +17,96 @@ from shared.events.assessment import FlagAcknowledged, FlagRaised
 from shared.events.consent import ConsentGranted, ConsentRevoked
 from shared.events.envelope import Event
 from shared.events.referrals import ReferralClosed, ReferralMade, ReferralStatusChanged
+from shared.messaging.consumer import Handler
 
 
-async def _entry(
-    connection: asyncpg.Connection,
-    event: Event,
-    *,
-    client_id: UUID,
-    kind: str,
-    occurred_at: datetime,
-    subject_type: str,
-    subject_id: UUID,
-    codes: Mapping[str, str] = NO_CODES,
-) -> None:
-    case = await case_for_client(connection, client_id)
+def _no_codes(_data: Any) -> Mapping[str, str]:
+    return NO_CODES
+
+
+def _status_change_codes(data: ReferralStatusChanged) -> Mapping[str, str]:
+    codes = {"from_status": data.from_status.value, "to_status": data.to_status.value}
+    if data.reason_code is not None:
+        codes["reason_code"] = data.reason_code.value
+    return codes
+
+
+_TimelineData = (
+    FlagRaised
+    | FlagAcknowledged
+    | ConsentGranted
+    | ConsentRevoked
+    | ReferralMade
+    | ReferralStatusChanged
+    | ReferralClosed
+)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """How one type of event becomes a timeline entry (`data` is of `data_type`)."""
+
+    data_type: type[_TimelineData]
+    kind: str
+    subject_type: str
+    subject_id: Callable[[Any], UUID]
+    occurred_at: Callable[[Any, Event], datetime]
+    codes: Callable[[Any], Mapping[str, str]] = _no_codes
+
+
+_ENTRIES: dict[str, _Entry] = {
+    FlagRaised.event_type: _Entry(
+        FlagRaised, "flag.raised", "flag", lambda d: d.flag_id, lambda d, _e: d.raised_at,
+        lambda d: {"severity": d.severity.value, "crisis": "true" if d.crisis else "false"},
+    ),
+    FlagAcknowledged.event_type: _Entry(
+        FlagAcknowledged, "flag.acknowledged", "flag", lambda d: d.flag_id,
+        lambda d, _e: d.acknowledged_at,
+    ),
+    ConsentGranted.event_type: _Entry(
+        ConsentGranted, "consent.granted", "consent", lambda d: d.consent_id,
+        lambda _d, e: e.time,
+    ),
+    ConsentRevoked.event_type: _Entry(
+        ConsentRevoked, "consent.revoked", "consent", lambda d: d.consent_id,
+        lambda d, _e: d.revoked_at,
+    ),
+    ReferralMade.event_type: _Entry(
+        ReferralMade, "referral.made", "referral", lambda d: d.referral_id,
+        lambda d, _e: d.made_at, lambda d: {"status": d.status.value, "mode": d.mode},
+    ),
+    ReferralStatusChanged.event_type: _Entry(
+        ReferralStatusChanged, "referral.status_changed", "referral", lambda d: d.referral_id,
+        lambda d, _e: d.changed_at, _status_change_codes,
+    ),
+    ReferralClosed.event_type: _Entry(
+        ReferralClosed, "referral.closed", "referral", lambda d: d.referral_id,
+        lambda d, _e: d.closed_at,
+        lambda d: {"final_status": d.final_status.value, "outcome": d.outcome.value},
+    ),
+}  # fmt: skip
+
+
+async def on_event(connection: asyncpg.Connection, event: Event) -> None:
+    """The timeline entry of one of the events in `_ENTRIES`."""
+    how = _ENTRIES[event.type]
+    data = event.data
+    assert isinstance(data, how.data_type)
+    case = await case_for_client(connection, data.client_id)
     if case is None:
         return
     await record_timeline(
         connection,
         case_id=case.id,
-        client_id=client_id,
-        kind=kind,
-        occurred_at=occurred_at,
-        subject_type=subject_type,
-        subject_id=subject_id,
-        codes=codes,
+        client_id=data.client_id,
+        kind=how.kind,
+        occurred_at=how.occurred_at(data, event),
+        subject_type=how.subject_type,
+        subject_id=how.subject_id(data),
+        codes=how.codes(data),
         source=event.source.rsplit("/", 1)[-1],
         event_id=UUID(event.id),
     )
 
 
-async def on_flag_raised(connection: asyncpg.Connection, event: Event) -> None:
-    data = event.data
-    assert isinstance(data, FlagRaised)
-    await _entry(
-        connection, event, client_id=data.client_id, kind="flag.raised",
-        occurred_at=data.raised_at, subject_type="flag", subject_id=data.flag_id,
-        codes={"severity": data.severity.value, "crisis": "true" if data.crisis else "false"},
-    )  # fmt: skip
-
-
-async def on_flag_acknowledged(connection: asyncpg.Connection, event: Event) -> None:
-    data = event.data
-    assert isinstance(data, FlagAcknowledged)
-    await _entry(
-        connection, event, client_id=data.client_id, kind="flag.acknowledged",
-        occurred_at=data.acknowledged_at, subject_type="flag", subject_id=data.flag_id,
-    )  # fmt: skip
-
-
-async def on_consent_granted(connection: asyncpg.Connection, event: Event) -> None:
-    data = event.data
-    assert isinstance(data, ConsentGranted)
-    await _entry(
-        connection, event, client_id=data.client_id, kind="consent.granted",
-        occurred_at=event.time, subject_type="consent", subject_id=data.consent_id,
-    )  # fmt: skip
-
-
-async def on_consent_revoked(connection: asyncpg.Connection, event: Event) -> None:
-    data = event.data
-    assert isinstance(data, ConsentRevoked)
-    await _entry(
-        connection, event, client_id=data.client_id, kind="consent.revoked",
-        occurred_at=data.revoked_at, subject_type="consent", subject_id=data.consent_id,
-    )  # fmt: skip
-
-
-async def on_referral_made(connection: asyncpg.Connection, event: Event) -> None:
-    data = event.data
-    assert isinstance(data, ReferralMade)
-    await _entry(
-        connection, event, client_id=data.client_id, kind="referral.made",
-        occurred_at=data.made_at, subject_type="referral", subject_id=data.referral_id,
-        codes={"status": data.status.value, "mode": data.mode},
-    )  # fmt: skip
-
-
-async def on_referral_status_changed(connection: asyncpg.Connection, event: Event) -> None:
-    data = event.data
-    assert isinstance(data, ReferralStatusChanged)
-    codes = {"from_status": data.from_status.value, "to_status": data.to_status.value}
-    if data.reason_code is not None:
-        codes["reason_code"] = data.reason_code.value
-    await _entry(
-        connection, event, client_id=data.client_id, kind="referral.status_changed",
-        occurred_at=data.changed_at, subject_type="referral", subject_id=data.referral_id,
-        codes=codes,
-    )  # fmt: skip
-
-
-async def on_referral_closed(connection: asyncpg.Connection, event: Event) -> None:
-    data = event.data
-    assert isinstance(data, ReferralClosed)
-    await _entry(
-        connection, event, client_id=data.client_id, kind="referral.closed",
-        occurred_at=data.closed_at, subject_type="referral", subject_id=data.referral_id,
-        codes={"final_status": data.final_status.value, "outcome": data.outcome.value},
-    )  # fmt: skip
+TIMELINE_HANDLERS: dict[str, Handler] = dict.fromkeys(_ENTRIES, on_event)

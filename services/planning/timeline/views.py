@@ -13,7 +13,7 @@ from services.planning.timeline.service import timeline_page
 from shared.auth.guard import GuardDep
 from shared.http.app import DatabaseDep
 from shared.http.pagination import Cursor, Limit, Page, decode_keyset, keyset_page
-from shared.http.problems import PROBLEM_RESPONSES
+from shared.http.problems import problem_responses
 from shared.messaging.outbox import unit_of_work
 
 router = APIRouter(prefix="/v1/cases", tags=["timeline"])
@@ -22,7 +22,7 @@ router = APIRouter(prefix="/v1/cases", tags=["timeline"])
 @router.get(
     "/{case_id}/timeline",
     response_model=Page[TimelineEntry],
-    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 422)},
+    responses=problem_responses(400, 401, 403, 404, 422),
     summary="Everything that happened to a case, in order",
     description="Planning's own records (opened, assigned, reviews, held, closed, reopened, "
     "approvals) and what other services' events said as they arrived (assessed with its risk "

@@ -12,12 +12,14 @@ of the case's team, while it is pending. Accepting reassigns the case as an assi
 from __future__ import annotations
 
 from datetime import datetime
+from typing import ClassVar
 from uuid import UUID, uuid4
 
 import asyncpg
 
 from services.planning.cases.lookup import Case
 from services.planning.cases.service import record_case_assignment
+from services.planning.refusals import Refusal
 from services.planning.timeline.service import record_timeline
 from services.planning.transfers.models import (
     TRANSFER_COLUMNS,
@@ -31,18 +33,27 @@ from services.planning.workers.service import get_worker, in_scope
 from shared.auth.policy import Scope
 from shared.auth.principal import Principal, Role
 from shared.events.planning import CaseStatus, TransferAnswered, TransferRequested
+from shared.http.problems import ProblemError
 from shared.messaging.outbox import UnitOfWork
 
 
-class TransferRefused(Exception):
+class TransferRefused(Refusal):
     """The transfer cannot be asked or answered (nothing was written); `status` is the HTTP
     status the refusal answers with, `code` the problem's slug."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
+    titles: ClassVar[dict[int, str]] = {
+        403: "Not allowed",
+        409: "The transfer cannot be changed",
+        422: "Not a valid transfer",
+    }
+
+    def problem(self) -> ProblemError:
+        problem = super().problem()
+        if self.status == 422:  # the named worker is what is wrong with the request
+            problem.extra["errors"] = [
+                {"field": "body.to_worker_id", "message": self.message, "code": self.code}
+            ]
+        return problem
 
 
 class TransferRow(Transfer):

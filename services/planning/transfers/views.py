@@ -15,6 +15,7 @@ import asyncpg
 from fastapi import APIRouter, Path, Query, Response
 
 from services.planning.cases.lookup import Case, authorize_case, load_case
+from services.planning.refusals import refusals_audited
 from services.planning.transfers import service
 from services.planning.transfers.models import (
     DeclinationRequest,
@@ -23,14 +24,14 @@ from services.planning.transfers.models import (
     TransferRequest,
     TransferStatus,
 )
-from services.planning.transfers.service import TransferRefused, TransferRow
+from services.planning.transfers.service import TransferRow
 from shared.audit.log import Outcome
 from shared.auth.guard import Grant, Guard, GuardDep
 from shared.auth.policy import Scope
 from shared.auth.principal import Principal
 from shared.http.app import ClockDep, DatabaseDep
 from shared.http.pagination import Cursor, Limit, Page, decode_keyset, keyset_page
-from shared.http.problems import PROBLEM_RESPONSES, ProblemError, not_found
+from shared.http.problems import not_found, problem_responses
 from shared.messaging.outbox import unit_of_work
 
 case_transfers_router = APIRouter(prefix="/v1/cases", tags=["transfers"])
@@ -45,22 +46,6 @@ REQUEST, READ, ANSWER, REVOKE = (
 CaseId = Annotated[UUID, Path()]
 TransferId = Annotated[UUID, Path()]
 Side = Callable[[set[Scope], Principal, Transfer], bool]
-
-_TITLES = {403: "Not allowed", 409: "The transfer cannot be changed", 422: "Not a valid transfer"}
-
-
-def refusal_problem(refused: TransferRefused) -> ProblemError:
-    problem = ProblemError(
-        refused.status,
-        refused.code,
-        _TITLES.get(refused.status, "Refused"),
-        detail=f"{refused.message} Nothing was changed.",
-    )
-    if refused.status == 422:  # the named worker is what is wrong with the request
-        problem.extra["errors"] = [
-            {"field": "body.to_worker_id", "message": refused.message, "code": refused.code}
-        ]
-    return problem
 
 
 def _either_side(scopes: set[Scope], principal: Principal, transfer: Transfer) -> bool:
@@ -104,7 +89,7 @@ async def _authorize(
     "/{case_id}/transfers",
     status_code=201,
     response_model=Transfer,
-    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 409, 413, 422)},
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 422),
     summary="Ask to transfer a case to another worker of your organisation",
     description="The case's worker, or a supervisor of the case's team (403 `not-case-owner` "
     "for anyone else who can see the case), asks an active worker of the organisation's staff "
@@ -124,12 +109,10 @@ async def request_transfer(
 ) -> Transfer:
     async with unit_of_work(database) as uow:
         grant, case = await authorize_case(guard, uow.connection, REQUEST, case_id, lock=True)
-        try:
+        async with refusals_audited(guard, grant):
             transfer = await service.request_transfer(
                 uow, case, to_worker_id=body.to_worker_id, by=guard.principal, now=clock.now()
             )
-        except TransferRefused as refused:
-            raise await guard.refuse(grant, refusal_problem(refused)) from None
         await guard.audit(uow, grant)
     response.headers["Location"] = f"/v1/transfers/{transfer.id}"
     return transfer
@@ -138,7 +121,7 @@ async def request_transfer(
 @case_transfers_router.get(
     "/{case_id}/transfers",
     response_model=list[Transfer],
-    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)},
+    responses=problem_responses(401, 403, 404, 422),
     summary="A case's transfers, oldest first",
 )
 async def case_transfers(case_id: CaseId, guard: GuardDep, database: DatabaseDep) -> list[Transfer]:
@@ -152,7 +135,7 @@ async def case_transfers(case_id: CaseId, guard: GuardDep, database: DatabaseDep
 @router.get(
     "",
     response_model=Page[Transfer],
-    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 422)},
+    responses=problem_responses(400, 401, 403, 422),
     summary="Transfers to you (incoming) or that you asked for (outgoing), oldest first",
     description="`incoming`: transfers to you, or (supervisors) to a worker of your team. "
     "`outgoing`: transfers you asked for or of your cases, or (supervisors) of your team's "
@@ -184,7 +167,7 @@ async def list_transfers(
 @router.get(
     "/{transfer_id}",
     response_model=TransferDetail,
-    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)},
+    responses=problem_responses(401, 403, 404, 422),
     summary="A transfer, with what the receiving side needs to decide",
     description="Either side sees it. `case` is a minimal summary: status, risk level, "
     "preferred language, the next review and the general needs' categories; protected needs "
@@ -206,7 +189,7 @@ async def get_transfer(
 @router.post(
     "/{transfer_id}/acceptance",
     response_model=Transfer,
-    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 409, 413, 422)},
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 422),
     summary="Accept a transfer (the receiving worker, or a supervisor of their team)",
     description="The case becomes the receiving worker's, as an assignment would make it: "
     "their team (the directory's, now), the client's access in every service through "
@@ -221,12 +204,10 @@ async def accept_transfer(
         grant, transfer, case = await _authorize(
             guard, uow.connection, ANSWER, transfer_id, service.receiving_side, lock=True
         )
-        try:
+        async with refusals_audited(guard, grant):
             accepted = await service.accept(
                 uow, transfer, case, by=guard.principal, now=clock.now()
             )
-        except TransferRefused as refused:
-            raise await guard.refuse(grant, refusal_problem(refused)) from None
         await guard.audit(uow, grant)
     return accepted
 
@@ -234,7 +215,7 @@ async def accept_transfer(
 @router.post(
     "/{transfer_id}/declination",
     response_model=Transfer,
-    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 409, 413, 422)},
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 422),
     summary="Decline a transfer, with a reason code (the receiving side)",
     description="The case stays where it is. `TransferAnswered` (`declined`; the reason stays "
     "in planning). 409 `transfer-not-pending`. Anyone but the receiving side: 404.",
@@ -250,12 +231,10 @@ async def decline_transfer(
         grant, transfer, _case = await _authorize(
             guard, uow.connection, ANSWER, transfer_id, service.receiving_side, lock=True
         )
-        try:
+        async with refusals_audited(guard, grant):
             declined = await service.decline(
                 uow, transfer, reason=body.reason, by=guard.principal, now=clock.now()
             )
-        except TransferRefused as refused:
-            raise await guard.refuse(grant, refusal_problem(refused)) from None
         await guard.audit(uow, grant)
     return declined
 
@@ -263,7 +242,7 @@ async def decline_transfer(
 @router.post(
     "/{transfer_id}/revocation",
     response_model=Transfer,
-    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 409, 413, 422)},
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 422),
     summary="Revoke a pending transfer (its requester, or a supervisor of the case's team)",
     description="Only while pending (409 `transfer-not-pending`). `TransferAnswered` "
     "(`revoked`). Anyone else: 404.",
@@ -275,9 +254,7 @@ async def revoke_transfer(
         grant, transfer, _case = await _authorize(
             guard, uow.connection, REVOKE, transfer_id, _requester_side, lock=True
         )
-        try:
+        async with refusals_audited(guard, grant):
             revoked = await service.revoke(uow, transfer, by=guard.principal, now=clock.now())
-        except TransferRefused as refused:
-            raise await guard.refuse(grant, refusal_problem(refused)) from None
         await guard.audit(uow, grant)
     return revoked

@@ -11,7 +11,7 @@ from services.planning.work.service import due_work
 from services.planning.work.sources import WORK_SOURCES
 from shared.auth.guard import GuardDep
 from shared.http.app import ClockDep, DatabaseDep
-from shared.http.problems import PROBLEM_RESPONSES
+from shared.http.problems import problem_responses
 from shared.messaging.outbox import unit_of_work
 from shared.settings import Settings
 
@@ -21,7 +21,7 @@ router = APIRouter(prefix="/v1/work", tags=["work"])
 @router.get(
     "",
     response_model=list[WorkItem],
-    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403)},
+    responses=problem_responses(401, 403),
     summary="Your due work: overdue and due soon, crisis first",
     description="Derived on every request from the records (never stored to-do rows): reviews "
     "due, crisis items, unassigned cases of a supervisor's team, and what other planning "

@@ -28,7 +28,7 @@ from shared.http import idempotency
 from shared.http.app import DatabaseDep
 from shared.http.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor, invalid_cursor
 from shared.http.preconditions import IfMatch, matches, precondition_required, stale
-from shared.http.problems import PROBLEM_RESPONSES, ProblemError, not_found
+from shared.http.problems import ProblemError, not_found, problem_responses
 from shared.messaging.outbox import unit_of_work
 
 router = APIRouter(prefix="/v1/workers", tags=["staff directory"])
@@ -70,7 +70,7 @@ async def _in_scope(guard: Guard, grant: Grant, worker: WorkerPublic | None) -> 
 @router.get(
     "",
     response_model=Page[WorkerPublic],
-    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 422)},
+    responses=problem_responses(400, 401, 403, 422),
     summary="List the workers of your organisation you may see, by worker id",
     description="Admins see their whole organisation, supervisors their team, caseworkers "
     "themselves. Filters: `team_id`, `active`, `language` (ISO 639).",
@@ -115,7 +115,7 @@ def _worker_cursor(cursor: str) -> str:
 @router.get(
     "/{worker_id}",
     response_model=WorkerPublic,
-    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)},
+    responses=problem_responses(401, 403, 404, 422),
     summary="Read a worker of your organisation",
 )
 async def get_worker(
@@ -137,7 +137,7 @@ async def get_worker(
     response_model=WorkerPublic,
     responses={
         201: {"model": WorkerPublic, "description": "Created"},
-        **{code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 412, 413, 422, 428)},
+        **problem_responses(400, 401, 403, 404, 412, 413, 422, 428),
     },
     summary="Create or replace a worker of your organisation (If-Match to replace)",
     description="Creates the worker (201) when your organisation has none with this id. To "
@@ -194,7 +194,7 @@ async def put_worker(
 @router.patch(
     "/{worker_id}",
     response_model=WorkerPublic,
-    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 412, 413, 422, 428)},
+    responses=problem_responses(400, 401, 403, 404, 412, 413, 422, 428),
     summary="Change a worker (JSON merge patch; If-Match required)",
     description="Send the ETag you read in `If-Match`: 428 without it, 412 if the worker "
     "changed since. Only the fields present change; `team_id: null` removes the team.",
@@ -248,7 +248,7 @@ async def patch_worker(
 @router.post(
     "/sync",
     response_model=WorkerSyncResult,
-    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 413, 422)},
+    responses=problem_responses(400, 401, 403, 413, 422),
     summary="Sync your organisation's workers from the identity provider",
     description="Upserts the listed workers into your organisation's directory; with "
     "`deactivate_missing`, deactivates (never deletes) the active workers absent from the "

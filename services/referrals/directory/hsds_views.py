@@ -10,17 +10,18 @@ rate-limited per source address like every other request (shared/http/middleware
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from services.referrals.directory import hsds_read
 from services.referrals.directory.schemas import HSDS_VERSION
 from shared.http.app import DatabaseDep
-from shared.http.problems import PROBLEM_RESPONSES, not_found
+from shared.http.problems import not_found, problem_responses
 
 router = APIRouter(prefix="/hsds", tags=["HSDS API (public)"])
 
@@ -41,7 +42,7 @@ ModifiedAfter = Annotated[
     datetime | None, Query(description="Services modified on or after this date-time.")
 ]
 RecordId = Annotated[str, Path(max_length=100, description="The record's HSDS id.")]
-ERRORS: dict[int | str, dict[str, Any]] = {code: PROBLEM_RESPONSES[code] for code in (404, 422)}
+ERRORS: dict[int | str, dict[str, Any]] = problem_responses(404, 422)
 HSDS_JSON: dict[str, Any] = {"description": "HSDS 3.1 JSON", "content": {"application/json": {}}}
 
 
@@ -55,15 +56,27 @@ def _text(value: str | None) -> str | None:
     return value.replace("\x00", "") if value is not None else None
 
 
-def _service_filters(
-    *,
-    search: str | None,
-    taxonomy_term_id: str | None,
-    taxonomy_id: str | None,
-    organization_id: str | None,
-    postcode: str | None,
-    modified_after: datetime | None,
-) -> tuple[str, list[Any]]:
+@dataclass(frozen=True)
+class _ServiceQuery:
+    """A page of a list of services: `where` over `s`, a service row with its organization's
+    name as `s.organization_name`, and its `args`."""
+
+    where: str
+    args: list[Any]
+    page: int
+    per_page: int
+
+
+def _service_query(
+    search: Search = None,
+    taxonomy_term_id: TaxonomyTermId = None,
+    taxonomy_id: TaxonomyId = None,
+    organization_id: OrganizationId = None,
+    postcode: Postcode = None,
+    modified_after: ModifiedAfter = None,
+    page: Page = 1,
+    per_page: PerPage = 25,
+) -> _ServiceQuery:
     conditions: list[str] = []
     args: list[Any] = []
 
@@ -77,7 +90,7 @@ def _service_filters(
         p = arg(_like(search))
         conditions.append(
             f"(s.name ILIKE {p} OR s.alternate_name ILIKE {p} OR s.description ILIKE {p} "
-            f"OR o.name ILIKE {p})"
+            f"OR s.organization_name ILIKE {p})"
         )
     if taxonomy_term_id:
         conditions.append(
@@ -106,7 +119,10 @@ def _service_filters(
             "JOIN address ad ON ad.location_id = sl.location_id WHERE sl.service_id = s.id "
             rf"AND upper(regexp_replace(ad.postal_code, '[\s-]', '', 'g')) = {code}))"
         )
-    return (" AND ".join(conditions) or "TRUE"), args
+    return _ServiceQuery(" AND ".join(conditions) or "TRUE", args, page, per_page)
+
+
+ServiceQuery = Annotated[_ServiceQuery, Depends(_service_query)]
 
 
 def _page(total: int, page: int, per_page: int, contents: list[Any]) -> dict[str, Any]:
@@ -164,29 +180,11 @@ _SERVICES = (
 
 
 @router.get("/services", summary="Services, a page at a time", responses={200: HSDS_JSON, **ERRORS})
-async def hsds_list_services(
-    database: DatabaseDep,
-    search: Search = None,
-    taxonomy_term_id: TaxonomyTermId = None,
-    taxonomy_id: TaxonomyId = None,
-    organization_id: OrganizationId = None,
-    postcode: Postcode = None,
-    modified_after: ModifiedAfter = None,
-    page: Page = 1,
-    per_page: PerPage = 25,
-) -> JSONResponse:
-    where, args = _service_filters(
-        search=search,
-        taxonomy_term_id=taxonomy_term_id,
-        taxonomy_id=taxonomy_id,
-        organization_id=organization_id,
-        postcode=postcode,
-        modified_after=modified_after,
-    )
-    where = where.replace("o.name", "s.organization_name")
+async def hsds_list_services(database: DatabaseDep, query: ServiceQuery) -> JSONResponse:
+    page, per_page = query.page, query.per_page
     async with database.connection() as connection:
-        total, rows = await _paged(connection, _SERVICES, where, args, "s.name, s.id", page,
-                                   per_page)  # fmt: skip
+        total, rows = await _paged(connection, _SERVICES, query.where, query.args, "s.name, s.id",
+                                   page, per_page)  # fmt: skip
         organizations = await _plain_by_id(
             connection, "organization", {row["organization_id"] for row in rows}
         )
@@ -270,27 +268,11 @@ _SERVICE_AT_LOCATIONS = (
     responses={200: HSDS_JSON, **ERRORS},
 )
 async def hsds_list_service_at_locations(
-    database: DatabaseDep,
-    search: Search = None,
-    taxonomy_term_id: TaxonomyTermId = None,
-    taxonomy_id: TaxonomyId = None,
-    organization_id: OrganizationId = None,
-    postcode: Postcode = None,
-    modified_after: ModifiedAfter = None,
-    page: Page = 1,
-    per_page: PerPage = 25,
+    database: DatabaseDep, query: ServiceQuery
 ) -> JSONResponse:
-    where, args = _service_filters(
-        search=search,
-        taxonomy_term_id=taxonomy_term_id,
-        taxonomy_id=taxonomy_id,
-        organization_id=organization_id,
-        postcode=postcode,
-        modified_after=modified_after,
-    )
-    where = where.replace("o.name", "s.organization_name")
+    page, per_page = query.page, query.per_page
     async with database.connection() as connection:
-        total, rows = await _paged(connection, _SERVICE_AT_LOCATIONS, where, args,
+        total, rows = await _paged(connection, _SERVICE_AT_LOCATIONS, query.where, query.args,
                                    "s.name, s.sal_id", page, per_page)  # fmt: skip
         locations = await _plain_by_id(
             connection, "location", {row["sal_location_id"] for row in rows}

@@ -3,6 +3,8 @@ service.py, importer.py and matching.py, permissions in access.py."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -18,8 +20,9 @@ from services.referrals.directory.importer import ImportReport, run_import
 from services.referrals.directory.matching import MatchResult, client_facts, match
 from shared.audit.log import Outcome
 from shared.auth.guard import Grant, Guard, GuardDep
+from shared.db.database import Database
 from shared.http.app import ClockDep, DatabaseDep
-from shared.http.problems import PROBLEM_RESPONSES, ProblemError
+from shared.http.problems import ProblemError, problem_responses
 from shared.messaging.outbox import UnitOfWork, unit_of_work
 from shared.settings import Settings
 
@@ -29,9 +32,7 @@ IMPORT_PATH = "/v1/directory/imports"
 ServiceId = Annotated[str, Path(max_length=100, description="The service's HSDS id.")]
 OrganizationId = Annotated[str, Path(max_length=100, description="The organization's HSDS id.")]
 ClientId = Annotated[UUID, Path(description="The client's id.")]
-WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)
-}
+WRITE_ERRORS = problem_responses(401, 403, 404, 422)
 
 
 def _settings(request: Request) -> Settings:
@@ -39,13 +40,22 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
-async def _managed(
-    guard: Guard, uow: UnitOfWork, grant: Grant, settings: Settings, service_id: str
-) -> None:
-    try:
-        await service.managed_service(uow.connection, guard.principal, settings, service_id)
-    except ProblemError as error:
-        raise await guard.refuse(grant, error, Outcome.NOT_FOUND) from None
+@asynccontextmanager
+async def _managing(
+    guard: Guard, database: Database, request: Request, action: str, service_id: str
+) -> AsyncIterator[tuple[UnitOfWork, Grant]]:
+    """A change to a service the caller manages (404, audited, otherwise; the service is locked
+    until commit): its unit of work and grant, audited when the change is done."""
+    grant = await guard.require(action, resource_type="directory_service", resource_id=service_id)
+    async with unit_of_work(database) as uow:
+        try:
+            await service.managed_service(
+                uow.connection, guard.principal, _settings(request), service_id
+            )
+        except ProblemError as error:
+            raise await guard.refuse(grant, error, Outcome.NOT_FOUND) from None
+        yield uow, grant
+        await guard.audit(uow, grant)
 
 
 # --- Import and export ------------------------------------------------------------------------
@@ -79,7 +89,7 @@ async def _parse_upload(request: Request) -> records.Parsed:
 @router.post(
     IMPORT_PATH,
     response_model=ImportReport,
-    responses={**WRITE_ERRORS, 413: PROBLEM_RESPONSES[413], 415: PROBLEM_RESPONSES[415]},
+    responses={**WRITE_ERRORS, **problem_responses(413, 415)},
     summary="Import HSDS 3.1 records (nested JSON or tabular data package)",
     description="The body is the nested JSON form (a list of services, or an object with "
     "`services` and/or `organizations` lists) or the tabular data package (a zip, or "
@@ -116,7 +126,7 @@ async def import_directory(
             "description": "`json`: the services, nested; `datapackage`: a zip of every table",
             "content": {"application/json": {}, "application/zip": {}},
         },
-        **{code: PROBLEM_RESPONSES[code] for code in (401, 403, 422)},
+        **problem_responses(401, 403, 422),
     },
     summary="Export the directory in HSDS 3.1",
 )
@@ -147,7 +157,7 @@ async def export_directory(
 @router.get(
     "/v1/directory/services/{service_id}",
     response_model=service.ServiceSettings,
-    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)},
+    responses=problem_responses(401, 403, 404, 422),
     summary="A directory service's Casework settings: need categories, rules, capacity",
 )
 async def get_service_settings(
@@ -178,14 +188,9 @@ async def put_need_categories(
     guard: GuardDep,
     database: DatabaseDep,
 ) -> service.ServiceSettings:
-    grant = await guard.require(
-        "directory.write", resource_type="directory_service", resource_id=service_id
-    )
-    async with unit_of_work(database) as uow:
-        await _managed(guard, uow, grant, _settings(request), service_id)
+    async with _managing(guard, database, request, "directory.write", service_id) as (uow, _):
         await service.set_need_categories(uow.connection, service_id, body.need_categories)
         settings = await service.service_settings(uow.connection, service_id)
-        await guard.audit(uow, grant)
     return settings
 
 
@@ -207,17 +212,12 @@ async def put_eligibility_rules(
     guard: GuardDep,
     database: DatabaseDep,
 ) -> service.ServiceSettings:
-    grant = await guard.require(
-        "directory.write", resource_type="directory_service", resource_id=service_id
-    )
-    async with unit_of_work(database) as uow:
-        await _managed(guard, uow, grant, _settings(request), service_id)
+    async with _managing(guard, database, request, "directory.write", service_id) as (uow, grant):
         try:
             await service.set_rules(uow.connection, service_id, body.rules)
         except ProblemError as error:
             raise await guard.refuse(grant, error, Outcome.INVALID) from None
         settings = await service.service_settings(uow.connection, service_id)
-        await guard.audit(uow, grant)
     return settings
 
 
@@ -235,11 +235,7 @@ async def put_capacity(
     database: DatabaseDep,
     clock: ClockDep,
 ) -> service.CapacityOut:
-    grant = await guard.require(
-        "capacity.write", resource_type="directory_service", resource_id=service_id
-    )
-    async with unit_of_work(database) as uow:
-        await _managed(guard, uow, grant, _settings(request), service_id)
+    async with _managing(guard, database, request, "capacity.write", service_id) as (uow, _):
         capacity = await service.set_capacity(
             uow.connection,
             service_id,
@@ -247,7 +243,6 @@ async def put_capacity(
             now=clock.now(),
             subject=guard.principal.subject,
         )
-        await guard.audit(uow, grant)
     return capacity
 
 
@@ -336,7 +331,7 @@ async def _run_match(
 @router.post(
     "/v1/matches",
     response_model=MatchResult,
-    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)},
+    responses=problem_responses(401, 403, 404, 422),
     summary="Rank the directory's services for a client, each with why",
     description="Services meeting one of the client's needs, ranked by a score (see "
     "`services/referrals/directory/matching.py` and the README), each with its explanation: "
@@ -367,7 +362,7 @@ async def post_match(
 @router.get(
     "/v1/clients/{client_id}/suggested-services",
     response_model=MatchResult,
-    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)},
+    responses=problem_responses(401, 403, 404, 422),
     summary="The services suggested for a client, from its latest assessment",
 )
 async def get_suggested_services(

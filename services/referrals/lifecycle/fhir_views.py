@@ -14,7 +14,11 @@ from shared.audit.log import Outcome
 from shared.auth.guard import GuardDep
 from shared.http.app import ClockDep, DatabaseDep
 from shared.http.preconditions import IfMatch, matches, precondition_required, stale
-from shared.http.problems import PROBLEM_RESPONSES, RESOURCE_HEADERS, ProblemError
+from shared.http.problems import (
+    RESOURCE_HEADERS,
+    ProblemError,
+    problem_responses,
+)
 from shared.messaging.outbox import unit_of_work
 
 router = APIRouter(prefix="/v1/referrals", tags=["fhir"])
@@ -31,7 +35,7 @@ class FhirResponse(Response):
     "/{referral_id}/fhir",
     response_class=FhirResponse,
     responses={
-        **{code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)},
+        **problem_responses(401, 403, 404, 422),
         200: {
             "content": {FHIR_JSON: {"schema": _FHIR_SCHEMA}},
             "headers": {"ETag": RESOURCE_HEADERS["ETag"]},
@@ -65,7 +69,7 @@ async def referral_as_fhir(
     "/{referral_id}/fhir/task",
     response_class=FhirResponse,
     responses={
-        **{code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 409, 412, 413, 422, 428)},
+        **problem_responses(400, 401, 403, 404, 409, 412, 413, 422, 428),
         200: {
             "content": {FHIR_JSON: {"schema": _FHIR_SCHEMA}},
             "headers": {"ETag": RESOURCE_HEADERS["ETag"]},

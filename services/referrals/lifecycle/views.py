@@ -38,7 +38,11 @@ from shared.http import idempotency
 from shared.http.app import ClockDep, DatabaseDep
 from shared.http.pagination import Cursor, Limit, Page, decode_keyset, keyset_page
 from shared.http.preconditions import IfMatch, matches, precondition_required, stale
-from shared.http.problems import PROBLEM_RESPONSES, RESOURCE_HEADERS, ProblemError
+from shared.http.problems import (
+    RESOURCE_HEADERS,
+    ProblemError,
+    problem_responses,
+)
 from shared.messaging.outbox import UnitOfWork, unit_of_work
 from shared.settings import Settings
 
@@ -75,7 +79,7 @@ def refused_transition(refused: TransitionRefused) -> ProblemError:
     status_code=201,
     response_model=ReferralPublic,
     responses={
-        **{code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 413, 422)},
+        **problem_responses(400, 401, 403, 404, 413, 422),
         201: {"headers": RESOURCE_HEADERS},
     },
     summary="Refer a client to a service of the directory",
@@ -158,7 +162,7 @@ async def make_referral(
 @router.get(
     "",
     response_model=Page[ReferralPublic],
-    responses={code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 422)},
+    responses=problem_responses(400, 401, 403, 422),
     summary="List the referrals you may see, newest first",
     description="`outgoing`: referrals of clients in your scope; `incoming`: sent referrals "
     "addressed to your organisation (partner staff and systems). Without `direction`, both.",
@@ -213,7 +217,7 @@ def _list_sides(
     "/{referral_id}",
     response_model=ReferralPublic,
     responses={
-        **{code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)},
+        **problem_responses(401, 403, 404, 422),
         200: {"headers": {"ETag": RESOURCE_HEADERS["ETag"]}},
     },
     summary="Read a referral",
@@ -235,7 +239,7 @@ async def get_referral(
 @router.get(
     "/{referral_id}/history",
     response_model=list[HistoryEntry],
-    responses={code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 422)},
+    responses=problem_responses(401, 403, 404, 422),
     summary="Every status a referral took, who set it, when and why",
 )
 async def referral_history(
@@ -254,7 +258,7 @@ async def referral_history(
     "/{referral_id}/status",
     response_model=ReferralPublic,
     responses={
-        **{code: PROBLEM_RESPONSES[code] for code in (400, 401, 403, 404, 409, 412, 413, 422, 428)},
+        **problem_responses(400, 401, 403, 404, 409, 412, 413, 422, 428),
         200: {"headers": {"ETag": RESOURCE_HEADERS["ETag"]}},
     },
     summary="Move a referral to another status (If-Match required)",
