@@ -24,6 +24,7 @@ SECRET_SETTINGS = (
     "kafka_sasl_password",
     "audit_hmac_key",
     "audit_checkpoint_private_key",
+    "webhook_secrets_key",
     "smtp_password",
 )
 
@@ -227,6 +228,14 @@ class Settings(BaseSettings):
     webhook_retry_window_hours: float = Field(default=24.0, gt=0, le=24 * 7)
     # How often the sender looks for due deliveries when nothing woke it (NOTIFY wakes it early).
     webhook_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    # Webhook signing secrets are stored sealed (AES-256-GCM) under webhook_secrets_key: 32
+    # random bytes, base64 (`openssl rand -base64 32`), held by notifications, never by the
+    # database. After a rotation keep the old keys (id -> key, a JSON object in the
+    # environment) until the worker has re-sealed every secret under the new one. Unset in
+    # hs256 mode: a development key; jwks (production) mode refuses to start without a real one.
+    webhook_secrets_key: str | None = None
+    webhook_secrets_key_id: str = Field(default="k1", pattern=r"^[A-Za-z0-9._-]{1,32}$")
+    webhook_secrets_retired_keys: dict[str, str] = Field(default_factory=dict)
 
     # E-mail (notifications): an SMTP server, and the frontend a message links to (messages
     # carry no client data, only a link to the record there).

@@ -56,6 +56,9 @@ class ServiceSpec:
     loops: Mapping[str, WorkerLoop] = field(default_factory=dict)
     # Paths that take bulk uploads (up to settings.max_bulk_body_bytes, signed-in callers only).
     bulk_upload_paths: Sequence[str] = ()
+    # Checks of the settings only this service needs (e.g. a key it holds), run when its API
+    # and its worker are created: each raises to refuse to start.
+    settings_checks: Sequence[Callable[[Settings], None]] = ()
 
     @property
     def schema(self) -> str:

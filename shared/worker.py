@@ -79,6 +79,8 @@ class Worker:
     ) -> None:
         """`topics`: every declared topic (services/registry.py TOPICS): readiness checks them
         and the relay recreates them when the broker lost its log."""
+        for check in spec.settings_checks:
+            check(settings)
         self.spec = spec
         self.settings = settings
         self.topics = list(topics)

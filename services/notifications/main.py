@@ -14,6 +14,7 @@ from services.notifications.inbox.views import router as inbox_router
 from services.notifications.preferences.views import router as preferences_router
 from services.notifications.rules.views import router as rules_router
 from services.notifications.webhooks.fanout import WEBHOOK_HANDLERS
+from services.notifications.webhooks.secrets_at_rest import check_settings
 from services.notifications.webhooks.sender import run_webhook_sender
 from services.notifications.webhooks.views import router as webhooks_router
 from shared.audit.views import audit_router
@@ -47,4 +48,5 @@ SPEC = ServiceSpec(
     timer_handlers={**TIMER_HANDLERS, DIGEST_TIMER: on_digest_timer},
     loops={"webhook-sender": run_webhook_sender, "email-sender": run_email_sender},
     api_lifespan=broadcasting,
+    settings_checks=[check_settings],
 )

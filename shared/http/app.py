@@ -86,6 +86,8 @@ def create_app(
     app.state.verifier = TokenVerifier(settings)
     app.state.rate_limiter = RateLimiter(settings)
     app.state.audit_log = AuditLog(schema=spec.schema, keys=chain_keys(settings))
+    for check in spec.settings_checks:
+        check(settings)
     install_problem_handlers(app)
     # The last added runs first: request id, then the per-source rate (before any work),
     # malformed requests, the audit of unaudited refusals, the body limit.

@@ -34,10 +34,12 @@ from services.notifications.webhooks import audience
 from services.notifications.webhooks.backoff import next_attempt
 from services.notifications.webhooks.catalogue import CONTENT_TYPE
 from services.notifications.webhooks.fanout import WAKE_CHANNEL
+from services.notifications.webhooks.secrets_at_rest import reseal, unseal, webhook_secret_keys
 from services.notifications.webhooks.signing import signature_headers
 from services.notifications.webhooks.targets import TargetRefused, checked_address, parse_target
 from shared.audit.keys import chain_keys
 from shared.audit.log import AuditEntry, AuditLog, Outcome
+from shared.crypto.sealed import UnsealError
 from shared.events.consent import Purpose
 from shared.messaging.outbox import UnitOfWork
 from shared.spec import LoopContext
@@ -75,7 +77,7 @@ class Claimed:
     attempts: int
     retry_since: datetime | None
     url: str
-    secrets: tuple[str, ...]
+    secrets: tuple[str, ...]  # as stored: sealed (or, written before sealing, clear)
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,7 @@ class WebhookSender:
         self.clock = context.clock
         self.on_disabled = on_disabled
         self.audit_log = AuditLog(schema=context.database.schema, keys=chain_keys(context.settings))
+        self.secret_keys = webhook_secret_keys(context.settings)
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight: dict[UUID, int] = {}
@@ -182,6 +185,8 @@ class WebhookSender:
             max_connections=settings.webhook_concurrency,
             max_keepalive_connections=settings.webhook_concurrency,
         )
+        async with self.database.connection() as connection:
+            await reseal(connection, self.secret_keys)
         listener = await self.database.connect_dedicated()
         await listener.add_listener(WAKE_CHANNEL, self._notified)
         recorder = asyncio.create_task(self._record_loop())
@@ -288,6 +293,8 @@ class WebhookSender:
                 error = f"the subscriber answered {status_code}"
         except TargetRefused as refused:
             error = f"{refused.code}: {refused}"
+        except UnsealError as unopened:
+            error = f"the subscription's signing secret cannot be unsealed: {unopened}"
         except TimeoutError:
             error = f"no answer within {timeout:g} s"
         except httpx.HTTPError as failure:
@@ -321,7 +328,10 @@ class WebhookSender:
                 message_id=str(delivery.id),
                 timestamp=datetime.now(UTC),
                 body=body,
-                secrets_in_use=delivery.secrets,
+                secrets_in_use=[
+                    unseal(self.secret_keys, stored, subscription_id=delivery.subscription_id)
+                    for stored in delivery.secrets
+                ],
             ),
         }
         extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}

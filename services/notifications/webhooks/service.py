@@ -21,7 +21,9 @@ from services.notifications.webhooks.models import (
     WebhookPatch,
     WebhookPublic,
 )
+from services.notifications.webhooks.secrets_at_rest import seal
 from services.notifications.webhooks.signing import new_secret
+from shared.crypto.sealed import SealingKeys
 
 _COLUMNS = (
     "id, organization_id, url, event_types, description, state, disabled_reason, disabled_at, "
@@ -44,19 +46,23 @@ async def create(
     organization_id: str,
     created_by: str,
     data: WebhookCreate,
+    keys: SealingKeys,
     now: datetime,
 ) -> tuple[WebhookPublic, str]:
+    """The new subscription and its secret (the only time it is seen in clear: it is stored
+    sealed)."""
+    subscription_id = uuid4()
     secret = new_secret()
     row = await connection.fetchrow(
         f"INSERT INTO webhook_subscriptions (id, organization_id, url, event_types, description, "
         f"secret, state, created_by, created_at, updated_at) "
         f"VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $8, $8) RETURNING {_COLUMNS}",
-        uuid4(),
+        subscription_id,
         organization_id,
         data.url,
         data.event_types,
         data.description,
-        secret,
+        seal(keys, secret, subscription_id=subscription_id),
         created_by,
         now,
     )
@@ -153,15 +159,18 @@ async def rotate_secret(
     *,
     current: WebhookPublic,
     previous_valid: timedelta,
+    keys: SealingKeys,
     now: datetime,
 ) -> tuple[WebhookPublic, str]:
+    """The new secret, stored sealed; the previous one (sealed as it was) signs too until
+    `previous_valid` has passed."""
     secret = new_secret()
     row = await connection.fetchrow(
         f"UPDATE webhook_subscriptions SET previous_secret = secret, previous_secret_until = $2, "
         f"secret = $3, updated_at = $4, version = version + 1 WHERE id = $1 RETURNING {_COLUMNS}",
         current.id,
         now + previous_valid,
-        secret,
+        seal(keys, secret, subscription_id=current.id),
         now,
     )
     return _public(row), secret

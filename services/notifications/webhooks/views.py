@@ -6,6 +6,7 @@ writes are audited (resource type `webhook`, no client)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Annotated
 from uuid import UUID
@@ -24,6 +25,7 @@ from services.notifications.webhooks.models import (
     WebhookPublic,
     WebhookWithSecret,
 )
+from services.notifications.webhooks.secrets_at_rest import seal, unseal, webhook_secret_keys
 from services.notifications.webhooks.targets import TargetRefused, check_url
 from shared.audit.log import Outcome
 from shared.auth.guard import Grant, Guard, GuardDep
@@ -148,21 +150,28 @@ async def create_webhook(
     idempotent = idempotency.IdempotentCreate(
         idempotency_key, "create_webhook", guard.principal, body
     )
+    keys = webhook_secret_keys(settings)
     async with unit_of_work(database) as uow:
         stored = await idempotent.previous(uow.connection)
         if stored is not None:
+            # The remembered answer holds the secret sealed, as the subscription does.
             replayed = WebhookWithSecret.model_validate(stored.body)
+            replayed.secret = unseal(keys, replayed.secret, subscription_id=replayed.id)
             await guard.audit(uow, grant.about(resource_id=str(replayed.id), client_id=None))
-            return stored.replay({"ETag": etag(replayed), "Location": location(replayed)})
+            return replace(stored, body=replayed.model_dump(mode="json")).replay(
+                {"ETag": etag(replayed), "Location": location(replayed)}
+            )
         webhook, secret = await service.create(
             uow.connection,
             organization_id=guard.principal.organization_id,
             created_by=guard.principal.subject,
             data=body,
+            keys=keys,
             now=clock.now(),
         )
         created = WebhookWithSecret(**webhook.model_dump(), secret=secret)
-        await idempotent.remember(uow.connection, created)
+        sealed = seal(keys, secret, subscription_id=webhook.id)
+        await idempotent.remember(uow.connection, created.model_copy(update={"secret": sealed}))
         await guard.audit(uow, grant.about(resource_id=str(webhook.id), client_id=None))
     response.headers["ETag"] = etag(webhook)
     response.headers["Location"] = location(webhook)
@@ -279,6 +288,7 @@ async def rotate_secret(
     guard: GuardDep,
     database: DatabaseDep,
     clock: ClockDep,
+    settings: SettingsDep,
     response: Response,
     body: SecretRotation | None = None,
 ) -> WebhookWithSecret:
@@ -290,6 +300,7 @@ async def rotate_secret(
             uow.connection,
             current=current,
             previous_valid=timedelta(hours=rotation.previous_valid_hours),
+            keys=webhook_secret_keys(settings),
             now=clock.now(),
         )
         await guard.audit(uow, grant)
