@@ -26,6 +26,7 @@ import httpx
 from bench.load import rounded
 from bench.stack import wait_ready
 from services.notifications.main import SPEC as NOTIFICATIONS
+from services.notifications.webhooks.secrets_at_rest import seal, webhook_secret_keys
 from services.notifications.webhooks.sender import WebhookSender
 from services.notifications.webhooks.signing import new_secret
 from shared.clock import SYSTEM_CLOCK
@@ -85,7 +86,8 @@ async def webhook_deliveries(context: BenchContext) -> None:
                 "$3, 'active', 'bench', now(), now())",
                 subscription_id,
                 url,
-                new_secret(),
+                # Sealed, as the API stores it: every attempt unseals it to sign.
+                seal(webhook_secret_keys(settings), new_secret(), subscription_id=subscription_id),
             )
             await connection.execute(
                 "INSERT INTO webhook_deliveries (id, subscription_id, organization_id, event_id, "

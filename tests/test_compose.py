@@ -45,6 +45,8 @@ REQUIRED_SECRETS = {
     "KAFKA_SIEM_PASSWORD": "kafka-siem-unique-marker-01",
     "AUDIT_HMAC_KEY": "audit-hmac-key-unique-marker-0000000001",
     "AUDIT_CHECKPOINT_PRIVATE_KEY": "audit-signing-key-unique-marker-000001",
+    # base64 of 32 bytes, as the setting requires
+    "WEBHOOK_SECRETS_KEY": "d2ViaG9vay1zZWNyZXRzLWtleS1tYXJrZXItMDAwMDE=",
 }
 REQUIRED_IDENTITY = {
     "CASEWORK_AUDIT_CHECKPOINT_PUBLIC_KEY": "audit-checkpoint-public-key-0000000001",
@@ -353,6 +355,9 @@ def test_services_resolve_to_their_ports_their_own_role_and_principal(
             assert settings.jwks_url == REQUIRED["CASEWORK_JWKS_URL"]
             assert settings.jwt_issuer == REQUIRED["CASEWORK_JWT_ISSUER"]
             assert settings.jwt_audience == REQUIRED["CASEWORK_JWT_AUDIENCE"]
+            # What only this service needs (notifications: the webhook secrets key) is there.
+            for check in spec.settings_checks:
+                check(settings)
 
 
 def test_each_secret_is_seen_only_by_who_needs_it(services: dict[str, dict[str, Any]]) -> None:
@@ -375,6 +380,7 @@ def test_each_secret_is_seen_only_by_who_needs_it(services: dict[str, dict[str, 
     apis_and_workers = {f"{name}-{role}" for name in SERVICES for role in ("api", "worker")}
     assert holders["audit_hmac_key"] == apis_and_workers | {"migrate-intake"}
     assert holders["audit_checkpoint_private_key"] == {f"{name}-worker" for name in SERVICES}
+    assert holders["webhook_secrets_key"] == {"notifications-api", "notifications-worker"}
 
 
 def test_topics_are_created_by_the_admin_with_explicit_partitions(

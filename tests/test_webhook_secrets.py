@@ -336,7 +336,7 @@ async def test_clear_and_retired_secrets_are_resealed_when_the_sender_starts(
             assert row["previous_secret"].startswith("v1:new:")
             assert unseal(keys, row["previous_secret"], subscription_id=subscription_id) == previous
     counts = [r for r in caplog.records if r.getMessage().startswith("webhook secrets re-sealed")]
-    assert counts and counts[0].__dict__["clear"] >= 3 and counts[0].__dict__["retired"] >= 1
+    assert counts and vars(counts[0])["clear"] >= 3 and vars(counts[0])["retired"] >= 1
 
     # Nothing left to do: a second pass re-seals nothing.
     again = await reseal(admin, keys)
