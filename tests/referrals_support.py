@@ -99,16 +99,24 @@ async def register_client(stack: Stack, settings: Settings, user: User = ALICE) 
 async def grant_consent(
     stack: Stack, settings: Settings, client_id: str, body: dict[str, Any] | None = None
 ) -> str:
+    body = body or consent_body()
     response = await stack.api["intake"].post(
-        f"/v1/clients/{client_id}/consents",
-        json=body or consent_body(),
-        headers=bearer(settings, ALICE),
+        f"/v1/clients/{client_id}/consents", json=body, headers=bearer(settings, ALICE)
     )
     assert response.status_code == 201, response.text
     consent_id: str = response.json()["id"]
-    await wait_row(
-        settings, "SELECT 1 FROM referrals.consent_facts WHERE consent_id = $1", consent_id
-    )
+
+    # Every class known: the general and the protected classes arrive on two topics.
+    async def known() -> bool | None:
+        rows = await fetch(
+            settings,
+            "SELECT 1 FROM referrals.consent_facts WHERE consent_id = $1 AND data_classes @> $2",
+            uuid.UUID(consent_id),
+            body["data_classes"],
+        )
+        return True if rows else None
+
+    await eventually(known)
     return consent_id
 
 

@@ -25,10 +25,13 @@ from shared.auth.consents import (
 )
 from shared.events.consent import (
     RECIPIENT_SPECIFIC_DATA_CLASSES,
+    ConsentGrant,
     ConsentGranted,
     ConsentRevoked,
     DataClass,
     GivenBy,
+    ProtectedConsentGranted,
+    ProtectedConsentRevoked,
     Purpose,
     RevocationReason,
 )
@@ -327,6 +330,105 @@ async def test_recording_is_idempotent_and_keeps_an_early_revocation(
     assert all(row["revoked_at"] is not None and row["starts_on"] for row in rows)
 
 
+def protected(
+    consent_id: uuid.UUID, client_id: uuid.UUID, *classes: DataClass
+) -> ProtectedConsentGranted:
+    general = granted(consent_id, client_id)
+    return ProtectedConsentGranted.model_validate(
+        {**general.model_dump(), "data_classes": list(classes or [DataClass.DOMESTIC_VIOLENCE])}
+    )
+
+
+async def _classes(connection: asyncpg.Connection, consent_id: uuid.UUID) -> asyncpg.Record:
+    row = await connection.fetchrow(
+        "SELECT data_classes, recipients, starts_on, expires_on, revoked_at FROM consent_facts "
+        "WHERE consent_id = $1",
+        consent_id,
+    )
+    assert row is not None
+    return row
+
+
+async def _covers_dv(connection: asyncpg.Connection, client_id: uuid.UUID) -> uuid.UUID | None:
+    coverage = await covering_consent(
+        connection,
+        client_id=client_id,
+        organization_id=ORG,
+        purpose=Purpose.REFERRAL,
+        data_classes=[DataClass.GENERAL, DataClass.DOMESTIC_VIOLENCE],
+        on=ON,
+    )
+    return coverage.consent_id
+
+
+@pytest.mark.parametrize("general_first", [True, False], ids=["general-first", "protected-first"])
+async def test_the_general_and_the_protected_grant_merge_in_either_order(
+    referrals_db: asyncpg.Connection, general_first: bool
+) -> None:
+    client_id, consent_id = uuid.uuid4(), uuid.uuid4()
+    both: list[ConsentGrant] = [granted(consent_id, client_id), protected(consent_id, client_id)]
+    first, second = both if general_first else both[::-1]
+
+    await record_consent_granted(referrals_db, first)
+    # Half known: it covers only what has arrived, never more.
+    assert await _covers_dv(referrals_db, client_id) is None
+    await record_consent_granted(referrals_db, second)
+    await record_consent_granted(referrals_db, first)  # a repeat changes nothing
+
+    row = await _classes(referrals_db, consent_id)
+    assert row["data_classes"] == ["domestic_violence", "general"]
+    assert (row["recipients"], row["starts_on"]) == ([ORG], date(2026, 1, 1))
+    assert await _covers_dv(referrals_db, client_id) == consent_id
+
+
+async def test_a_revocation_before_either_grant_stays_and_the_classes_still_merge(
+    referrals_db: asyncpg.Connection,
+) -> None:
+    client_id, consent_id = uuid.uuid4(), uuid.uuid4()
+    await record_consent_revoked(referrals_db, revoked(consent_id, client_id))
+    await record_consent_granted(referrals_db, protected(consent_id, client_id))
+    await record_consent_granted(referrals_db, granted(consent_id, client_id))
+
+    row = await _classes(referrals_db, consent_id)
+    assert row["data_classes"] == ["domestic_violence", "general"]
+    assert row["starts_on"] == date(2026, 1, 1) and row["revoked_at"] is not None
+    assert await _covers_dv(referrals_db, client_id) is None
+
+
+async def test_a_protected_only_consent_is_revoked_by_its_protected_revocation(
+    referrals_db: asyncpg.Connection,
+) -> None:
+    client_id, consent_id = uuid.uuid4(), uuid.uuid4()
+    await record_consent_granted(
+        referrals_db,
+        protected(consent_id, client_id, DataClass.SUBSTANCE_USE),
+    )
+    row = await _classes(referrals_db, consent_id)
+    assert row["data_classes"] == ["substance_use"]
+    await record_consent_revoked(
+        referrals_db,
+        ProtectedConsentRevoked(
+            consent_id=consent_id,
+            client_id=client_id,
+            revoked_at=datetime(2026, 5, 1, tzinfo=UTC),
+            reason=RevocationReason.ENTERED_IN_ERROR,
+        ),
+    )
+    assert (await _classes(referrals_db, consent_id))["revoked_at"] is not None
+
+
+def test_the_general_event_refuses_protected_classes_and_the_protected_one_general() -> None:
+    general = granted(uuid.uuid4(), uuid.uuid4())
+    for classes in (["general", "hiv"], ["hiv"], []):
+        with pytest.raises(ValueError):
+            ConsentGranted.model_validate({**general.model_dump(), "data_classes": classes})
+    for classes in (["general", "hiv"], ["general"], []):
+        with pytest.raises(ValueError):
+            ProtectedConsentGranted.model_validate(
+                {**general.model_dump(), "data_classes": classes}
+            )
+
+
 async def _facts(settings: Settings, service: str, consent_id: str) -> asyncpg.Record | None:
     connection = await asyncpg.connect(settings.database_url)
     try:
@@ -370,6 +472,13 @@ async def test_intake_writes_its_facts_at_once_and_the_others_learn_them(
 
         copy = await eventually(learned)
         assert copy["purposes"] == ["referral"] and copy["starts_on"] == today
+
+        # The protected class arrives on its own topic, to the services that keep consent facts.
+        async def merged(service: str = service) -> asyncpg.Record | None:
+            copy = await _facts(settings, service, consent_id)
+            return copy if copy and copy["data_classes"] == ["general", "substance_use"] else None
+
+        await eventually(merged)
 
     response = await intake.post(
         f"/v1/clients/{client_id}/consents/{consent_id}/revocation",

@@ -88,6 +88,7 @@ ALLOWLIST: dict[str, dict[str, str | None]] = json.loads(FIELDS_PATH.read_text()
 VOCABULARIES: dict[str, dict[str, DataClass]] = {
     "need_categories": CLASSIFICATION.need_categories,
     "flag_types": CLASSIFICATION.flag_types,
+    "data_classes": {data_class.value: data_class for data_class in DataClass},
 }
 
 

@@ -17,7 +17,12 @@ from cloudevents.core.formats.json import JSONFormat
 
 from services.intake.consents.models import ConsentPublic, DataClass, Purpose
 from services.intake.consents.service import consent_covers, consent_status
-from shared.events.consent import ConsentGranted, ConsentRevoked
+from shared.events.consent import (
+    ConsentGranted,
+    ConsentRevoked,
+    ProtectedConsentGranted,
+    ProtectedConsentRevoked,
+)
 from shared.events.contracts import Topic
 from shared.settings import Settings
 from tests.support import (
@@ -129,11 +134,11 @@ def _is(record: ConsumerRecord[bytes, bytes], event_type: str, consent_id: str) 
 
 
 async def event_on_the_wire(
-    settings: Settings, event_type: str, consent_id: str
+    settings: Settings, event_type: str, consent_id: str, topic: str = Topic.INTAKE_CLIENTS
 ) -> ConsumerRecord[bytes, bytes]:
     records = await read_topic(
         settings,
-        Topic.INTAKE_CLIENTS,
+        topic,
         until=lambda records: any(_is(r, event_type, consent_id) for r in records),
     )
     return next(r for r in records if _is(r, event_type, consent_id))
@@ -664,7 +669,7 @@ async def test_consent_granted_is_a_cloudevent_with_ids_and_codes_only(
         "recipients": ["org-food-bank", "org-shelter"],
         "network": False,
         "purposes": ["referral", "care_coordination"],
-        "data_classes": ["general", "hiv"],
+        "data_classes": ["general"],  # hiv travels only on the protected-consents topic
         "starts_on": TODAY.isoformat(),
         "expires_on": NEXT_YEAR.isoformat(),
         "given_by": "client",
@@ -672,6 +677,108 @@ async def test_consent_granted_is_a_cloudevent_with_ids_and_codes_only(
     wire = (record.value or b"") + b"".join(value for _, value in record.headers)
     for secret in marker.values():
         assert secret.encode() not in wire
+
+
+def _wire(record: ConsumerRecord[bytes, bytes]) -> bytes:
+    return (record.value or b"") + b"".join(value for _, value in record.headers)
+
+
+async def test_protected_classes_of_a_consent_travel_only_on_the_protected_consents_topic(
+    stack: Stack, settings: Settings
+) -> None:
+    client_id = await register(stack)
+    consent = await grant(
+        stack, client_id, {**REFERRAL_CONSENT, "data_classes": ["general", "domestic_violence"]}
+    )
+    assert consent["data_classes"] == ["general", "domestic_violence"]
+
+    protected = await event_on_the_wire(
+        settings,
+        ProtectedConsentGranted.event_type,
+        consent["id"],
+        topic=Topic.INTAKE_PROTECTED_CONSENTS,
+    )
+    event = parsed(protected)
+    assert event.get_type() == "org.casework.intake.protected.consent.granted.v1"
+    assert event.get_source() == "/casework/intake"
+    assert event.get_subject() == client_id and protected.key == client_id.encode()
+    assert event.get_data() == {
+        "consent_id": consent["id"],
+        "client_id": client_id,
+        "recipients": ["org-food-bank", "org-shelter"],
+        "network": False,
+        "purposes": ["referral", "care_coordination"],
+        "data_classes": ["domestic_violence"],
+        "starts_on": TODAY.isoformat(),
+        "expires_on": NEXT_YEAR.isoformat(),
+        "given_by": "client",
+    }
+
+    general = await event_on_the_wire(settings, ConsentGranted.event_type, consent["id"])
+    assert json.loads(general.value or b"{}")["data_classes"] == ["general"]
+    records = await read_topic(
+        settings,
+        Topic.INTAKE_CLIENTS,
+        until=lambda records: any(
+            _is(r, ConsentGranted.event_type, consent["id"]) for r in records
+        ),
+    )
+    for record in (r for r in records if r.key == client_id.encode()):
+        assert b"domestic_violence" not in _wire(record)
+        assert header(record, "ce_type") != ProtectedConsentGranted.event_type
+
+
+async def test_a_consent_of_protected_classes_only_publishes_nothing_on_the_general_topic(
+    stack: Stack, settings: Settings
+) -> None:
+    client_id = await register(stack)
+    hidden = await grant(stack, client_id, {**REFERRAL_CONSENT, "data_classes": ["substance_use"]})
+    revoked = await stack.api["intake"].post(
+        f"/v1/clients/{client_id}/consents/{hidden['id']}/revocation",
+        json={"reason": "client_request"},
+    )
+    assert revoked.status_code == 200, revoked.text
+    # A later general consent of the same client: once it is on the general topic, everything
+    # intake published before it about this client is there too (one key, one partition).
+    later = await grant(stack, client_id, NETWORK_CONSENT)
+
+    granted = await event_on_the_wire(
+        settings,
+        ProtectedConsentGranted.event_type,
+        hidden["id"],
+        topic=Topic.INTAKE_PROTECTED_CONSENTS,
+    )
+    assert json.loads(granted.value or b"{}")["data_classes"] == ["substance_use"]
+    withdrawn = await event_on_the_wire(
+        settings,
+        ProtectedConsentRevoked.event_type,
+        hidden["id"],
+        topic=Topic.INTAKE_PROTECTED_CONSENTS,
+    )
+    assert set(json.loads(withdrawn.value or b"{}")) == {
+        "consent_id", "client_id", "revoked_at", "reason",
+    }  # fmt: skip
+
+    records = await read_topic(
+        settings,
+        Topic.INTAKE_CLIENTS,
+        until=lambda records: any(_is(r, ConsentGranted.event_type, later["id"]) for r in records),
+    )
+    mine = [r for r in records if r.key == client_id.encode()]
+    consent_types = [t for r in mine if "consent" in (t := header(r, "ce_type") or "")]
+    assert consent_types == [ConsentGranted.event_type]  # the later one's only
+    for record in mine:
+        assert hidden["id"].encode() not in _wire(record)
+        assert b"substance_use" not in _wire(record)
+    general_rows = await admin_fetchval(
+        settings,
+        "SELECT count(*) FROM intake.outbox WHERE aggregateid = $1 AND topic = $2 "
+        "AND payload::text LIKE $3",
+        client_id,
+        Topic.INTAKE_CLIENTS,
+        f"%{hidden['id']}%",
+    )
+    assert general_rows == 0
 
 
 # --- access and audit ---------------------------------------------------------------------

@@ -30,6 +30,7 @@ from tests.support import (
     VALID_CLIENT,
     Stack,
     User,
+    admin_fetchval,
     bearer,
     enrol_worker,
     eventually,
@@ -702,6 +703,11 @@ async def test_the_timeline_follows_intake_s_events_with_codes_only(
     ).json()
     consent = await intake.post(f"{base}/consents", json=REFERRAL_CONSENT)
     assert consent.status_code == 201, consent.text
+    # A consent of protected classes only: the timeline never shows that it exists.
+    hidden = await intake.post(
+        f"{base}/consents", json={**REFERRAL_CONSENT, "data_classes": ["domestic_violence"]}
+    )
+    assert hidden.status_code == 201, hidden.text
     path = f"/v1/cases/{case['id']}/timeline"
     # (FlagAcknowledged has a handler too; intake does not publish it yet.)
     expected = {"case.opened", "review.scheduled", "client.assessed", "flag.raised",
@@ -739,6 +745,19 @@ async def test_the_timeline_follows_intake_s_events_with_codes_only(
     assert by_kind["consent.granted"]["subject_id"] == consent.json()["id"]
     assert by_kind["flag.raised"]["subject_id"] == flag["id"]
     assert "legal" not in json.dumps(entries)
+
+    async def hidden_known() -> bool | None:
+        known = await admin_fetchval(
+            settings,
+            "SELECT count(*) FROM planning.consent_facts WHERE consent_id = $1",
+            uuid.UUID(hidden.json()["id"]),
+        )
+        return True if known else None
+
+    await eventually(hidden_known)  # planning has handled its protected event
+    everything = (await call(stack, settings, ALICE, "GET", path, params={"limit": 100})).json()
+    assert hidden.json()["id"] not in json.dumps(everything)
+    assert "domestic_violence" not in json.dumps(everything)
     newest = (await call(stack, settings, ALICE, "GET", path, params={"order": "desc"})).json()
     assert [e["id"] for e in newest["items"]] == [e["id"] for e in reversed(entries)]
     bad = await call(stack, settings, ALICE, "GET", path, params={"cursor": "not-a-cursor"})

@@ -22,6 +22,7 @@ from services.notifications.webhooks.fanout import WEBHOOK_HANDLERS
 from services.registry import TOPICS
 from shared.clock import FrozenClock
 from shared.events.assessment import ClientAssessed, ProtectedFlagRaised
+from shared.events.consent import ConsentGranted, ProtectedConsentGranted
 from shared.events.contracts import ClientRegistered, ClientUpdated, Topic
 from shared.events.protection import PROTECTED_TOPIC_READERS
 from shared.events.registry import EVENT_TYPES
@@ -167,7 +168,7 @@ async def delivery_where(
 def test_protected_and_audit_events_are_never_deliverable() -> None:
     protected = {t for t, m in EVENT_TYPES.items() if m.topic in PROTECTED_TOPIC_READERS}
     audit = {t for t, m in EVENT_TYPES.items() if m.topic == Topic.AUDIT}
-    assert ProtectedFlagRaised.event_type in protected
+    assert {ProtectedFlagRaised.event_type, ProtectedConsentGranted.event_type} <= protected
     assert not (protected | audit) & set(DELIVERABLE)
     assert not (protected | audit) & set(WEBHOOK_HANDLERS)
     assert REGISTERED in DELIVERABLE
@@ -537,15 +538,23 @@ async def test_protected_events_never_go_out_even_to_a_subscriber_of_everything(
     }
     response = await wstack.api["intake"].post(f"/v1/clients/{client_id}/assessments", json=crisis)
     assert response.status_code == 201, response.text
+    consent = {**consent_for("org-a", ["referral"]), "data_classes": ["general", "hiv"]}
+    await grant(wstack, client_id, consent)
 
     async def assessed() -> bool | None:
         types = {event["type"] for event in about(receiver, path, client_id)}
-        return True if ClientAssessed.event_type in types else None
+        wanted = {ClientAssessed.event_type, ConsentGranted.event_type}
+        return True if wanted <= types else None
 
     await eventually(assessed, timeout=15)
     types = {event["type"] for event in about(receiver, path, client_id)}
     assert types <= set(DELIVERABLE)
     assert ProtectedFlagRaised.event_type not in types
+    assert ProtectedConsentGranted.event_type not in types
+    [granted] = [
+        e for e in about(receiver, path, client_id) if e["type"] == ConsentGranted.event_type
+    ]
+    assert granted["data"]["data_classes"] == ["general"]
     protected_rows = await admin_fetchval(
         webhook_settings,
         "SELECT count(*) FROM notifications.webhook_deliveries WHERE subscription_id = $1 "

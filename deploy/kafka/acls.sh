@@ -55,23 +55,23 @@ scram_user notifications
 scram_user siem
 
 # intake
-allow --allow-principal User:intake --operation Write --topic casework.audit --topic casework.broker-epoch --topic casework.intake.clients --topic casework.intake.dlq --topic casework.intake.protected
+allow --allow-principal User:intake --operation Write --topic casework.audit --topic casework.broker-epoch --topic casework.intake.clients --topic casework.intake.dlq --topic casework.intake.protected --topic casework.intake.protected-consents
 allow --allow-principal User:intake --operation Read --topic casework.broker-epoch --topic casework.planning.cases --topic casework.referrals.referrals
 allow --allow-principal User:intake --operation Read --group intake
 
 # planning
 allow --allow-principal User:planning --operation Write --topic casework.audit --topic casework.broker-epoch --topic casework.planning.cases --topic casework.planning.dlq --topic casework.planning.workers
-allow --allow-principal User:planning --operation Read --topic casework.broker-epoch --topic casework.intake.clients --topic casework.intake.protected --topic casework.planning.cases --topic casework.referrals.referrals
+allow --allow-principal User:planning --operation Read --topic casework.broker-epoch --topic casework.intake.clients --topic casework.intake.protected --topic casework.intake.protected-consents --topic casework.planning.cases --topic casework.referrals.referrals
 allow --allow-principal User:planning --operation Read --group planning
 
 # referrals
 allow --allow-principal User:referrals --operation Write --topic casework.audit --topic casework.broker-epoch --topic casework.referrals.dlq --topic casework.referrals.referrals
-allow --allow-principal User:referrals --operation Read --topic casework.broker-epoch --topic casework.intake.clients --topic casework.planning.cases
+allow --allow-principal User:referrals --operation Read --topic casework.broker-epoch --topic casework.intake.clients --topic casework.intake.protected-consents --topic casework.planning.cases
 allow --allow-principal User:referrals --operation Read --group referrals
 
 # notifications
 allow --allow-principal User:notifications --operation Write --topic casework.audit --topic casework.broker-epoch --topic casework.notifications.dlq
-allow --allow-principal User:notifications --operation Read --topic casework.broker-epoch --topic casework.intake.clients --topic casework.intake.protected --topic casework.planning.cases --topic casework.planning.workers --topic casework.referrals.referrals
+allow --allow-principal User:notifications --operation Read --topic casework.broker-epoch --topic casework.intake.clients --topic casework.intake.protected --topic casework.intake.protected-consents --topic casework.planning.cases --topic casework.planning.workers --topic casework.referrals.referrals
 allow --allow-principal User:notifications --operation Read --group notifications
 
 # siem

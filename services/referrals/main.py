@@ -14,7 +14,7 @@ from shared.audit.views import audit_router
 from shared.auth.consents import CONSENT_HANDLERS
 from shared.client_refs import CLIENT_REF_HANDLERS, client_refs_router
 from shared.events.assessment import ClientAssessed
-from shared.events.consent import ConsentRevoked
+from shared.events.consent import ConsentRevoked, ProtectedConsentRevoked
 from shared.spec import ServiceSpec
 
 SPEC = ServiceSpec(
@@ -37,6 +37,7 @@ SPEC = ServiceSpec(
         **CONSENT_HANDLERS,
         # Records the revocation (as CONSENT_HANDLERS does), then cancels what relied on it.
         ConsentRevoked.event_type: on_consent_revoked,
+        ProtectedConsentRevoked.event_type: on_consent_revoked,
         ClientAssessed.event_type: on_client_assessed,
     },
     timer_handlers={expiry.KIND: on_expiry_due},

@@ -1,8 +1,11 @@
 """Consent facts: which consents a client has given, kept by every service in its own schema.
 
 Intake writes them in the transaction that records (or revokes) a consent; the other services
-learn them from intake's `ConsentGranted` and `ConsentRevoked` (`CONSENT_HANDLERS`). No service
-asks intake whether a consent holds.
+learn them from intake's events (`CONSENT_HANDLERS`): `ConsentGranted` (the general class, on the
+general topic) and `ProtectedConsentGranted` (the protected classes, on the protected-consents
+topic) of one consent arrive in either order and the facts keep the union of their classes;
+its revocation is `ConsentRevoked` or, for a consent of protected classes only,
+`ProtectedConsentRevoked`. No service asks intake whether a consent holds.
 
 `covering_consent` answers the one question every service asks before a client's data crosses
 to another organisation: which consent lets these classes of data go to that organisation for
@@ -40,9 +43,13 @@ from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from shared.db.metadata import create_tables
 from shared.events.consent import (
     RECIPIENT_SPECIFIC_DATA_CLASSES,
+    ConsentGrant,
     ConsentGranted,
+    ConsentRevocation,
     ConsentRevoked,
     DataClass,
+    ProtectedConsentGranted,
+    ProtectedConsentRevoked,
     Purpose,
 )
 from shared.events.envelope import Event
@@ -85,9 +92,10 @@ def create_consent_facts_v1(connection: Connection, schema: str) -> None:
 # Keeping the facts
 
 
-async def record_consent_granted(connection: asyncpg.Connection, data: ConsentGranted) -> None:
+async def record_consent_granted(connection: asyncpg.Connection, data: ConsentGrant) -> None:
     """Idempotent: a consent's terms never change, so a repeat changes nothing; a revocation
-    that came first is kept."""
+    that came first is kept. The classes are merged: the general and the protected event of one
+    consent each bring their part, in either order."""
     await connection.execute(
         """
         INSERT INTO consent_facts AS f
@@ -95,13 +103,17 @@ async def record_consent_granted(connection: asyncpg.Connection, data: ConsentGr
              starts_on, expires_on)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
         ON CONFLICT (consent_id) DO UPDATE SET
-            recipients = EXCLUDED.recipients,
-            network = EXCLUDED.network,
-            purposes = EXCLUDED.purposes,
-            data_classes = EXCLUDED.data_classes,
-            starts_on = EXCLUDED.starts_on,
-            expires_on = EXCLUDED.expires_on
-        WHERE f.starts_on IS NULL
+            recipients = CASE WHEN f.starts_on IS NULL THEN EXCLUDED.recipients
+                              ELSE f.recipients END,
+            network = CASE WHEN f.starts_on IS NULL THEN EXCLUDED.network ELSE f.network END,
+            purposes = CASE WHEN f.starts_on IS NULL THEN EXCLUDED.purposes ELSE f.purposes END,
+            data_classes = ARRAY(
+                SELECT DISTINCT c FROM unnest(f.data_classes || EXCLUDED.data_classes) AS c
+                ORDER BY c
+            ),
+            starts_on = COALESCE(f.starts_on, EXCLUDED.starts_on),
+            expires_on = COALESCE(f.expires_on, EXCLUDED.expires_on)
+        WHERE f.starts_on IS NULL OR NOT f.data_classes @> EXCLUDED.data_classes
         """,
         data.consent_id,
         data.client_id,
@@ -114,7 +126,7 @@ async def record_consent_granted(connection: asyncpg.Connection, data: ConsentGr
     )
 
 
-async def record_consent_revoked(connection: asyncpg.Connection, data: ConsentRevoked) -> None:
+async def record_consent_revoked(connection: asyncpg.Connection, data: ConsentRevocation) -> None:
     """Idempotent: the first revocation recorded stands; before the grant it is kept alone."""
     await connection.execute(
         """
@@ -131,19 +143,23 @@ async def record_consent_revoked(connection: asyncpg.Connection, data: ConsentRe
 
 async def on_consent_granted(connection: asyncpg.Connection, event: Event) -> None:
     data = event.data
-    assert isinstance(data, ConsentGranted)
+    assert isinstance(data, ConsentGranted | ProtectedConsentGranted)
     await record_consent_granted(connection, data)
 
 
 async def on_consent_revoked(connection: asyncpg.Connection, event: Event) -> None:
     data = event.data
-    assert isinstance(data, ConsentRevoked)
+    assert isinstance(data, ConsentRevoked | ProtectedConsentRevoked)
     await record_consent_revoked(connection, data)
 
 
+# A service that keeps consent facts reads both topics: the protected-consents topic names it
+# among its readers (shared/events/protection.py).
 CONSENT_HANDLERS: dict[str, Handler] = {
     ConsentGranted.event_type: on_consent_granted,
     ConsentRevoked.event_type: on_consent_revoked,
+    ProtectedConsentGranted.event_type: on_consent_granted,
+    ProtectedConsentRevoked.event_type: on_consent_revoked,
 }
 
 

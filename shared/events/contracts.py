@@ -25,11 +25,13 @@ ANY_SERVICE = "any"
 class Topic:
     """One topic per aggregate stream, keyed by the aggregate id (usually the client id).
 
-    `INTAKE_PROTECTED` carries protected data classes (see `shared/events/protection.py`):
-    only the services named there may read it."""
+    `INTAKE_PROTECTED` and `INTAKE_PROTECTED_CONSENTS` carry protected data classes (see
+    `shared/events/protection.py`): only the services named there may read each. Consents have
+    their own protected topic because more services keep consent facts than may read needs."""
 
     INTAKE_CLIENTS = "casework.intake.clients"
     INTAKE_PROTECTED = "casework.intake.protected"
+    INTAKE_PROTECTED_CONSENTS = "casework.intake.protected-consents"
     PLANNING_CASES = "casework.planning.cases"
     PLANNING_WORKERS = "casework.planning.workers"
     REFERRALS = "casework.referrals.referrals"

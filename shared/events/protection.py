@@ -3,7 +3,7 @@
 Domestic violence (VAWA), substance use (42 CFR Part 2), HIV, mental health and child safety
 are protected data classes (`DataClass` other than `general`). The class of every need category
 and flag type is data, in `data_classes.json`, so adding an instrument's category is a reviewed
-line there, not code. Protected facts travel only on `Topic.INTAKE_PROTECTED`, whose readers
+line there, not code. Protected facts travel only on the protected topics, whose readers
 are named below (the broker's ACLs grant exactly these); general topics and the audit stream
 (the agency-facing feed) never carry them, nor anything that reveals that one exists. The
 general events enforce it in their schema (their classified fields accept only general values),
@@ -33,10 +33,16 @@ class Classification(BaseModel):
 
 CLASSIFICATION = Classification.model_validate_json(DATA_CLASSES_PATH.read_text(encoding="utf-8"))
 
-# Who may read each protected topic: planning keeps a case's needs to plan services for them,
-# notifications escalates crises. Referrals and agency systems never read it.
+# Who may read each protected topic. Needs and flags: planning keeps a case's needs to plan
+# services for them, notifications escalates crises; referrals and agency systems never read
+# them. Consents to share protected classes (shared/events/consent.py): every service that keeps
+# consent facts (shared/auth/consents.py), so that referrals can let protected classes cross
+# under a consent that names the organisation. Agency systems never read either.
 PROTECTED_TOPIC_READERS = MappingProxyType(
-    {Topic.INTAKE_PROTECTED: frozenset({"planning", "notifications"})}
+    {
+        Topic.INTAKE_PROTECTED: frozenset({"planning", "notifications"}),
+        Topic.INTAKE_PROTECTED_CONSENTS: frozenset({"planning", "referrals", "notifications"}),
+    }
 )
 
 

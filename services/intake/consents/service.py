@@ -27,10 +27,7 @@ from services.intake.consents.models import (
 from shared.auth import consents as shared_consents
 from shared.auth.consents import decide_coverage, record_consent_granted, record_consent_revoked
 from shared.auth.principal import Principal
-from shared.events.consent import (
-    ConsentGranted,
-    ConsentRevoked,
-)
+from shared.events.consent import ConsentGrant, revocation_event
 from shared.messaging.outbox import UnitOfWork
 
 _COLUMNS = (
@@ -124,7 +121,10 @@ def _public(row: asyncpg.Record, *, on: date) -> ConsentPublic:
 async def grant_consent(
     uow: UnitOfWork, *, client_id: UUID, data: ConsentCreate, recorded_by: Principal
 ) -> ConsentPublic:
-    """Record a consent and publish `ConsentGranted`, in the caller's transaction."""
+    """Record a consent and publish it, in the caller's transaction: `ConsentGranted` (general
+    topic, the general class only) when it covers the general class, `ProtectedConsentGranted`
+    (protected-consents topic, the protected classes only) when it covers any protected class.
+    A consent of protected classes only publishes nothing on the general topic."""
     on = today()
     row = await uow.connection.fetchrow(
         f"INSERT INTO consents (id, client_id, given_by, recipients, network, purposes, "
@@ -143,7 +143,7 @@ async def grant_consent(
         datetime.now(UTC),
     )
     consent = _public(row, on=on)
-    granted = ConsentGranted(
+    terms = ConsentGrant(
         consent_id=consent.id,
         client_id=consent.client_id,
         recipients=consent.recipients,
@@ -154,10 +154,12 @@ async def grant_consent(
         expires_on=consent.expires_on,
         given_by=consent.given_by,
     )
-    # Intake's own consent facts, in this transaction: the shared checks (partner access)
-    # read them here as every other service reads its copy.
-    await record_consent_granted(uow.connection, granted)
-    uow.publish(granted)
+    # Intake's own consent facts, every class, in this transaction: the shared checks (partner
+    # access) read them here as every other service reads its copy.
+    await record_consent_granted(uow.connection, terms)
+    for event in (terms.general_event(), terms.protected_event()):
+        if event is not None:
+            uow.publish(event)
     return consent
 
 
@@ -169,8 +171,10 @@ async def revoke_consent(
     data: RevocationRequest,
     revoked_by: Principal,
 ) -> ConsentPublic | None:
-    """Revoke a consent that is not revoked yet and publish `ConsentRevoked`. None when the
-    client has no such consent, or it was revoked already (see `get_consent`)."""
+    """Revoke a consent that is not revoked yet and publish its revocation: `ConsentRevoked`
+    when its grant went on the general topic, otherwise (protected classes only)
+    `ProtectedConsentRevoked`. None when the client has no such consent, or it was revoked
+    already (see `get_consent`)."""
     row = await uow.connection.fetchrow(
         f"UPDATE consents SET revoked_at = $3, revoked_by = $4, revocation_reason = $5, "
         f"revocation_note = $6 WHERE id = $1 AND client_id = $2 AND revoked_at IS NULL "
@@ -186,7 +190,8 @@ async def revoke_consent(
         return None
     consent = _public(row, on=today())
     assert consent.revoked_at is not None and consent.revocation_reason is not None
-    revoked = ConsentRevoked(
+    revoked = revocation_event(
+        data_classes=consent.data_classes,
         consent_id=consent.id,
         client_id=consent.client_id,
         revoked_at=consent.revoked_at,

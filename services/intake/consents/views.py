@@ -58,7 +58,9 @@ async def _authorize_write(
     response_model=ConsentPublic,
     responses=problem_responses(400, 401, 403, 404, 413, 422),
     summary="Record a client's consent",
-    description="Stores the consent and publishes `ConsentGranted` (ids and codes only). A "
+    description="Stores the consent and publishes it (ids and codes only): `ConsentGranted` "
+    "with the general class when it covers `general`, `ProtectedConsentGranted` with its "
+    "protected classes (on a protected topic) when it covers any. A "
     "consent names its recipient organisations or the whole network (`network: true`); a "
     "network-wide consent cannot cover domestic_violence (VAWA) or substance_use (42 CFR Part "
     "2) data. It applies from `starts_on` up to, not including, `expires_on`.",
@@ -158,8 +160,9 @@ async def get_consent(
     response_model=ConsentPublic,
     responses=problem_responses(400, 401, 403, 404, 409, 413, 422),
     summary="Revoke a consent",
-    description="From now on the consent covers nothing; publishes `ConsentRevoked` (the reason "
-    "code, never the note). A consent is revoked once: a second revocation is 409.",
+    description="From now on the consent covers nothing; publishes `ConsentRevoked`, or "
+    "`ProtectedConsentRevoked` for a consent of protected classes only (the reason code, never "
+    "the note). A consent is revoked once: a second revocation is 409.",
 )
 async def revoke_consent(
     client_id: ClientId,

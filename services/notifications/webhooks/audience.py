@@ -5,12 +5,13 @@
   `organization_id`, a referral's `sending_organization_id`), whose integration users read
   that client at intake anyway; and to another organisation only while a consent of the client
   covers it for the general data class and the purpose of the event: `referral` for referral
-  events, `care_coordination` for every other. Consent events themselves (`ConsentGranted`
-  names the classes a consent covers, protected ones included) go to the client's own
+  events, `care_coordination` for every other. The general consent events themselves
+  (`ConsentGranted` names a consent's recipients and terms) go to the client's own
   organisation only.
 - An event about no client (`WorkerUpdated`) goes to subscribers of the organisation the event
   names, and nobody else; an event naming no organisation goes to nobody.
-- Protected-topic events are never deliverable at all (catalogue.py).
+- Protected-topic events are never deliverable at all (catalogue.py), to any organisation:
+  `ProtectedConsentGranted` and `ProtectedConsentRevoked` included.
 
 Consent is checked when the delivery is created and again before every attempt (sender.py),
 so a revocation stops deliveries still waiting for a retry.

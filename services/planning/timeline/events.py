@@ -63,6 +63,9 @@ _ENTRIES: dict[str, _Entry] = {
         FlagAcknowledged, "flag.acknowledged", "flag", lambda d: d.flag_id,
         lambda d, _e: d.acknowledged_at,
     ),
+    # Only the general consent events: a consent's protected classes (ProtectedConsentGranted),
+    # or that a consent of protected classes only exists, never show on a case's timeline,
+    # which callers without protected access read.
     ConsentGranted.event_type: _Entry(
         ConsentGranted, "consent.granted", "consent", lambda d: d.consent_id,
         lambda _d, e: e.time,

@@ -2,7 +2,8 @@
 the transaction of the event or timer that causes them, with their events in that transaction's
 outbox write.
 
-- Consent revoked (intake's `ConsentRevoked`): the consent projection records it, and every open
+- Consent revoked (intake's `ConsentRevoked`, or `ProtectedConsentRevoked` for a consent of
+  protected classes only): the consent projection records it, and every open
   referral that shares data under that consent is cancelled with `consent-revoked`; the
   receiving organisation learns it from `ReferralStatusChanged`. The same revocation arriving
   again (or under another event id) finds nothing open: nothing happens twice.
@@ -19,7 +20,7 @@ from services.referrals.lifecycle import expiry, service
 from services.referrals.lifecycle.service import Actor, TransitionRefused
 from services.referrals.lifecycle.transitions import Side
 from shared.auth.consents import record_consent_revoked
-from shared.events.consent import ConsentRevoked
+from shared.events.consent import ConsentRevoked, ProtectedConsentRevoked
 from shared.events.envelope import Event, OutgoingEvent
 from shared.events.referrals import ReferralReason, ReferralStatus
 from shared.messaging.outbox import enqueue
@@ -30,7 +31,7 @@ SYSTEM = frozenset({Side.SYSTEM})
 
 async def on_consent_revoked(connection: asyncpg.Connection, event: Event) -> None:
     data = event.data
-    assert isinstance(data, ConsentRevoked)
+    assert isinstance(data, ConsentRevoked | ProtectedConsentRevoked)
     await record_consent_revoked(connection, data)
     for referral in await service.open_referrals_relying_on(connection, data.consent_id):
         _, events = await service.change_status(
