@@ -4,7 +4,11 @@ and invalid ones (negative mode); strings come from all of Unicode, so NUL, cont
 and zero-width characters are among them: the fuzz test of issue 9, item 7.
 
 The machinery is here; each service's operations are fuzzed by a module of their own
-(`tests/test_fuzz_<service>.py`), so the four runs spread over the suite's parallel workers.
+(`tests/test_fuzz_<service>.py`, made by `fuzz_tests`), so the four runs spread over the
+suite's parallel workers. Schemathesis' coverage phase (boundary values, missing and
+mistyped fields, unexpected methods: some 300 requests for a large body) runs once per
+operation, as the supervisor: request validation does not depend on the role. The fuzzing
+phase (`max-examples` generated requests) runs for every role.
 
 The four APIs and their workers run in a thread of their own, with its own event loop (asyncpg
 pools belong to the loop that opened them), under uvicorn on free ports, against the session's
@@ -19,7 +23,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 import asyncpg
@@ -45,22 +49,40 @@ from tests.support import VALID_CLIENT, User, bearer
 
 T = TypeVar("T")
 
-# Set by the `base_urls` fixture: where `refusals_are_audited` looks for the records.
-DATABASE_URL: list[str] = []
 # Without a verified caller: counted per source and minute, not audited one by one
 # (tests/test_rate_limits.py); or the rate limiter's own answer.
 NOT_AFTER_AUTHENTICATION = {401, 429}
 
 
-async def _audit_records(request_id: str, service: str) -> int:
-    connection = await asyncpg.connect(DATABASE_URL[0])
-    try:
-        count: int = await connection.fetchval(
-            f"SELECT count(*) FROM {service}.audit_log WHERE request_id = $1", request_id
+class AuditRecords:
+    """Counts a request's audit records, on one connection kept open in the services' loop
+    (a connection per refusal cost more than the request it checked)."""
+
+    def __init__(self) -> None:
+        self.services: ServicesThread | None = None
+        self.connection: asyncpg.Connection | None = None
+
+    def open(self, services: ServicesThread) -> None:
+        self.services = services
+        self.connection = services.run(asyncpg.connect(services.settings.database_url))
+
+    def close(self) -> None:
+        if self.services is not None and self.connection is not None:
+            self.services.run(self.connection.close())
+        self.services = self.connection = None
+
+    def count(self, request_id: str, service: str) -> int:
+        assert self.services is not None and self.connection is not None, "no services running"
+        count: int = self.services.run(
+            self.connection.fetchval(
+                f"SELECT count(*) FROM {service}.audit_log WHERE request_id = $1", request_id
+            )
         )
         return count
-    finally:
-        await connection.close()
+
+
+# Opened by the `base_urls` fixture: where `refusals_are_audited` looks for the records.
+AUDIT_RECORDS = AuditRecords()
 
 
 @schemathesis.check
@@ -76,7 +98,7 @@ def refusals_are_audited(
         return None  # refused before routing; counted like an unauthenticated attempt
     [request_id] = response.headers["x-request-id"]
     service = _SERVICE_BY_TITLE[case.operation.schema.raw_schema["info"]["title"]]
-    if asyncio.run(_audit_records(request_id, service)) == 0:
+    if AUDIT_RECORDS.count(request_id, service) == 0:
         raise AssertionError(
             f"{response.status_code} from {case.operation.label} left no audit record"
         )
@@ -92,19 +114,23 @@ CHECKS = [
     response_headers_conformance,
 ]
 
-CONFIG = schemathesis.Config.from_dict(
-    {
-        "generation": {
-            "mode": "all",  # valid requests, and invalid ones that must be refused as documented
-            # Per operation and role (four roles): 15 keeps the whole run within a few minutes
-            # across the suite's workers now that the services serve some 150 operations.
-            "max-examples": 15,
-            "deterministic": True,
-            "database": "none",
-        },
-        "suppress-health-check": ["too_slow", "filter_too_much", "data_too_large"],
-    }
-)
+
+def _config(*, coverage: bool) -> schemathesis.Config:
+    return schemathesis.Config.from_dict(
+        {
+            "generation": {
+                "mode": "all",  # valid requests, and invalid ones to be refused as documented
+                # Per operation and role (four roles): 15 keeps the whole run within a few
+                # minutes across the suite's workers; the services serve some 150 operations.
+                "max-examples": 15,
+                "deterministic": True,
+                "database": "none",
+            },
+            "phases": {"coverage": {"enabled": coverage}},
+            "suppress-health-check": ["too_slow", "filter_too_much", "data_too_large"],
+        }
+    )
+
 
 # Their own organisation, so what they create never shows up in other tests' lists.
 SUPERVISOR = User("fuzz-supervisor", ("supervisor",), "org-fuzz", "team-fuzz")
@@ -114,6 +140,8 @@ OUTSIDER = User("fuzz-outsider", ("caseworker",), "org-fuzz", "team-other")
 # Keeps org-fuzz's staff directory (planning's /v1/workers), which assignments must name.
 ADMIN = User("fuzz-admin", ("admin",), "org-fuzz", None)
 USERS = [SUPERVISOR, CASEWORKER, AUDITOR, ADMIN]
+# The coverage phase's role; the others get the fuzzing phase only.
+BOUNDARIES_USER = SUPERVISOR
 
 # Clients registered before the run (in scope for some users, not for others). A generated
 # well-formed `client_id` is mostly swapped for one of them (a hook, registered below): random
@@ -140,12 +168,20 @@ _OPENAPI = {
     name: create_app(spec, Settings.model_construct()).openapi() for name, spec in SERVICES.items()
 }
 _SERVICE_BY_TITLE = {document["info"]["title"]: name for name, document in _OPENAPI.items()}
-SCHEMAS = {
-    name: schemathesis.openapi.from_dict(document, config=CONFIG)
-    for name, document in _OPENAPI.items()
-}
-for _schema in SCHEMAS.values():
-    _schema.hook(flatmap_path_parameters)
+
+
+def _schemas(*, coverage: bool) -> dict[str, schemathesis.BaseSchema]:
+    schemas: dict[str, schemathesis.BaseSchema] = {
+        name: schemathesis.openapi.from_dict(document, config=_config(coverage=coverage))
+        for name, document in _OPENAPI.items()
+    }
+    for schema in schemas.values():
+        schema.hook(flatmap_path_parameters)
+    return schemas
+
+
+SCHEMAS_WITH_BOUNDARIES = _schemas(coverage=True)
+SCHEMAS = _schemas(coverage=False)
 
 
 class ServicesThread:
@@ -254,6 +290,53 @@ def served_schemas_are_the_tested_ones(base_urls: dict[str, str], http: requests
         assert http.get(f"{url}/openapi.json", timeout=10).json() == _OPENAPI[name]
 
 
+FuzzTest = Callable[..., None]
+
+
+def fuzz_tests(service: str) -> tuple[FuzzTest, FuzzTest, FuzzTest]:
+    """A service's three fuzz tests, for its module to bind to test_* names: the served schema
+    is the tested one; every operation's boundaries (coverage and fuzzing phases) as
+    BOUNDARIES_USER; every operation fuzzed as each other role."""
+
+    def served_schema(base_urls: dict[str, str], http: requests.Session) -> None:
+        served_schemas_are_the_tested_ones(base_urls, http)
+
+    # A parameter of one value: without a pytest parametrization, Schemathesis gives every
+    # operation's item the same node id.
+    @pytest.mark.parametrize("user", [BOUNDARIES_USER], ids=lambda user: user.roles[0])
+    @schemathesis.pytest.parametrize(**{service: SCHEMAS_WITH_BOUNDARIES[service]})
+    def boundaries(
+        case: schemathesis.Case[Any],
+        user: User,
+        headers: dict[User, dict[str, str]],
+        base_urls: dict[str, str],
+        http: requests.Session,
+    ) -> None:
+        fuzz(service, case, user, headers, base_urls, http)
+
+    @pytest.mark.parametrize(
+        "user", [u for u in USERS if u != BOUNDARIES_USER], ids=lambda user: user.roles[0]
+    )
+    @schemathesis.pytest.parametrize(**{service: SCHEMAS[service]})
+    def every_role(
+        case: schemathesis.Case[Any],
+        user: User,
+        headers: dict[User, dict[str, str]],
+        base_urls: dict[str, str],
+        http: requests.Session,
+    ) -> None:
+        fuzz(service, case, user, headers, base_urls, http)
+
+    # Schemathesis names each operation's test item after the function: the module's names.
+    for test, name in (
+        (served_schema, "test_served_schemas_are_the_tested_ones"),
+        (boundaries, f"test_{service}_boundaries"),
+        (every_role, f"test_{service}_fuzzed_as_every_other_role"),
+    ):
+        test.__name__ = test.__qualname__ = name
+    return served_schema, boundaries, every_role
+
+
 @pytest.fixture(scope="module")
 def http() -> Iterator[requests.Session]:
     with requests.Session() as session:
@@ -272,9 +355,9 @@ def base_urls(
     """The running services, with a client registered by each of SUPERVISOR, CASEWORKER and
     OUTSIDER (another team), the supervisor's assigned to the caseworker, known everywhere."""
     services = ServicesThread(settings)
-    DATABASE_URL[:] = [settings.database_url]
     try:
         services.start()
+        AUDIT_RECORDS.open(services)
         urls = services.base_urls
         registered: list[tuple[str, User]] = []
         for user in (SUPERVISOR, CASEWORKER, OUTSIDER):
@@ -318,4 +401,5 @@ def base_urls(
         yield urls
     finally:
         KNOWN_CLIENTS.clear()
+        AUDIT_RECORDS.close()
         services.stop()
