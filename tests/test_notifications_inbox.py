@@ -74,6 +74,9 @@ class _Server(uvicorn.Server):
 @pytest.fixture(scope="module")
 async def stack(settings: Settings) -> AsyncIterator[Stack]:
     fast = settings.model_copy(update={"timer_poll_seconds": 0.1})
+    # Now, not when the module was imported (minutes earlier in a full run): intake stamps
+    # events with the real time, and escalations are due 15 minutes after the flag's.
+    CLOCK.set(datetime.now(UTC))
     async with running_stack(fast, clock=CLOCK) as stack:
         yield stack
 
