@@ -85,7 +85,7 @@ async def inbox_first_page(context: BenchContext) -> None:
                 source_event_id, created_at, read_at)
             SELECT gen_random_uuid(), $1, $2, n, 'case_assigned', 'case', gen_random_uuid()::text,
                 gen_random_uuid(), 'normal', 'case_assigned',
-                jsonb_build_object('case_id', gen_random_uuid(), 'worker_id', $2), 'case-assigned',
+                jsonb_build_object('case_id', gen_random_uuid(), 'worker_id', $2::text), 'case-assigned',
                 'bench:' || n, now() - make_interval(secs => $3 - n),
                 CASE WHEN n % 3 = 0 THEN NULL ELSE now() END
             FROM generate_series(1, $3) AS n

@@ -207,10 +207,15 @@ class BenchStack:
     # -- event flow ------------------------------------------------------------------------
 
     async def event_counts(self) -> dict[str, int]:
-        """Clients registered at intake, and client references stored by each consumer."""
+        """Clients registered at intake through its API (a `ClientRegistered` in its outbox;
+        the search cases' population is inserted directly and never travels), and client
+        references stored by each consumer."""
         connection: asyncpg.Connection = await asyncpg.connect(self.admin_url)
         try:
-            counts = {"intake": await connection.fetchval("SELECT count(*) FROM intake.clients")}
+            registered = await connection.fetchval(
+                "SELECT count(*) FROM intake.outbox WHERE type = $1", ClientRegistered.event_type
+            )
+            counts = {"intake": registered}
             for service in self.client_ref_services:
                 counts[service] = await connection.fetchval(
                     f'SELECT count(*) FROM "{SERVICES[service].schema}".client_refs'
