@@ -23,6 +23,7 @@ import asyncpg
 
 from bench.load import REQUEST_ERRORS, HttpConnection, build_request, percentile, rounded
 from bench.people import people_bodies
+from shared.events.assessment import ClientAssessed
 
 if TYPE_CHECKING:
     from bench.cases import BenchContext
@@ -76,11 +77,12 @@ async def wait_known(admin_url: str, clients: list[str], timeout_s: float = 60.0
 
 async def post_assessments(
     base_url: str, clients: list[str], rate: float, headers: tuple[tuple[str, str], ...]
-) -> tuple[dict[str, datetime], int]:
+) -> tuple[dict[str, datetime], dict[str, datetime], int]:
     """One assessment per client at `rate` per second, on SENDERS connections: when each was
-    sent (wall clock), and how many failed."""
+    sent and answered (wall clock), and how many failed."""
     interval = 1 / rate
     sent: dict[str, datetime] = {}
+    answered: dict[str, datetime] = {}
     errors = 0
     body = json.dumps(
         {"instrument_id": "needs-risk-screening", "version": "1.0", "answers": FOOD_NEEDS}
@@ -103,6 +105,7 @@ async def post_assessments(
                 sent[client_id] = datetime.now(UTC)
                 try:
                     status, _ = await connection.request(raw)
+                    answered[client_id] = datetime.now(UTC)
                 except REQUEST_ERRORS:
                     errors += 1
                     await connection.close()
@@ -113,7 +116,31 @@ async def post_assessments(
             await connection.close()
 
     await asyncio.gather(*(sender(offset) for offset in range(SENDERS)))
-    return sent, errors
+    return sent, answered, errors
+
+
+async def assessed_published(admin_url: str, clients: list[str]) -> dict[str, datetime]:
+    """When intake's relay had each client's ClientAssessed acknowledged by the broker."""
+    connection: asyncpg.Connection = await asyncpg.connect(admin_url)
+    try:
+        rows = await connection.fetch(
+            "SELECT aggregateid, min(published_at) AS at FROM intake.outbox "
+            "WHERE type = $1 AND aggregateid = ANY($2::text[]) AND published_at IS NOT NULL "
+            "GROUP BY aggregateid",
+            ClientAssessed.event_type,
+            clients,
+        )
+    finally:
+        await connection.close()
+    return {row["aggregateid"]: row["at"] for row in rows}
+
+
+def _stage_ms(
+    clients: list[str], start: dict[str, datetime], end: dict[str, datetime]
+) -> list[float]:
+    return [
+        (end[c] - start[c]) / timedelta(milliseconds=1) for c in clients if c in start and c in end
+    ]
 
 
 async def review_recorded(
@@ -148,11 +175,16 @@ async def planning_case_from_assessment(context: BenchContext) -> None:
     clients = await register_clients(intake, count, options.headers)
     await wait_known(stack.admin_url, clients)
     await stack.wait_caught_up()
-    sent, errors = await post_assessments(intake, clients, rate, options.headers)
+    sent, answered, errors = await post_assessments(intake, clients, rate, options.headers)
     recorded = await review_recorded(stack.admin_url, clients, options.event_timeout_s + 30)
-    latencies = [
-        (recorded[c] - sent[c]) / timedelta(milliseconds=1) for c in clients if c in recorded
-    ]
+    published = await assessed_published(stack.admin_url, clients)
+    latencies = _stage_ms(clients, sent, recorded)
+    # Where the time went: intake's answer, then its relay's publish, then planning's consumer.
+    stages = {
+        "intake_answer": _stage_ms(clients, sent, answered),
+        "relay_publish": _stage_ms(clients, answered, published),
+        "planning_consume": _stage_ms(clients, published, recorded),
+    }
     context.emit(
         {
             "case": "planning_case_from_assessment",
@@ -163,6 +195,10 @@ async def planning_case_from_assessment(context: BenchContext) -> None:
             "max_ms": rounded(max(latencies)) if latencies else None,
             "errors": errors,
             "timeouts": len(clients) - len(latencies),
+            "stages_p50_p99_ms": {
+                name: [rounded(percentile(values, 50)), rounded(percentile(values, 99))]
+                for name, values in stages.items()
+            },
         }
     )
 
