@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 import asyncpg
@@ -31,23 +32,29 @@ CONCURRENT = 40
 
 
 @contextlib.asynccontextmanager
-async def running_intake(
-    settings: Settings, **overrides: object
+async def running_service(
+    service: str, settings: Settings, **overrides: object
 ) -> AsyncIterator[tuple[httpx.AsyncClient, Database]]:
-    """Intake's API in this loop with `overrides` on its settings, called as the caseworker;
-    and its database, to hold its pool's connections from outside."""
+    """A service's API in this loop with `overrides` on its settings, called as the
+    caseworker; and its database, to hold its pool's connections from outside."""
     configured = settings.model_copy(update=overrides)
-    app = create_app(SERVICES["intake"], configured)
+    app = create_app(SERVICES[service], configured)
     async with (
         LifespanManager(app) as manager,
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=manager.app),
-            base_url="http://intake.test",
+            base_url=f"http://{service}.test",
             headers=bearer(configured, CASEWORKER),
             timeout=30,
         ) as client,
     ):
         yield client, app.state.database
+
+
+def running_intake(
+    settings: Settings, **overrides: object
+) -> contextlib.AbstractAsyncContextManager[tuple[httpx.AsyncClient, Database]]:
+    return running_service("intake", settings, **overrides)
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +71,60 @@ async def _audit_rows(settings: Settings, request_ids: list[str]) -> int:
         settings, "SELECT count(*) FROM intake.audit_log WHERE request_id = ANY($1)", request_ids
     )
     return count
+
+
+async def _audited_requests(settings: Settings, request_ids: list[str], service: str) -> int:
+    """How many of the requests left at least one audit record in the service's trail."""
+    count: int = await admin_fetchval(
+        settings,
+        f"SELECT count(DISTINCT request_id) FROM {service}.audit_log WHERE request_id = ANY($1)",
+        request_ids,
+    )
+    return count
+
+
+# Per service: a read of something that does not exist (404) and a read that works (200),
+# each sent CONCURRENT times at once to a pool of POOL_SIZE connections.
+Route = tuple[str, str, dict[str, Any] | None, int]  # method, path, JSON body, expected status
+BUSY_ROUTES: dict[str, list[Route]] = {
+    "planning": [("GET", "/v1/cases/{random}", None, 404), ("GET", "/v1/work", None, 200)],
+    "referrals": [
+        ("GET", "/v1/referrals/{random}", None, 404),
+        ("POST", "/v1/matches", {"facts": {"need_categories": ["food_insecurity"]}}, 200),
+    ],
+    "notifications": [
+        ("POST", "/v1/inbox/{random}/read", None, 404),
+        ("GET", "/v1/inbox", None, 200),
+    ],
+}
+
+
+@pytest.mark.parametrize("service", list(BUSY_ROUTES))
+async def test_every_service_answers_more_requests_than_its_pool_and_audits_each(
+    settings: Settings, service: str
+) -> None:
+    async with running_service(
+        service, settings, database_pool_size=POOL_SIZE, database_acquire_timeout_seconds=2.0
+    ) as (client, _database):
+        for method, path, body, status in BUSY_ROUTES[service]:
+            request_ids = [f"busy-{uuid4()}" for _ in range(CONCURRENT)]
+            responses = await asyncio.gather(
+                *(
+                    client.request(
+                        method,
+                        path.format(random=uuid4()),
+                        json=body,
+                        headers={"X-Request-Id": request_id},
+                    )
+                    for request_id in request_ids
+                )
+            )
+            assert [r.status_code for r in responses] == [status] * CONCURRENT, (
+                path, {r.status_code: r.text for r in responses},
+            )  # fmt: skip
+            assert await _audited_requests(settings, request_ids, service) == CONCURRENT, path
+        ready = await client.get("/health/ready")
+        assert ready.json()["checks"]["database"] == "ok"
 
 
 async def test_refusals_above_pool_size_all_answer_and_are_all_audited(
