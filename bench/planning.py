@@ -23,6 +23,7 @@ import asyncpg
 
 from bench.load import REQUEST_ERRORS, HttpConnection, build_request, percentile, rounded
 from bench.people import people_bodies
+from bench.stack import CpuMeter
 from shared.events.assessment import ClientAssessed
 
 if TYPE_CHECKING:
@@ -175,8 +176,11 @@ async def planning_case_from_assessment(context: BenchContext) -> None:
     clients = await register_clients(intake, count, options.headers)
     await wait_known(stack.admin_url, clients)
     await stack.wait_caught_up()
+    meter = CpuMeter(stack.process_groups())
+    meter.start()
     sent, answered, errors = await post_assessments(intake, clients, rate, options.headers)
     recorded = await review_recorded(stack.admin_url, clients, options.event_timeout_s + 30)
+    meter.stop()
     published = await assessed_published(stack.admin_url, clients)
     latencies = _stage_ms(clients, sent, recorded)
     # Where the time went: intake's answer, then its relay's publish, then planning's consumer.
@@ -195,6 +199,9 @@ async def planning_case_from_assessment(context: BenchContext) -> None:
             "max_ms": rounded(max(latencies)) if latencies else None,
             "errors": errors,
             "timeouts": len(clients) - len(latencies),
+            # CPU seconds per process group from the first POST until the last case's review
+            # was recorded (with the polling after it): where the cores went.
+            "cpu_s": meter.seconds,
             "stages_p50_p99_ms": {
                 name: [rounded(percentile(values, 50)), rounded(percentile(values, 99))]
                 for name, values in stages.items()
