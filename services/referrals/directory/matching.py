@@ -27,8 +27,10 @@ are not read).
 
 from __future__ import annotations
 
+import heapq
 import json
 import re
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -138,6 +140,125 @@ def _opening_points(opens: Opening, now: datetime) -> int:
     return 0
 
 
+class _Scoring:
+    """One request's scoring: each outcome is worked out once per what it depends on (a rule's
+    expression, a set of checks, of languages, of postal prefixes, of schedules)."""
+
+    def __init__(
+        self,
+        facts: ClientFacts,
+        needs: list[str],
+        capacities: dict[str, asyncpg.Record],
+        now: datetime,
+        stale_after: timedelta,
+    ) -> None:
+        self.facts, self.needs, self.capacities = facts, needs, capacities
+        self.now, self.stale_after = now, stale_after
+        self.context = facts.context()
+        severities = facts.need_severities or {}
+        self.need_points = {
+            need: NEED_POINTS.get(severities.get(need, ""), UNKNOWN_SEVERITY_POINTS)
+            for need in needs
+        }
+        self.judged: dict[Check, tuple[Outcome, str | None]] = {}
+        self.summaries: dict[tuple[Check, ...], tuple[int, bool, bool]] = {}
+        self.spoken: dict[tuple[str, ...], bool | None] = {}
+        self.served: dict[tuple[str, ...] | None, bool | None] = {}
+        self.openings: dict[tuple[Weekly, ...], tuple[Opening, int]] = {}
+
+    def summary(self, entry: Entry) -> tuple[int, bool, bool]:
+        """Rules passed, any failed, any unknown."""
+        summary = self.summaries.get(entry.checks)
+        if summary is None:
+            outcomes = []
+            for check in entry.checks:
+                if check not in self.judged:
+                    self.judged[check] = judge_check(check, self.context)
+                outcomes.append(self.judged[check][0])
+            summary = self.summaries[entry.checks] = (
+                outcomes.count(Outcome.PASSED),
+                Outcome.FAILED in outcomes,
+                Outcome.UNKNOWN in outcomes,
+            )
+        return summary
+
+    def speaks(self, entry: Entry) -> bool | None:
+        if entry.languages not in self.spoken:
+            self.spoken[entry.languages] = _speaks(entry.languages, self.facts.language)
+        return self.spoken[entry.languages]
+
+    def serves(self, entry: Entry) -> bool | None:
+        if entry.prefixes not in self.served:
+            self.served[entry.prefixes] = _covers(entry.prefixes, self.facts.postal_area)
+        return self.served[entry.prefixes]
+
+    def opening(self, entry: Entry) -> tuple[Opening, int]:
+        found = self.openings.get(entry.schedules)
+        if found is None:
+            opens = opening_of(entry.schedules, self.now)
+            found = self.openings[entry.schedules] = (opens, _opening_points(opens, self.now))
+        return found
+
+    def capacity(self, service_id: str) -> tuple[str | None, datetime | None]:
+        row = self.capacities.get(service_id)
+        return (None, None) if row is None else (row["status"], row["last_confirmed_at"])
+
+    def ranking(self, entry: Entry) -> tuple[bool, int, str, str]:
+        """The sort key: eligible first, then the highest score, the name, the id."""
+        passed, failed, _unknown = self.summary(entry)
+        spoken, served = self.speaks(entry), self.serves(entry)
+        score = sum(points for need, points in self.need_points.items() if need in entry.needs)
+        score += RULE_PASSED_POINTS * passed + (INELIGIBLE_POINTS if failed else 0)
+        score += LANGUAGE_POINTS[spoken] if spoken is not None else 0
+        score += POSTAL_POINTS[served] if served is not None else 0
+        status, confirmed = self.capacity(entry.id)
+        if (
+            status is not None
+            and confirmed is not None
+            and self.now - confirmed <= self.stale_after
+        ):
+            score += CAPACITY_POINTS[CapacityStatus(status)]
+        score += self.opening(entry)[1]
+        return failed, -score, entry.name, entry.id
+
+    def service_match(self, entry: Entry, score: int) -> ServiceMatch:
+        """Only the services shown are built into their full explanation."""
+        _passed, failed, unknown = self.summary(entry)
+        status, confirmed = self.capacity(entry.id)
+        return ServiceMatch(
+            service_id=entry.id,
+            service_name=entry.name,
+            organization_id=entry.organization_id,
+            organization_name=entry.organization_name,
+            score=score,
+            eligible="ineligible" if failed else ("unknown" if unknown else "eligible"),
+            explanation=Explanation(
+                needs_met=[need for need in self.needs if need in entry.needs],
+                eligibility=[
+                    RuleResult(
+                        rule_id=rule.rule_id,
+                        description=rule.description,
+                        outcome=self.judged[rule.check][0],
+                        detail=self.judged[rule.check][1],
+                    )
+                    for rule in entry.rules
+                ],
+                language=LanguageFit(
+                    client_language=self.facts.language,
+                    service_languages=list(entry.languages),
+                    spoken=self.speaks(entry),
+                ),
+                postal_area=PostalFit(
+                    client_postal_area=self.facts.postal_area,
+                    served=self.serves(entry),
+                    service_areas=list(entry.area_labels),
+                ),
+                capacity=_capacity(status, confirmed, self.now, self.stale_after),
+                opening=self.opening(entry)[0],
+            ),
+        )
+
+
 async def match(
     connection: asyncpg.Connection,
     snapshot: Snapshot,
@@ -147,20 +268,18 @@ async def match(
     stale_after: timedelta,
     limit: int,
 ) -> MatchResult:
-    """Ranks on plain values, memoised per request on what the outcome depends on (a rule's
-    expression, a schedule set, a language or prefix set): only the `limit` services returned
-    are built into models."""
+    """Ranked on plain tuples, only the `limit` best kept (few objects outlive a candidate: no
+    garbage collection of the whole heap every few dozen requests); only those returned are
+    built into models."""
     needs = sorted(set(facts.need_categories or []))
     if not needs:
         return MatchResult(facts=facts, candidates=0, services=[])
-    met: dict[str, list[str]] = {}
-    for need in needs:
-        for service_id in snapshot.by_need.get(need, ()):
-            met.setdefault(service_id, []).append(need)
-    if len(met) > MAX_CANDIDATES:
-        met = {service_id: met[service_id] for service_id in sorted(met)[:MAX_CANDIDATES]}
+    ids: set[str] = set().union(*(snapshot.by_need.get(need, ()) for need in needs))
+    candidates: Iterable[str] = ids
+    if len(ids) > MAX_CANDIDATES:
+        candidates = sorted(ids)[:MAX_CANDIDATES]
     capacities = {
-        row["service_id"]: (row["status"], row["last_confirmed_at"])
+        row["service_id"]: row
         for row in await connection.fetch(
             """
             SELECT service_id, status, last_confirmed_at FROM service_capacity_status
@@ -170,88 +289,14 @@ async def match(
             needs,
         )
     }
-    context = facts.context()
-    severities = facts.need_severities or {}
-    need_points = {
-        need: NEED_POINTS.get(severities.get(need, ""), UNKNOWN_SEVERITY_POINTS) for need in needs
-    }
-    judged: dict[Check, tuple[Outcome, str | None]] = {}
-    summaries: dict[tuple[Check, ...], tuple[int, bool, bool]] = {}
-    spoken_of: dict[tuple[str, ...], bool | None] = {}
-    served_of: dict[tuple[str, ...] | None, bool | None] = {}
-    openings: dict[tuple[Weekly, ...], tuple[Opening, int]] = {}
-    no_capacity: tuple[str | None, datetime | None] = (None, None)
-    scored: list[tuple[bool, int, str, str, Entry]] = []
-    for service_id, needs_met in met.items():
-        entry = snapshot.services[service_id]
-        summary = summaries.get(entry.checks)
-        if summary is None:
-            outcomes = []
-            for check in entry.checks:
-                if check not in judged:
-                    judged[check] = judge_check(check, context)
-                outcomes.append(judged[check][0])
-            summary = summaries[entry.checks] = (
-                outcomes.count(Outcome.PASSED),
-                Outcome.FAILED in outcomes,
-                Outcome.UNKNOWN in outcomes,
-            )
-        passed, failed, _unknown = summary
-        if entry.languages not in spoken_of:
-            spoken_of[entry.languages] = _speaks(entry.languages, facts.language)
-        spoken = spoken_of[entry.languages]
-        if entry.prefixes not in served_of:
-            served_of[entry.prefixes] = _covers(entry.prefixes, facts.postal_area)
-        served = served_of[entry.prefixes]
-        if entry.schedules not in openings:
-            opens = opening_of(entry.schedules, now)
-            openings[entry.schedules] = (opens, _opening_points(opens, now))
-        score = sum(need_points[need] for need in needs_met)
-        score += RULE_PASSED_POINTS * passed + (INELIGIBLE_POINTS if failed else 0)
-        score += LANGUAGE_POINTS[spoken] if spoken is not None else 0
-        score += POSTAL_POINTS[served] if served is not None else 0
-        status, confirmed = capacities.get(service_id, no_capacity)
-        if status is not None and confirmed is not None and now - confirmed <= stale_after:
-            score += CAPACITY_POINTS[CapacityStatus(status)]
-        score += openings[entry.schedules][1]
-        scored.append((failed, -score, entry.name, service_id, entry))
-    scored.sort(key=lambda item: item[:4])
-    matches = []
-    for failed, negative, _name, service_id, entry in scored[:limit]:
-        status, confirmed = capacities.get(service_id, no_capacity)
-        rules = [
-            RuleResult(rule_id=rule.rule_id, description=rule.description,
-                       outcome=judged[rule.check][0], detail=judged[rule.check][1])
-            for rule in entry.rules
-        ]  # fmt: skip
-        unknown = summaries[entry.checks][2]
-        matches.append(
-            ServiceMatch(
-                service_id=service_id,
-                service_name=entry.name,
-                organization_id=entry.organization_id,
-                organization_name=entry.organization_name,
-                score=-negative,
-                eligible="ineligible" if failed else ("unknown" if unknown else "eligible"),
-                explanation=Explanation(
-                    needs_met=met[service_id],
-                    eligibility=rules,
-                    language=LanguageFit(
-                        client_language=facts.language,
-                        service_languages=list(entry.languages),
-                        spoken=spoken_of[entry.languages],
-                    ),
-                    postal_area=PostalFit(
-                        client_postal_area=facts.postal_area,
-                        served=served_of[entry.prefixes],
-                        service_areas=list(entry.area_labels),
-                    ),
-                    capacity=_capacity(status, confirmed, now, stale_after),
-                    opening=openings[entry.schedules][0],
-                ),
-            )
-        )
-    return MatchResult(facts=facts, candidates=len(met), services=matches)
+    scoring = _Scoring(facts, needs, capacities, now, stale_after)
+    services = snapshot.services
+    best = heapq.nsmallest(limit, (scoring.ranking(services[i]) for i in candidates))
+    return MatchResult(
+        facts=facts,
+        candidates=min(len(ids), MAX_CANDIDATES),
+        services=[scoring.service_match(services[i], -negative) for _, negative, _, i in best],
+    )
 
 
 async def client_facts(connection: asyncpg.Connection, client_id: Any) -> ClientFacts:
