@@ -264,12 +264,12 @@ async def test_facts_that_are_not_facts_are_422(stack: Stack) -> None:
         assert response.headers["content-type"] == "application/problem+json"
 
 
-async def _only(stack: Stack, need: str, facts: dict[str, Any]) -> dict[str, Any]:
+async def _matched(stack: Stack, need: str, service_id: str) -> dict[str, Any]:
     response = await stack.api["referrals"].post(
-        "/v1/matches", json={"facts": {"need_categories": [need], **facts}, "limit": 100}
+        "/v1/matches", json={"facts": {"need_categories": [need], "age": 30}, "limit": 100}
     )
     assert response.status_code == 200, response.text
-    [found] = response.json()["services"]
+    [found] = [s for s in response.json()["services"] if s["service_id"] == service_id]
     return dict(found)
 
 
@@ -279,13 +279,13 @@ async def test_a_rule_saved_through_the_api_changes_the_next_match(
     """Matching reads a snapshot of the directory kept in memory: a change is seen at once."""
     pantry = service(organization(name="Snapshot Trust"), name="Snapshot pantry")
     await import_json(stack.api["referrals"], directory_settings, OPERATOR, [pantry])
-    await _configure(stack, directory_settings, clock, pantry, ["snapshot_api"], [], None)
-    before = await _only(stack, "snapshot_api", {"age": 30})
+    await _configure(stack, directory_settings, clock, pantry, ["utilities"], [], None)
+    before = await _matched(stack, "utilities", pantry["id"])
     assert [r["rule_id"] for r in before["explanation"]["eligibility"]] == ["hsds-minimum-age"]
 
     seniors = {"rule_id": "seniors", "description": "Aged 65 or over", "expression": "age >= 65"}
-    await _configure(stack, directory_settings, clock, pantry, ["snapshot_api"], [seniors], None)
-    after = await _only(stack, "snapshot_api", {"age": 30})
+    await _configure(stack, directory_settings, clock, pantry, ["utilities"], [seniors], None)
+    after = await _matched(stack, "utilities", pantry["id"])
 
     assert [(r["rule_id"], r["outcome"]) for r in after["explanation"]["eligibility"]] == [
         ("hsds-minimum-age", "passed"), ("seniors", "failed"),
@@ -301,8 +301,8 @@ async def test_a_direct_sql_change_to_the_directory_changes_the_next_match(
     clinic = service(organization(name="Trigger Trust"), name="Trigger clinic")
     await import_json(stack.api["referrals"], directory_settings, OPERATOR, [clinic])
     adults = {"rule_id": "adults", "description": "Adults", "expression": "age >= 18"}
-    await _configure(stack, directory_settings, clock, clinic, ["snapshot_sql"], [adults], None)
-    before = await _only(stack, "snapshot_sql", {"age": 30})
+    await _configure(stack, directory_settings, clock, clinic, ["child_care"], [adults], None)
+    before = await _matched(stack, "child_care", clinic["id"])
     assert before["explanation"]["eligibility"][1]["outcome"] == "passed"
     version = await admin_fetchval(
         directory_settings, "SELECT version FROM referrals.directory_version"
@@ -316,7 +316,7 @@ async def test_a_direct_sql_change_to_the_directory_changes_the_next_match(
         await admin_fetchval(
             directory_settings, f"WITH changed AS ({statement} RETURNING 1) SELECT 1", clinic["id"]
         )
-    after = await _only(stack, "snapshot_sql", {"age": 30})
+    after = await _matched(stack, "child_care", clinic["id"])
 
     assert (
         await admin_fetchval(directory_settings, "SELECT version FROM referrals.directory_version")
