@@ -262,3 +262,66 @@ async def test_facts_that_are_not_facts_are_422(stack: Stack) -> None:
         response = await stack.api["referrals"].post("/v1/matches", json={"facts": facts})
         assert response.status_code == 422, facts
         assert response.headers["content-type"] == "application/problem+json"
+
+
+async def _matched(stack: Stack, need: str, service_id: str) -> dict[str, Any]:
+    response = await stack.api["referrals"].post(
+        "/v1/matches", json={"facts": {"need_categories": [need], "age": 30}, "limit": 100}
+    )
+    assert response.status_code == 200, response.text
+    [found] = [s for s in response.json()["services"] if s["service_id"] == service_id]
+    return dict(found)
+
+
+async def test_a_rule_saved_through_the_api_changes_the_next_match(
+    stack: Stack, directory_settings: Settings, clock: FrozenClock
+) -> None:
+    """Matching reads a snapshot of the directory kept in memory: a change is seen at once."""
+    pantry = service(organization(name="Snapshot Trust"), name="Snapshot pantry")
+    await import_json(stack.api["referrals"], directory_settings, OPERATOR, [pantry])
+    await _configure(stack, directory_settings, clock, pantry, ["utilities"], [], None)
+    before = await _matched(stack, "utilities", pantry["id"])
+    assert [r["rule_id"] for r in before["explanation"]["eligibility"]] == ["hsds-minimum-age"]
+
+    seniors = {"rule_id": "seniors", "description": "Aged 65 or over", "expression": "age >= 65"}
+    await _configure(stack, directory_settings, clock, pantry, ["utilities"], [seniors], None)
+    after = await _matched(stack, "utilities", pantry["id"])
+
+    assert [(r["rule_id"], r["outcome"]) for r in after["explanation"]["eligibility"]] == [
+        ("hsds-minimum-age", "passed"), ("seniors", "failed"),
+    ]  # fmt: skip
+    assert after["eligible"] == "ineligible"
+    assert after["score"] == before["score"] - 100
+
+
+async def test_a_direct_sql_change_to_the_directory_changes_the_next_match(
+    stack: Stack, directory_settings: Settings, clock: FrozenClock
+) -> None:
+    """Writes outside the API move the directory's version too (statement-level triggers)."""
+    clinic = service(organization(name="Trigger Trust"), name="Trigger clinic")
+    await import_json(stack.api["referrals"], directory_settings, OPERATOR, [clinic])
+    adults = {"rule_id": "adults", "description": "Adults", "expression": "age >= 18"}
+    await _configure(stack, directory_settings, clock, clinic, ["child_care"], [adults], None)
+    before = await _matched(stack, "child_care", clinic["id"])
+    assert before["explanation"]["eligibility"][1]["outcome"] == "passed"
+    version = await admin_fetchval(
+        directory_settings, "SELECT version FROM referrals.directory_version"
+    )
+
+    for statement in (
+        "UPDATE referrals.eligibility_rules SET expression = 'age >= 40' WHERE service_id = $1",
+        "UPDATE referrals.service SET name = 'Trigger clinic (renamed)' WHERE id = $1",
+        "UPDATE referrals.schedule SET byday = 'SA' WHERE service_id = $1",
+    ):
+        await admin_fetchval(
+            directory_settings, f"WITH changed AS ({statement} RETURNING 1) SELECT 1", clinic["id"]
+        )
+    after = await _matched(stack, "child_care", clinic["id"])
+
+    assert (
+        await admin_fetchval(directory_settings, "SELECT version FROM referrals.directory_version")
+        == version + 3
+    )
+    assert after["service_name"] == "Trigger clinic (renamed)"
+    assert after["explanation"]["eligibility"][1]["outcome"] == "failed"
+    assert after["explanation"]["opening"]["open_now"] is False  # a Wednesday; open Saturdays

@@ -42,4 +42,5 @@ SPEC = ServiceSpec(
     },
     timer_handlers={expiry.KIND: on_expiry_due},
     bulk_upload_paths=(directory_views.IMPORT_PATH,),
+    api_lifespan=directory_views.matching_lifespan,
 )

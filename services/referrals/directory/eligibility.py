@@ -14,6 +14,7 @@ a missing fact is never held against the client.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Any
@@ -113,25 +114,46 @@ def check(expression: str) -> None:
     compiled(expression)
 
 
-def evaluate(
-    rule_id: str, description: str, expression: str, context: dict[str, Any]
-) -> RuleResult:
-    def result(outcome: Outcome, detail: str | None = None) -> RuleResult:
-        return RuleResult(rule_id=rule_id, description=description, outcome=outcome, detail=detail)
+@dataclass(frozen=True, slots=True, eq=False)
+class Prepared:
+    """An expression ready to run: its program and the facts it names, worked out once (one
+    object per expression while it is cached: equal by identity, a key for memoising)."""
 
+    expression: str
+    program: Any | None
+    facts: frozenset[str]
+    error: str | None = None
+
+
+@lru_cache(maxsize=65_536)
+def prepare(expression: str) -> Prepared:
     try:
         program = compiled(expression)
     except RuleError as error:
-        return result(Outcome.UNKNOWN, f"the rule does not compile: {error}")
-    missing = sorted(set(program.variables()) & set(FACTS) - set(context))
+        return Prepared(expression, None, frozenset(), f"the rule does not compile: {error}")
+    return Prepared(expression, program, frozenset(program.variables()) & frozenset(FACTS))
+
+
+def judge(prepared: Prepared, context: dict[str, Any]) -> tuple[Outcome, str | None]:
+    """A rule's outcome and why it is unknown (None otherwise)."""
+    if prepared.program is None:
+        return Outcome.UNKNOWN, prepared.error
+    missing = sorted(prepared.facts - context.keys())
     if missing:
-        return result(Outcome.UNKNOWN, f"not known about the client: {', '.join(missing)}")
+        return Outcome.UNKNOWN, f"not known about the client: {', '.join(missing)}"
     try:
-        value = program.execute(context)
+        value = prepared.program.execute(context)
     except Exception as error:  # type mismatches, overflow, ...: the rule cannot say
-        return result(Outcome.UNKNOWN, f"could not be evaluated: {error}")
+        return Outcome.UNKNOWN, f"could not be evaluated: {error}"
     if value is True:
-        return result(Outcome.PASSED)
+        return Outcome.PASSED, None
     if value is False:
-        return result(Outcome.FAILED)
-    return result(Outcome.UNKNOWN, "the rule does not give true or false")
+        return Outcome.FAILED, None
+    return Outcome.UNKNOWN, "the rule does not give true or false"
+
+
+def evaluate(
+    rule_id: str, description: str, expression: str, context: dict[str, Any]
+) -> RuleResult:
+    outcome, detail = judge(prepare(expression), context)
+    return RuleResult(rule_id=rule_id, description=description, outcome=outcome, detail=detail)

@@ -1,7 +1,8 @@
 """Matching: the directory's services ranked for a client, each with why.
 
-Candidates are the active services mapped to one of the client's need categories (an index
-lookup, `service_need_categories`); only they are read further and have their rules run.
+Candidates are the active services mapped to one of the client's need categories. What is known
+of them but capacity comes from the process's snapshot of the directory (`snapshot.py`,
+reloaded when the directory changed); capacity, which changes often, is read per request.
 
 The score (higher is better), per service:
 - needs met: +40 for each of the client's needs of high severity the service meets, +30
@@ -26,17 +27,19 @@ are not read).
 
 from __future__ import annotations
 
+import heapq
 import json
 import re
-from collections import defaultdict
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
 from pydantic import BaseModel, Field
 
-from services.referrals.directory.eligibility import ClientFacts, Outcome, RuleResult, evaluate
-from services.referrals.directory.schedules import Opening, opening
+from services.referrals.directory.eligibility import ClientFacts, Outcome, RuleResult
+from services.referrals.directory.schedules import Opening, Weekly, opening_of
+from services.referrals.directory.snapshot import Check, Entry, Snapshot, judge_check
 from services.referrals.directory.tables import CapacityStatus
 
 NEED_POINTS = {"high": 40, "moderate": 30, "low": 20}
@@ -103,34 +106,23 @@ def _norm_postal(value: str) -> str:
     return re.sub(r"\s+", "", value).upper()
 
 
-def _covers(areas: list[dict[str, Any]], postal_area: str | None) -> bool | None:
-    readable = [
-        area["extent"]
-        for area in areas
-        if str(area.get("extent_type") or "").lower() == "text" and area.get("extent")
-    ]
-    if postal_area is None or not readable:
+def _covers(prefixes: tuple[str, ...] | None, postal_area: str | None) -> bool | None:
+    if postal_area is None or prefixes is None:
         return None
     client = _norm_postal(postal_area)
-    for extent in readable:
-        for prefix in re.split(r"[\s,;]+", extent.upper()):
-            if prefix and (client.startswith(prefix) or prefix.startswith(client)):
-                return True
-    return False
+    return any(client.startswith(prefix) or prefix.startswith(client) for prefix in prefixes)
 
 
-def _speaks(languages: list[dict[str, Any]], language: str | None) -> tuple[list[str], bool | None]:
-    spoken = sorted(
-        {str(row.get("code") or row.get("name") or "").lower() for row in languages} - {""}
-    )
+def _speaks(spoken: tuple[str, ...], language: str | None) -> bool | None:
     if language is None or not spoken:
-        return spoken, None
+        return None
     wanted = language.lower().split("-")[0]
-    return spoken, any(code.split("-")[0] == wanted for code in spoken)
+    return any(code.split("-")[0] == wanted for code in spoken)
 
 
-def _capacity(row: asyncpg.Record, now: datetime, stale_after: timedelta) -> CapacityFit:
-    status, confirmed = row["capacity_status"], row["capacity_confirmed_at"]
+def _capacity(
+    status: str | None, confirmed: datetime | None, now: datetime, stale_after: timedelta
+) -> CapacityFit:
     stale = confirmed is None or now - confirmed > stale_after
     return CapacityFit(
         status=CapacityStatus(status) if status else None,
@@ -140,147 +132,171 @@ def _capacity(row: asyncpg.Record, now: datetime, stale_after: timedelta) -> Cap
     )
 
 
-def _age_rules(row: asyncpg.Record, context: dict[str, Any]) -> list[RuleResult]:
-    rules = []
-    if row["minimum_age"] is not None:
-        minimum = float(row["minimum_age"])
-        rules.append(evaluate("hsds-minimum-age", f"Aged {minimum:g} or over (HSDS minimum_age)",
-                              f"double(age) >= {minimum!r}", context))  # fmt: skip
-    if row["maximum_age"] is not None:
-        maximum = float(row["maximum_age"])
-        rules.append(evaluate("hsds-maximum-age", f"Aged {maximum:g} or under (HSDS maximum_age)",
-                              f"double(age) <= {maximum!r}", context))  # fmt: skip
-    return rules
+def _opening_points(opens: Opening, now: datetime) -> int:
+    if opens.open_now:
+        return OPEN_NOW_POINTS
+    if opens.next_opens_at is not None and opens.next_opens_at - now <= timedelta(days=1):
+        return OPENS_SOON_POINTS
+    return 0
+
+
+class _Scoring:
+    """One request's scoring: each outcome is worked out once per what it depends on (a rule's
+    expression, a set of checks, of languages, of postal prefixes, of schedules)."""
+
+    def __init__(
+        self,
+        facts: ClientFacts,
+        needs: list[str],
+        capacities: dict[str, asyncpg.Record],
+        now: datetime,
+        stale_after: timedelta,
+    ) -> None:
+        self.facts, self.needs, self.capacities = facts, needs, capacities
+        self.now, self.stale_after = now, stale_after
+        self.context = facts.context()
+        severities = facts.need_severities or {}
+        self.need_points = {
+            need: NEED_POINTS.get(severities.get(need, ""), UNKNOWN_SEVERITY_POINTS)
+            for need in needs
+        }
+        self.judged: dict[Check, tuple[Outcome, str | None]] = {}
+        self.summaries: dict[tuple[Check, ...], tuple[int, bool, bool]] = {}
+        self.spoken: dict[tuple[str, ...], bool | None] = {}
+        self.served: dict[tuple[str, ...] | None, bool | None] = {}
+        self.openings: dict[tuple[Weekly, ...], tuple[Opening, int]] = {}
+
+    def summary(self, entry: Entry) -> tuple[int, bool, bool]:
+        """Rules passed, any failed, any unknown."""
+        summary = self.summaries.get(entry.checks)
+        if summary is None:
+            outcomes = []
+            for check in entry.checks:
+                if check not in self.judged:
+                    self.judged[check] = judge_check(check, self.context)
+                outcomes.append(self.judged[check][0])
+            summary = self.summaries[entry.checks] = (
+                outcomes.count(Outcome.PASSED),
+                Outcome.FAILED in outcomes,
+                Outcome.UNKNOWN in outcomes,
+            )
+        return summary
+
+    def speaks(self, entry: Entry) -> bool | None:
+        if entry.languages not in self.spoken:
+            self.spoken[entry.languages] = _speaks(entry.languages, self.facts.language)
+        return self.spoken[entry.languages]
+
+    def serves(self, entry: Entry) -> bool | None:
+        if entry.prefixes not in self.served:
+            self.served[entry.prefixes] = _covers(entry.prefixes, self.facts.postal_area)
+        return self.served[entry.prefixes]
+
+    def opening(self, entry: Entry) -> tuple[Opening, int]:
+        found = self.openings.get(entry.schedules)
+        if found is None:
+            opens = opening_of(entry.schedules, self.now)
+            found = self.openings[entry.schedules] = (opens, _opening_points(opens, self.now))
+        return found
+
+    def capacity(self, service_id: str) -> tuple[str | None, datetime | None]:
+        row = self.capacities.get(service_id)
+        return (None, None) if row is None else (row["status"], row["last_confirmed_at"])
+
+    def ranking(self, entry: Entry) -> tuple[bool, int, str, str]:
+        """The sort key: eligible first, then the highest score, the name, the id."""
+        passed, failed, _unknown = self.summary(entry)
+        spoken, served = self.speaks(entry), self.serves(entry)
+        score = sum(points for need, points in self.need_points.items() if need in entry.needs)
+        score += RULE_PASSED_POINTS * passed + (INELIGIBLE_POINTS if failed else 0)
+        score += LANGUAGE_POINTS[spoken] if spoken is not None else 0
+        score += POSTAL_POINTS[served] if served is not None else 0
+        status, confirmed = self.capacity(entry.id)
+        if (
+            status is not None
+            and confirmed is not None
+            and self.now - confirmed <= self.stale_after
+        ):
+            score += CAPACITY_POINTS[CapacityStatus(status)]
+        score += self.opening(entry)[1]
+        return failed, -score, entry.name, entry.id
+
+    def service_match(self, entry: Entry, score: int) -> ServiceMatch:
+        """Only the services shown are built into their full explanation."""
+        _passed, failed, unknown = self.summary(entry)
+        status, confirmed = self.capacity(entry.id)
+        return ServiceMatch(
+            service_id=entry.id,
+            service_name=entry.name,
+            organization_id=entry.organization_id,
+            organization_name=entry.organization_name,
+            score=score,
+            eligible="ineligible" if failed else ("unknown" if unknown else "eligible"),
+            explanation=Explanation(
+                needs_met=[need for need in self.needs if need in entry.needs],
+                eligibility=[
+                    RuleResult(
+                        rule_id=rule.rule_id,
+                        description=rule.description,
+                        outcome=self.judged[rule.check][0],
+                        detail=self.judged[rule.check][1],
+                    )
+                    for rule in entry.rules
+                ],
+                language=LanguageFit(
+                    client_language=self.facts.language,
+                    service_languages=list(entry.languages),
+                    spoken=self.speaks(entry),
+                ),
+                postal_area=PostalFit(
+                    client_postal_area=self.facts.postal_area,
+                    served=self.serves(entry),
+                    service_areas=list(entry.area_labels),
+                ),
+                capacity=_capacity(status, confirmed, self.now, self.stale_after),
+                opening=self.opening(entry)[0],
+            ),
+        )
 
 
 async def match(
     connection: asyncpg.Connection,
+    snapshot: Snapshot,
     facts: ClientFacts,
     *,
     now: datetime,
     stale_after: timedelta,
     limit: int,
 ) -> MatchResult:
+    """Ranked on plain tuples, only the `limit` best kept (few objects outlive a candidate: no
+    garbage collection of the whole heap every few dozen requests); only those returned are
+    built into models."""
     needs = sorted(set(facts.need_categories or []))
     if not needs:
         return MatchResult(facts=facts, candidates=0, services=[])
-    candidates = await connection.fetch(
-        """
-        SELECT s.id, s.name, s.organization_id, s.minimum_age, s.maximum_age,
-               o.name AS organization_name, array_agg(n.need_category) AS needs_met,
-               c.status AS capacity_status, c.last_confirmed_at AS capacity_confirmed_at
-        FROM service_need_categories n
-        JOIN service s ON s.id = n.service_id
-        JOIN organization o ON o.id = s.organization_id
-        LEFT JOIN service_capacity_status c ON c.service_id = s.id
-        WHERE n.need_category = ANY($1::text[]) AND coalesce(s.status, 'active') = 'active'
-        GROUP BY s.id, o.name, c.status, c.last_confirmed_at
-        LIMIT $2
-        """,
-        needs,
-        MAX_CANDIDATES,
-    )
-    ids = [row["id"] for row in candidates]
-    details = await _details(connection, ids)
-    context = facts.context()
-    severities = facts.need_severities or {}
-    scored: list[tuple[bool, int, str, str, Any]] = []
-    for row in candidates:
-        service_id = row["id"]
-        rules = _age_rules(row, context) + [
-            evaluate(rule["rule_id"], rule["description"], rule["expression"], context)
-            for rule in details["rules"][service_id]
-        ]
-        spoken_list, spoken = _speaks(details["languages"][service_id], facts.language)
-        areas = details["areas"][service_id]
-        served = _covers(areas, facts.postal_area)
-        capacity = _capacity(row, now, stale_after)
-        opens = opening(details["schedules"][service_id], now)
-        needs_met = sorted(row["needs_met"])
-        failed = any(rule.outcome is Outcome.FAILED for rule in rules)
-        score = sum(
-            NEED_POINTS.get(severities.get(need, ""), UNKNOWN_SEVERITY_POINTS) for need in needs_met
+    ids: set[str] = set().union(*(snapshot.by_need.get(need, ()) for need in needs))
+    candidates: Iterable[str] = ids
+    if len(ids) > MAX_CANDIDATES:
+        candidates = sorted(ids)[:MAX_CANDIDATES]
+    capacities = {
+        row["service_id"]: row
+        for row in await connection.fetch(
+            """
+            SELECT service_id, status, last_confirmed_at FROM service_capacity_status
+            WHERE service_id IN (SELECT service_id FROM service_need_categories
+                                 WHERE need_category = ANY($1::text[]))
+            """,
+            needs,
         )
-        score += RULE_PASSED_POINTS * sum(rule.outcome is Outcome.PASSED for rule in rules)
-        score += INELIGIBLE_POINTS if failed else 0
-        score += LANGUAGE_POINTS.get(spoken, 0) if spoken is not None else 0
-        score += POSTAL_POINTS.get(served, 0) if served is not None else 0
-        if not capacity.stale and capacity.status is not None:
-            score += CAPACITY_POINTS[capacity.status]
-        if opens.open_now:
-            score += OPEN_NOW_POINTS
-        elif opens.next_opens_at is not None and opens.next_opens_at - now <= timedelta(days=1):
-            score += OPENS_SOON_POINTS
-        unknown = any(rule.outcome is Outcome.UNKNOWN for rule in rules)
-        parts = (row, score, failed, unknown, needs_met, rules, spoken_list, spoken, areas,
-                 served, capacity, opens)  # fmt: skip
-        scored.append((failed, -score, row["name"], service_id, parts))
-    scored.sort(key=lambda entry: entry[:4])
-    matches = [_service_match(facts, *entry[4]) for entry in scored[:limit]]
-    return MatchResult(facts=facts, candidates=len(candidates), services=matches)
-
-
-def _service_match(
-    facts: ClientFacts,
-    row: asyncpg.Record,
-    score: int,
-    failed: bool,
-    unknown: bool,
-    needs_met: list[str],
-    rules: list[RuleResult],
-    spoken_list: list[str],
-    spoken: bool | None,
-    areas: list[dict[str, Any]],
-    served: bool | None,
-    capacity: CapacityFit,
-    opens: Opening,
-) -> ServiceMatch:
-    """Only the services shown are built into their full explanation."""
-    return ServiceMatch(
-        service_id=row["id"],
-        service_name=row["name"],
-        organization_id=row["organization_id"],
-        organization_name=row["organization_name"],
-        score=score,
-        eligible="ineligible" if failed else ("unknown" if unknown else "eligible"),
-        explanation=Explanation(
-            needs_met=needs_met,
-            eligibility=rules,
-            language=LanguageFit(
-                client_language=facts.language, service_languages=spoken_list, spoken=spoken
-            ),
-            postal_area=PostalFit(
-                client_postal_area=facts.postal_area,
-                served=served,
-                service_areas=[str(a.get("name") or a.get("extent") or "") for a in areas],
-            ),
-            capacity=capacity,
-            opening=opens,
-        ),
+    }
+    scoring = _Scoring(facts, needs, capacities, now, stale_after)
+    services = snapshot.services
+    best = heapq.nsmallest(limit, (scoring.ranking(services[i]) for i in candidates))
+    return MatchResult(
+        facts=facts,
+        candidates=min(len(ids), MAX_CANDIDATES),
+        services=[scoring.service_match(services[i], -negative) for _, negative, _, i in best],
     )
-
-
-async def _details(
-    connection: asyncpg.Connection, ids: list[str]
-) -> dict[str, dict[str, list[dict[str, Any]]]]:
-    details: dict[str, dict[str, list[dict[str, Any]]]] = {
-        key: defaultdict(list) for key in ("rules", "languages", "areas", "schedules")
-    }
-    if not ids:
-        return details
-    queries = {
-        "rules": "SELECT service_id, rule_id, description, expression FROM eligibility_rules "
-        "WHERE service_id = ANY($1::text[]) ORDER BY service_id, position, rule_id",
-        "languages": "SELECT service_id, code, name FROM language "
-        "WHERE service_id = ANY($1::text[])",
-        "areas": "SELECT service_id, name, extent, extent_type FROM service_area "
-        "WHERE service_id = ANY($1::text[]) ORDER BY id",
-        "schedules": "SELECT * FROM schedule WHERE service_id = ANY($1::text[]) ORDER BY id",
-    }
-    for key, query in queries.items():
-        for row in await connection.fetch(query, ids):
-            details[key][row["service_id"]].append(dict(row))
-    return details
 
 
 async def client_facts(connection: asyncpg.Connection, client_id: Any) -> ClientFacts:

@@ -10,6 +10,7 @@ are not read: with nothing readable the answer is "unknown", never "closed".
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -65,18 +66,22 @@ def _days(schedule: dict[str, Any]) -> set[int]:
     return days
 
 
-def _valid(schedule: dict[str, Any], day: date) -> bool:
-    start = schedule.get("valid_from") or schedule.get("dtstart")
-    end = [d for d in (schedule.get("valid_to"), schedule.get("until")) if isinstance(d, date)]
-    if isinstance(start, date) and day < start:
-        return False
-    return not any(day > limit for limit in end)
+@dataclass(frozen=True, slots=True)
+class Weekly:
+    """A readable weekly schedule, parsed once (hashable: equal schedules answer alike)."""
+
+    opens: time
+    closes: time
+    closes_zone: timezone | None
+    zone: timezone
+    days: frozenset[int]
+    start: date | None
+    ends: tuple[date, ...]
 
 
-def opening(schedules: list[dict[str, Any]], now: datetime) -> Opening:
-    readable = False
-    open_until: datetime | None = None
-    next_open: datetime | None = None
+def weekly(schedules: list[dict[str, Any]]) -> tuple[Weekly, ...]:
+    """The schedules Casework can read, in their order."""
+    readable = []
     for schedule in schedules:
         if str(schedule.get("freq") or "").upper() != "WEEKLY":
             continue
@@ -87,22 +92,53 @@ def opening(schedules: list[dict[str, Any]], now: datetime) -> Opening:
         )
         if opens is None or closes is None or not days:
             continue
-        readable = True
-        zone = opens[1] or _zone(schedule)
+        start = schedule.get("valid_from") or schedule.get("dtstart")
+        readable.append(
+            Weekly(
+                opens=opens[0],
+                closes=closes[0],
+                closes_zone=closes[1],
+                zone=opens[1] or _zone(schedule),
+                days=frozenset(days),
+                start=start if isinstance(start, date) else None,
+                ends=tuple(
+                    d for d in (schedule.get("valid_to"), schedule.get("until"))
+                    if isinstance(d, date)
+                ),
+            )
+        )  # fmt: skip
+    return tuple(readable)
+
+
+def _valid(schedule: Weekly, day: date) -> bool:
+    if schedule.start is not None and day < schedule.start:
+        return False
+    return not any(day > limit for limit in schedule.ends)
+
+
+def opening(schedules: list[dict[str, Any]], now: datetime) -> Opening:
+    return opening_of(weekly(schedules), now)
+
+
+def opening_of(schedules: tuple[Weekly, ...], now: datetime) -> Opening:
+    open_until: datetime | None = None
+    next_open: datetime | None = None
+    for schedule in schedules:
+        zone = schedule.zone
         local_now = now.astimezone(zone)
         for offset in range(-1, 8):
             day = local_now.date() + timedelta(days=offset)
-            if day.weekday() not in days or not _valid(schedule, day):
+            if day.weekday() not in schedule.days or not _valid(schedule, day):
                 continue
-            start = datetime.combine(day, opens[0], zone)
-            end = datetime.combine(day, closes[0], closes[1] or zone)
+            start = datetime.combine(day, schedule.opens, zone)
+            end = datetime.combine(day, schedule.closes, schedule.closes_zone or zone)
             if end <= start:
                 end += timedelta(days=1)
             if start <= now < end:
                 open_until = max(open_until, end) if open_until else end
             elif start > now and (next_open is None or start < next_open):
                 next_open = start
-    if not readable:
+    if not schedules:
         return Opening(open_now=None)
     if open_until is not None:
         return Opening(open_now=True, closes_at=open_until.astimezone(UTC))

@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
@@ -158,6 +159,30 @@ def service_capacity_status_table(metadata: MetaData) -> Table:
     )
 
 
+# What matching keeps in memory (matching.py): a write to any of them moves the directory's
+# version (statement-level triggers, migration 0010), which makes each process reload.
+MATCHING_TABLES = (
+    "organization",
+    "service",
+    "service_need_categories",
+    "eligibility_rules",
+    "language",
+    "service_area",
+    "schedule",
+)
+
+
+def directory_version_table(metadata: MetaData) -> Table:
+    """One row: a number moved by every statement writing one of `MATCHING_TABLES`."""
+    return Table(
+        "directory_version",
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column("version", BigInteger, nullable=False),
+        CheckConstraint("id = 1", name="one_row"),
+    )
+
+
 def directory_tables(metadata: MetaData) -> list[Table]:
     """Every directory table, HSDS's first (Casework's refer to `service`)."""
     return [
@@ -165,4 +190,5 @@ def directory_tables(metadata: MetaData) -> list[Table]:
         service_need_categories_table(metadata),
         eligibility_rules_table(metadata),
         service_capacity_status_table(metadata),
+        directory_version_table(metadata),
     ]

@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.datastructures import UploadFile
@@ -18,6 +18,7 @@ from services.referrals.directory import exporter, records, service
 from services.referrals.directory.eligibility import ClientFacts
 from services.referrals.directory.importer import ImportReport, run_import
 from services.referrals.directory.matching import MatchResult, client_facts, match
+from services.referrals.directory.snapshot import DirectorySnapshots, Snapshot
 from shared.audit.log import Outcome
 from shared.auth.guard import Grant, Guard, GuardDep
 from shared.db.database import Database
@@ -311,16 +312,32 @@ def _merged(known: ClientFacts, given: ClientFacts | None) -> ClientFacts:
     return known.model_copy(update=given.model_dump(exclude_unset=True, exclude_none=True))
 
 
+@asynccontextmanager
+async def matching_lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """The API's lifespan part: one directory snapshot per process (app)."""
+    app.state.directory_snapshots = DirectorySnapshots()
+    yield
+
+
+async def _snapshot(request: Request, database: Database) -> Snapshot:
+    """The directory as matching reads it: taken before the request's connection (a reload
+    waits for another's without holding one)."""
+    snapshots: DirectorySnapshots = request.app.state.directory_snapshots
+    return await snapshots.current(database)
+
+
 async def _run_match(
     uow: UnitOfWork,
     request: Request,
     clock: ClockDep,
+    snapshot: Snapshot,
     facts: ClientFacts,
     limit: int,
 ) -> MatchResult:
     settings = _settings(request)
     return await match(
         uow.connection,
+        snapshot,
         facts,
         now=clock.now(),
         stale_after=timedelta(days=settings.directory_capacity_stale_days),
@@ -345,6 +362,7 @@ async def post_match(
     database: DatabaseDep,
     clock: ClockDep,
 ) -> MatchResult:
+    snapshot = await _snapshot(request, database)
     async with unit_of_work(database) as uow:
         if body.client_id is not None:
             grant = await guard.authorize_client(
@@ -354,7 +372,8 @@ async def post_match(
         else:
             grant = await guard.require("match.run", resource_type="match")
             known = ClientFacts()
-        result = await _run_match(uow, request, clock, _merged(known, body.facts), body.limit)
+        facts = _merged(known, body.facts)
+        result = await _run_match(uow, request, clock, snapshot, facts, body.limit)
         await guard.audit(uow, grant)
     return result
 
@@ -373,11 +392,12 @@ async def get_suggested_services(
     clock: ClockDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> MatchResult:
+    snapshot = await _snapshot(request, database)
     async with unit_of_work(database) as uow:
         grant = await guard.authorize_client(
             uow.connection, "match.read", client_id, resource_type="match"
         )
         facts = await client_facts(uow.connection, client_id)
-        result = await _run_match(uow, request, clock, facts, limit)
+        result = await _run_match(uow, request, clock, snapshot, facts, limit)
         await guard.audit(uow, grant)
     return result
