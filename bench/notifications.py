@@ -27,6 +27,7 @@ import httpx
 from bench.load import HttpConnection, build_request, percentile, rounded
 from bench.people import ORGANIZATION, TEAM, WORKER, people_bodies
 from shared.auth.tokens import issue_dev_token
+from shared.events.assessment import ProtectedFlagRaised
 
 if TYPE_CHECKING:
     from bench.cases import BenchContext
@@ -174,6 +175,8 @@ async def crisis_to_stream(context: BenchContext) -> None:
         ticket = (await client.post(f"{base}/v1/inbox/stream-tickets", headers=worker)).json()
     answered: dict[str, float] = {}  # client id -> when its POST was answered
     received: dict[str, float] = {}  # client id -> when its frame arrived
+    answered_at: dict[str, float] = {}  # the same two, on the wall clock (for the stages)
+    received_at: dict[str, float] = {}
     frames_open = asyncio.Event()
 
     async def listen() -> None:
@@ -189,6 +192,7 @@ async def crisis_to_stream(context: BenchContext) -> None:
                     item = json.loads(line.removeprefix("data:").strip())
                     if item["kind"] == "crisis_flag" and item["client_id"]:
                         received.setdefault(item["client_id"], time.monotonic())
+                        received_at.setdefault(item["client_id"], time.time())
                         if len(received) >= len(clients):
                             return
 
@@ -207,6 +211,7 @@ async def crisis_to_stream(context: BenchContext) -> None:
         )
         if response.status_code == 201:
             answered[client_id] = time.monotonic()
+            answered_at[client_id] = time.time()
         else:
             errors += 1
 
@@ -226,6 +231,12 @@ async def crisis_to_stream(context: BenchContext) -> None:
     except TimeoutError:
         timeouts = len(answered) - len(received)
     latencies = [(received[c] - answered[c]) * 1000 for c in answered if c in received]
+    published, picked_up = await _crisis_stages(stack.admin_url, list(answered))
+    stages = {
+        "relay_publish": _stage_ms(answered_at, published),
+        "consumer_pickup": _stage_ms(published, picked_up),
+        "handling_and_stream": _stage_ms(picked_up, received_at),
+    }
     context.emit(
         {
             "case": "crisis_to_stream",
@@ -236,5 +247,48 @@ async def crisis_to_stream(context: BenchContext) -> None:
             "max_ms": rounded(max(latencies)) if latencies else None,
             "timeouts": timeouts,
             "errors": errors,
+            # Where the time went: intake's relay (the answer until ProtectedFlagRaised was
+            # acknowledged by the broker), notifications' consumer picking it up (until its
+            # batch's transaction began), the handling, commit and stream (until the bench read
+            # the frame). Wall clock, one machine.
+            "stages_p50_p99_ms": {
+                name: [rounded(percentile(values, 50)), rounded(percentile(values, 99))]
+                for name, values in stages.items()
+            },
         }
     )
+
+
+async def _crisis_stages(
+    admin_url: str, clients: list[str]
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Per client (wall clock, seconds): when intake's relay had its ProtectedFlagRaised
+    acknowledged, and when notifications' consumer began the transaction handling it."""
+    connection: asyncpg.Connection = await asyncpg.connect(admin_url)
+    try:
+        published = await connection.fetch(
+            "SELECT aggregateid AS client_id, extract(epoch FROM min(published_at)) AS at "
+            "FROM intake.outbox WHERE type = $1 AND aggregateid = ANY($2::text[]) "
+            "AND published_at IS NOT NULL GROUP BY aggregateid",
+            ProtectedFlagRaised.event_type,
+            clients,
+        )
+        # The consumer's inbox row is stamped with its transaction's start (now()): when the
+        # batch holding the event began to be handled.
+        picked_up = await connection.fetch(
+            "SELECT o.aggregateid AS client_id, extract(epoch FROM min(i.processed_at)) AS at "
+            "FROM intake.outbox o JOIN notifications.inbox i ON i.event_id = o.id::text "
+            "WHERE o.type = $1 AND o.aggregateid = ANY($2::text[]) GROUP BY o.aggregateid",
+            ProtectedFlagRaised.event_type,
+            clients,
+        )
+    finally:
+        await connection.close()
+    return (
+        {row["client_id"]: float(row["at"]) for row in published},
+        {row["client_id"]: float(row["at"]) for row in picked_up},
+    )
+
+
+def _stage_ms(start: dict[str, float], end: dict[str, float]) -> list[float]:
+    return [(end[c] - start[c]) * 1000 for c in start if c in end]
