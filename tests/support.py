@@ -91,12 +91,26 @@ async def running_stack(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> A
         for worker in stack.workers.values():
             if worker.consumer is not None:
                 await asyncio.wait_for(worker.consumer.assigned.wait(), 90)
+        await caught_up(stack)
         try:
             yield stack
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def caught_up(stack: Stack, timeout: float = 120.0) -> None:
+    """Every consumer has handled what earlier modules left on the topics (a fuzz run leaves
+    thousands of events): a module's first test must not wait behind them."""
+
+    async def no_backlog() -> bool | None:
+        for worker in stack.workers.values():
+            if worker.consumer is not None and await worker.consumer.backlog() > 0:
+                return None
+        return True
+
+    await eventually(no_backlog, timeout=timeout, interval=0.2)
 
 
 async def forget_pending_timers(settings: Settings) -> None:

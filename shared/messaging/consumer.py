@@ -191,6 +191,20 @@ class ConsumerRunner:
         with contextlib.suppress(KafkaError, OSError):
             await producer.stop()
 
+    async def backlog(self) -> int:
+        """Messages on this member's partitions not handled and committed yet (0 without
+        partitions): the end offsets less the group's committed offsets."""
+        consumer = self._consumer
+        partitions = list(consumer.assignment()) if consumer is not None else []
+        if consumer is None or not partitions:
+            return 0
+        ends = await consumer.end_offsets(partitions)
+        behind = 0
+        for partition in partitions:
+            committed = await consumer.committed(partition)
+            behind += max(ends[partition] - (committed or 0), 0)
+        return behind
+
     def state(self) -> str:
         """For readiness: "ok" once the group's latest rebalance completed for this member."""
         if not self.membership.joined:
