@@ -72,8 +72,6 @@ async def running_stack(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> A
     time-dependent rules)."""
     stack = Stack()
     tasks: list[asyncio.Task[None]] = []
-    if clock is not SYSTEM_CLOCK:
-        await forget_pending_timers(settings)
     async with contextlib.AsyncExitStack() as exits:
         for name, spec in SERVICES.items():
             app = create_app(spec, settings, topics=TOPICS, clock=clock)
@@ -92,6 +90,9 @@ async def running_stack(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> A
             if worker.consumer is not None:
                 await asyncio.wait_for(worker.consumer.assigned.wait(), 90)
         await caught_up(stack)
+        if clock is not SYSTEM_CLOCK:
+            # After catching up: handling earlier modules' events schedules timers too.
+            await forget_pending_timers(settings)
         try:
             yield stack
         finally:

@@ -546,8 +546,9 @@ async def test_quiet_hours_delay_a_normal_message_but_not_a_crisis(
         due: datetime | None = await admin_fetchval(
             settings,
             "SELECT due_at FROM notifications.timers WHERE kind = 'notifications.deliver' "
-            "AND key LIKE $1 AND fired_at IS NULL",
+            "AND key LIKE $1 AND fired_at IS NULL AND due_at > $2",
             "org-a|quinn|%",
+            now,
         )
         return due
 
