@@ -24,6 +24,7 @@ import asyncpg
 from bench.load import REQUEST_ERRORS, HttpConnection, build_request, percentile, rounded
 from bench.people import people_bodies
 from bench.stack import CpuMeter
+from bench.stages import p50_p99, published_at, stage_ms
 from shared.events.assessment import ClientAssessed
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ FOOD_NEEDS = {
     "child_in_danger": "no_children", "child_needs_unmet": "no_children",
 }  # fmt: skip
 SENDERS = 16
+WARMUP_ASSESSMENTS = 50
 TIMELINE_ENTRIES = 1000
 TIMELINE_REQUESTS = 300
 
@@ -120,30 +122,6 @@ async def post_assessments(
     return sent, answered, errors
 
 
-async def assessed_published(admin_url: str, clients: list[str]) -> dict[str, datetime]:
-    """When intake's relay had each client's ClientAssessed acknowledged by the broker."""
-    connection: asyncpg.Connection = await asyncpg.connect(admin_url)
-    try:
-        rows = await connection.fetch(
-            "SELECT aggregateid, min(published_at) AS at FROM intake.outbox "
-            "WHERE type = $1 AND aggregateid = ANY($2::text[]) AND published_at IS NOT NULL "
-            "GROUP BY aggregateid",
-            ClientAssessed.event_type,
-            clients,
-        )
-    finally:
-        await connection.close()
-    return {row["aggregateid"]: row["at"] for row in rows}
-
-
-def _stage_ms(
-    clients: list[str], start: dict[str, datetime], end: dict[str, datetime]
-) -> list[float]:
-    return [
-        (end[c] - start[c]) / timedelta(milliseconds=1) for c in clients if c in start and c in end
-    ]
-
-
 async def review_recorded(
     admin_url: str, clients: list[str], timeout_s: float
 ) -> dict[str, datetime]:
@@ -173,21 +151,30 @@ async def planning_case_from_assessment(context: BenchContext) -> None:
     intake = stack.api_url("intake")
     count = options.events
     rate = options.assessment_rate
-    clients = await register_clients(intake, count, options.headers)
-    await wait_known(stack.admin_url, clients)
+    registered = await register_clients(intake, WARMUP_ASSESSMENTS + count, options.headers)
+    await wait_known(stack.admin_url, registered)
+    warmup, clients = registered[:WARMUP_ASSESSMENTS], registered[WARMUP_ASSESSMENTS:]
+    # Not measured: the first assessments load the instrument, compile its rules and fill
+    # the caches of every service on the way.
+    await post_assessments(intake, warmup, rate, options.headers)
+    await review_recorded(stack.admin_url, warmup, options.event_timeout_s + 30)
     await stack.wait_caught_up()
     meter = CpuMeter(stack.process_groups())
     meter.start()
     sent, answered, errors = await post_assessments(intake, clients, rate, options.headers)
     recorded = await review_recorded(stack.admin_url, clients, options.event_timeout_s + 30)
     meter.stop()
-    published = await assessed_published(stack.admin_url, clients)
-    latencies = _stage_ms(clients, sent, recorded)
+    published = await published_at(stack.admin_url, ClientAssessed.event_type, clients)
+    sent_at, answered_at, recorded_at = (
+        {client: moment.timestamp() for client, moment in moments.items()}
+        for moments in (sent, answered, recorded)
+    )
+    latencies = stage_ms(sent_at, recorded_at)
     # Where the time went: intake's answer, then its relay's publish, then planning's consumer.
     stages = {
-        "intake_answer": _stage_ms(clients, sent, answered),
-        "relay_publish": _stage_ms(clients, answered, published),
-        "planning_consume": _stage_ms(clients, published, recorded),
+        "intake_answer": stage_ms(sent_at, answered_at),
+        "relay_publish": stage_ms(answered_at, published),
+        "planning_consume": stage_ms(published, recorded_at),
     }
     context.emit(
         {
@@ -202,10 +189,7 @@ async def planning_case_from_assessment(context: BenchContext) -> None:
             # CPU seconds per process group from the first POST until the last case's review
             # was recorded (with the polling after it): where the cores went.
             "cpu_s": meter.seconds,
-            "stages_p50_p99_ms": {
-                name: [rounded(percentile(values, 50)), rounded(percentile(values, 99))]
-                for name, values in stages.items()
-            },
+            "stages_p50_p99_ms": p50_p99(stages),
         }
     )
 
