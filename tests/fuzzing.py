@@ -250,7 +250,12 @@ class ServicesThread:
         for task in self.worker_tasks:
             task.cancel()
         await asyncio.gather(*self.server_tasks, *self.worker_tasks, return_exceptions=True)
-        # Whatever a cancelled worker left behind (e.g. a Kafka client's background tasks).
+        # A cancelled worker stops its Kafka clients in a shielded task (leaving the group):
+        # let those finish first, or the next module's consumers find a dead member holding
+        # partitions. Then whatever is left behind (a Kafka client's background tasks).
+        leftovers = asyncio.all_tasks() - {asyncio.current_task()}
+        if leftovers:
+            await asyncio.wait(leftovers, timeout=10)
         leftovers = asyncio.all_tasks() - {asyncio.current_task()}
         for task in leftovers:
             task.cancel()

@@ -102,12 +102,17 @@ async def running_stack(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> A
 
 
 async def caught_up(stack: Stack, timeout: float = 120.0) -> None:
-    """Every consumer has handled what earlier modules left on the topics (a fuzz run leaves
-    thousands of events): a module's first test must not wait behind them."""
+    """Every consumer holds all its partitions (no member of an earlier module's stack that
+    died without leaving keeps some, unread) and has handled what earlier modules left on the
+    topics (a fuzz run leaves thousands of events): a module's first test must not wait
+    behind them."""
 
     async def no_backlog() -> bool | None:
         for worker in stack.workers.values():
-            if worker.consumer is not None and await worker.consumer.backlog() > 0:
+            consumer = worker.consumer
+            if consumer is None:
+                continue
+            if not consumer.holds_every_partition() or await consumer.backlog() > 0:
                 return None
         return True
 

@@ -191,6 +191,19 @@ class ConsumerRunner:
         with contextlib.suppress(KafkaError, OSError):
             await producer.stop()
 
+    def holds_every_partition(self) -> bool:
+        """Whether this member holds every partition of its topics: the group's only member
+        (a member that died without leaving holds some until the broker evicts it)."""
+        consumer = self._consumer
+        if consumer is None:
+            return False
+        wanted = {
+            TopicPartition(topic, partition)
+            for topic in self.topics
+            for partition in consumer.partitions_for_topic(topic) or ()
+        }
+        return bool(wanted) and consumer.assignment() == wanted
+
     async def backlog(self) -> int:
         """Messages on this member's partitions not handled and committed yet (0 without
         partitions): the end offsets less the group's committed offsets."""
