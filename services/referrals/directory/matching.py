@@ -120,10 +120,15 @@ def _speaks(spoken: tuple[str, ...], language: str | None) -> bool | None:
     return any(code.split("-")[0] == wanted for code in spoken)
 
 
+def _stale(confirmed: datetime | None, now: datetime, stale_after: timedelta) -> bool:
+    """Capacity confirmed longer ago than the setting allows, or never: counted as unknown."""
+    return confirmed is None or now - confirmed > stale_after
+
+
 def _capacity(
     status: str | None, confirmed: datetime | None, now: datetime, stale_after: timedelta
 ) -> CapacityFit:
-    stale = confirmed is None or now - confirmed > stale_after
+    stale = _stale(confirmed, now, stale_after)
     return CapacityFit(
         status=CapacityStatus(status) if status else None,
         last_confirmed_at=confirmed,
@@ -212,11 +217,7 @@ class _Scoring:
         score += LANGUAGE_POINTS[spoken] if spoken is not None else 0
         score += POSTAL_POINTS[served] if served is not None else 0
         status, confirmed = self.capacity(entry.id)
-        if (
-            status is not None
-            and confirmed is not None
-            and self.now - confirmed <= self.stale_after
-        ):
+        if status is not None and not _stale(confirmed, self.now, self.stale_after):
             score += CAPACITY_POINTS[CapacityStatus(status)]
         score += self.opening(entry)[1]
         return failed, -score, entry.name, entry.id

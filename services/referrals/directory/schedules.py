@@ -116,10 +116,6 @@ def _valid(schedule: Weekly, day: date) -> bool:
     return not any(day > limit for limit in schedule.ends)
 
 
-def opening(schedules: list[dict[str, Any]], now: datetime) -> Opening:
-    return opening_of(weekly(schedules), now)
-
-
 def opening_of(schedules: tuple[Weekly, ...], now: datetime) -> Opening:
     open_until: datetime | None = None
     next_open: datetime | None = None
